@@ -1,0 +1,38 @@
+"""trl-token-ext: dense token-level rewards for Hugging Face TRL's GRPO and RLOO trainers."""
+
+from __future__ import annotations
+
+import importlib
+from typing import TYPE_CHECKING, Any
+
+__version__ = "0.1.0.dev0"
+
+# Public name -> module that defines it. Everything is imported lazily so that `import trl_token_ext` stays cheap and
+# optional extras (peft, bitsandbytes, matplotlib) are only imported when the feature that needs them is used.
+_LAZY: dict[str, str] = {
+    "TokenGRPOConfig": "trl_token_ext.trainers.grpo",
+    "TokenGRPOTrainer": "trl_token_ext.trainers.grpo",
+    "TokenRewardConfigMixin": "trl_token_ext.config",
+}
+
+__all__ = [
+    "TokenGRPOConfig",
+    "TokenGRPOTrainer",
+    "TokenRewardConfigMixin",
+]
+
+if TYPE_CHECKING:
+    from trl_token_ext.config import TokenRewardConfigMixin
+    from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'trl_token_ext' has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(list(globals()) + __all__)

@@ -1,0 +1,150 @@
+"""Pure tensor functions turning per-token rewards into per-token advantages.
+
+Shapes: B completions (rows, grouped by prompt: rows ``[g*G, (g+1)*G)`` form group g), T completion positions.
+``mask`` is a (B, T) 0/1 tensor of valid tokens (completion mask × tool mask × "has a token reward").
+Every output is zero where ``mask`` is zero.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from trl_token_ext.config import TOKEN_ADVANTAGE_MODES, TOKEN_REWARD_NORMALIZATIONS
+
+
+def _masked_mean_std(values: torch.Tensor, mask: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Mean and unbiased (Bessel-corrected, as TRL's ``nanstd``) std of ``values`` where ``mask`` is 1, along ``dim``.
+
+    The std is 0 where fewer than two values are valid.
+    """
+    count = mask.sum(dim=dim, keepdim=True)
+    mean = (values * mask).sum(dim=dim, keepdim=True) / count.clamp(min=1)
+    sq_dev = ((values - mean) ** 2 * mask).sum(dim=dim, keepdim=True)
+    var = torch.where(count > 1, sq_dev / (count - 1).clamp(min=1), torch.zeros_like(sq_dev))
+    return mean, var.sqrt()
+
+
+def normalize_token_rewards(
+    rewards: torch.Tensor,
+    mask: torch.Tensor,
+    group_size: int,
+    normalization: str = "group",
+    eps: float = 1e-4,
+) -> torch.Tensor:
+    """Standardize token rewards: r̃ = (r - mean) / (std + eps) over the valid tokens of each group, or of the batch.
+
+    Args:
+        rewards: (B, T) token rewards.
+        mask: (B, T) valid-token mask.
+        group_size: G, completions per prompt; B must be a multiple of G (only used for ``"group"``).
+        normalization: ``"group"`` (DeepSeekMath process supervision), ``"batch"`` or ``"none"``.
+        eps: added to the std.
+
+    Returns:
+        (B, T) normalized rewards, zero where ``mask`` is zero.
+    """
+    if normalization not in TOKEN_REWARD_NORMALIZATIONS:
+        raise ValueError(f"Unknown token reward normalization {normalization!r}; use one of {TOKEN_REWARD_NORMALIZATIONS}.")
+    mask = mask.to(rewards.dtype)
+    if normalization == "none":
+        return rewards * mask
+    if normalization == "batch":
+        mean, std = _masked_mean_std(rewards.reshape(1, -1), mask.reshape(1, -1), dim=1)
+        return (rewards - mean) / (std + eps) * mask
+    batch, length = rewards.shape
+    if batch % group_size != 0:
+        raise ValueError(f"Batch of {batch} completions is not a multiple of the group size {group_size}.")
+    grouped = rewards.reshape(batch // group_size, group_size * length)
+    grouped_mask = mask.reshape(batch // group_size, group_size * length)
+    mean, std = _masked_mean_std(grouped, grouped_mask, dim=1)
+    return ((grouped - mean) / (std + eps) * grouped_mask).reshape(batch, length)
+
+
+def discounted_reward_to_go(rewards: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
+    """A_t = Σ_{j≥t} γ^(j-t) r_j over valid positions j (masked positions add nothing but still count as steps).
+
+    Args:
+        rewards: (B, T). mask: (B, T). gamma: discount in [0, 1].
+
+    Returns:
+        (B, T), zero where ``mask`` is zero.
+    """
+    length = rewards.size(1)
+    positions = torch.arange(length, device=rewards.device)
+    steps = positions.unsqueeze(1) - positions.unsqueeze(0)  # steps[j, t] = j - t
+    # discount[j, t] = γ^(j-t) for j ≥ t, else 0: one (T, T) matmul instead of a Python loop over positions
+    discount = torch.where(steps >= 0, torch.pow(gamma, steps.clamp(min=0).to(rewards.dtype)), 0.0)
+    mask = mask.to(rewards.dtype)
+    return ((rewards * mask) @ discount) * mask
+
+
+def min_reward_to_go(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """A_t = min_{j≥t, valid} r_j (min-form credit assignment).
+
+    Args:
+        rewards: (B, T). mask: (B, T).
+
+    Returns:
+        (B, T), zero where ``mask`` is zero.
+    """
+    valid = mask.bool()
+    filled = rewards.masked_fill(~valid, float("inf"))
+    suffix_min = torch.cummin(filled.flip(1), dim=1).values.flip(1)
+    return torch.where(valid, suffix_min, torch.zeros_like(rewards))
+
+
+def token_advantages(
+    rewards: torch.Tensor,
+    mask: torch.Tensor,
+    group_size: int,
+    mode: str = "reward_to_go",
+    normalization: str = "group",
+    gamma: float = 1.0,
+    eps: float = 1e-4,
+    scale: bool = False,
+) -> torch.Tensor:
+    """Token advantages A_tok (B, T) from raw token rewards (B, T): normalize, then accumulate by ``mode``.
+
+    ``scale=True`` divides the result by its std over the valid tokens of the batch (plus ``eps``), keeping
+    ``reward_to_go`` (whose std grows with length) on the scale of the outcome advantage.
+    """
+    if mode not in TOKEN_ADVANTAGE_MODES:
+        raise ValueError(f"Unknown token advantage mode {mode!r}; use one of {TOKEN_ADVANTAGE_MODES}.")
+    normalized = normalize_token_rewards(rewards, mask, group_size, normalization, eps)
+    if mode == "immediate":
+        advantages = normalized
+    elif mode == "reward_to_go":
+        advantages = discounted_reward_to_go(normalized, mask, gamma)
+    else:
+        advantages = min_reward_to_go(normalized, mask)
+    if scale:
+        _, std = _masked_mean_std(advantages.reshape(1, -1), mask.to(advantages.dtype).reshape(1, -1), dim=1)
+        advantages = advantages / (std + eps)
+    return advantages
+
+
+def combine_advantages(
+    outcome_advantages: torch.Tensor, token_advantages: torch.Tensor, mask: torch.Tensor, coef: float
+) -> torch.Tensor:
+    """A_t = A_out + λ·A_tok_t on the valid tokens (``mask`` is the loss mask), zero elsewhere.
+
+    Args:
+        outcome_advantages: (B,). token_advantages: (B, T). mask: (B, T). coef: λ.
+
+    Returns:
+        (B, T).
+    """
+    mask = mask.to(token_advantages.dtype)
+    return (outcome_advantages.unsqueeze(1) + coef * token_advantages) * mask
+
+
+def sequence_level_advantages(advantages: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Reduce (B, T) advantages to one value per sequence, (B, 1): the mean over the sequence's valid tokens.
+
+    Used where TRL takes a per-sequence decision from the advantage's sign (off-policy sequence masking, VESPO's
+    gamma parameters), so that those rules stay per sequence with token advantages. (B, 1) input is returned as is.
+    """
+    if advantages.dim() == 2 and advantages.size(1) > 1:
+        mask = mask.to(advantages.dtype)
+        return (advantages * mask).sum(dim=1, keepdim=True) / mask.sum(dim=1, keepdim=True).clamp(min=1.0)
+    return advantages

@@ -1,0 +1,91 @@
+"""Token-reward configuration fields, defined once and mixed into TRL's GRPO and RLOO configs."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+
+TOKEN_ADVANTAGE_MODES = ("reward_to_go", "immediate", "min")
+TOKEN_REWARD_NORMALIZATIONS = ("group", "batch", "none")
+
+
+@dataclass
+class TokenRewardConfigMixin:
+    """Fields shared by `TokenGRPOConfig` and `TokenRLOOConfig`.
+
+    Put first in the bases (``class TokenGRPOConfig(TokenRewardConfigMixin, GRPOConfig)``): its ``__post_init__``
+    validates the token fields, then defers to the TRL config's own ``__post_init__``.
+    """
+
+    token_reward_weights: list[float] | None = field(
+        default=None,
+        metadata={
+            "help": "Weight w_k of each token reward function: r_t = sum_k w_k * g_k(x, y)_t. One weight per "
+            "function in `token_reward_funcs`. If `None`, every weight is 1.0."
+        },
+    )
+    token_advantage_coef: float = field(
+        default=1.0,
+        metadata={
+            "help": "λ in A_t = A_out + λ * A_tok_t. With 0.0 the trainer computes exactly the stock advantages "
+            "(token reward functions are still called and logged)."
+        },
+    )
+    token_reward_gamma: float = field(
+        default=1.0,
+        metadata={"help": "Discount γ in [0, 1] of the `reward_to_go` token advantage: A_tok_t = Σ_{j≥t} γ^(j-t) r̃_j."},
+    )
+    token_advantage_mode: str = field(
+        default="reward_to_go",
+        metadata={
+            "help": "How normalized token rewards r̃ become token advantages: 'reward_to_go' (Σ_{j≥t} γ^(j-t) r̃_j, "
+            "the policy-gradient credit), 'immediate' (r̃_t), or 'min' (min_{j≥t} r̃_j, min-form credit).",
+            "choices": list(TOKEN_ADVANTAGE_MODES),
+        },
+    )
+    token_reward_normalization: str = field(
+        default="group",
+        metadata={
+            "help": "Normalization of token rewards before accumulation: 'group' ((r - mean) / (std + eps) over all "
+            "valid tokens of a prompt's group of completions), 'batch' (over all valid tokens of the batch, across "
+            "processes), or 'none'.",
+            "choices": list(TOKEN_REWARD_NORMALIZATIONS),
+        },
+    )
+    token_advantage_scale: bool = field(
+        default=False,
+        metadata={
+            "help": "Divide the accumulated token advantages by their std over the valid tokens of the batch, so that "
+            "`reward_to_go` (whose std grows with length) stays on the scale of the outcome advantage."
+        },
+    )
+    token_reward_epsilon: float = field(
+        default=1e-4,
+        metadata={"help": "ε added to the std in token reward normalization (TRL uses 1e-4 for outcome rewards)."},
+    )
+
+    def __post_init__(self):
+        self._validate_token_fields()
+        super().__post_init__()
+
+    def _validate_token_fields(self) -> None:
+        if self.token_advantage_mode not in TOKEN_ADVANTAGE_MODES:
+            raise ValueError(
+                f"token_advantage_mode={self.token_advantage_mode!r} is not supported; choose one of "
+                f"{list(TOKEN_ADVANTAGE_MODES)}."
+            )
+        if self.token_reward_normalization not in TOKEN_REWARD_NORMALIZATIONS:
+            raise ValueError(
+                f"token_reward_normalization={self.token_reward_normalization!r} is not supported; choose one of "
+                f"{list(TOKEN_REWARD_NORMALIZATIONS)}."
+            )
+        if not (0.0 <= self.token_reward_gamma <= 1.0):
+            raise ValueError(f"token_reward_gamma must be in [0, 1], got {self.token_reward_gamma}.")
+        if not math.isfinite(self.token_advantage_coef):
+            raise ValueError(f"token_advantage_coef must be a finite number, got {self.token_advantage_coef}.")
+        if not self.token_reward_epsilon > 0:
+            raise ValueError(f"token_reward_epsilon must be > 0, got {self.token_reward_epsilon}.")
+        if self.token_reward_weights is not None:
+            bad = [w for w in self.token_reward_weights if not math.isfinite(float(w))]
+            if bad:
+                raise ValueError(f"token_reward_weights must be finite numbers, got {self.token_reward_weights}.")

@@ -1,0 +1,1 @@
+"""Token-reward subclasses of TRL's online trainers."""

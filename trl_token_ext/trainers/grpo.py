@@ -1,0 +1,62 @@
+"""TokenGRPOConfig and TokenGRPOTrainer: TRL's GRPO with dense token-level advantages."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from trl import GRPOConfig, GRPOTrainer
+
+from trl_token_ext.advantages import combine_advantages, sequence_level_advantages
+from trl_token_ext.config import TokenRewardConfigMixin
+from trl_token_ext.token_rewards import check_token_reward_funcs
+from trl_token_ext.trainers.token_mixin import TokenRewardMixin, token_setting
+
+
+@dataclass
+class TokenGRPOConfig(TokenRewardConfigMixin, GRPOConfig):
+    """`trl.GRPOConfig` plus the token-reward fields of `TokenRewardConfigMixin` (see docs/token_grpo.md)."""
+
+
+class TokenGRPOTrainer(TokenRewardMixin, GRPOTrainer):
+    """`trl.GRPOTrainer` whose advantages are (B, T): A_t = A_out + λ·A_tok_t.
+
+    Takes every argument of `GRPOTrainer` plus ``token_reward_funcs``: callables with a TRL reward function's
+    signature (and a ``processing_class`` keyword) returning one per-token list, 1-D tensor or None per completion.
+    With no token reward functions, or ``token_advantage_coef == 0``, training is identical to `GRPOTrainer`'s.
+    """
+
+    def __init__(self, model, reward_funcs, args: GRPOConfig | None = None, *rest, token_reward_funcs=None, **kwargs):
+        token_reward_funcs = check_token_reward_funcs(token_reward_funcs, token_setting(args, "token_reward_weights"))
+        super().__init__(model, reward_funcs, args, *rest, **kwargs)
+        self._init_token_rewards(token_reward_funcs)
+
+    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
+        output = super()._generate_and_score_completions(inputs)
+        group_size = self.num_generations if self.model.training else self.num_generations_eval
+        token_advantages = self._token_advantages(output, group_size)
+        coef = token_setting(self.args, "token_advantage_coef")
+        if token_advantages is not None and coef != 0.0:
+            loss_mask = output["completion_mask"]
+            if output.get("tool_mask") is not None:
+                loss_mask = loss_mask * output["tool_mask"]
+            output["advantages"] = combine_advantages(output["advantages"], token_advantages, loss_mask, coef)
+        return output
+
+    # TRL decides these per sequence from the advantage's sign; with (B, T) advantages keep that decision per sequence
+    # (the sign of the sequence's mean advantage) instead of letting it silently become per token.
+    @staticmethod
+    def get_off_policy_mask(advantages, per_token_logps, sampling_per_token_logps, mask, off_policy_threshold):
+        return GRPOTrainer.get_off_policy_mask(
+            sequence_level_advantages(advantages, mask),
+            per_token_logps,
+            sampling_per_token_logps,
+            mask,
+            off_policy_threshold,
+        )
+
+    @staticmethod
+    def get_gamma_weights(advantages, log_ratio_per_token, mask, importance_sampling_ratio, **kwargs):
+        return GRPOTrainer.get_gamma_weights(
+            sequence_level_advantages(advantages, mask), log_ratio_per_token, mask, importance_sampling_ratio, **kwargs
+        )
