@@ -1,0 +1,299 @@
+"""Load the policy and the scoring models for one consumer GPU: NF4 4-bit + LoRA, from TRL's `ModelConfig`.
+
+The policy is returned as a (quantized) base model plus a `peft.LoraConfig`; hand both to the trainer
+(``TokenGRPOTrainer(model=model, peft_config=peft_config, ...)``). TRL then wraps the model with the adapter and,
+with ``beta > 0``, computes the reference log-probs with the adapter disabled: no second copy of the weights.
+
+Scorer models (judges, PRMs, classifiers) load frozen, in 4-bit when asked; a scorer whose checkpoint is the policy's
+base model reuses the policy's weights through `SharedBaseModel` (adapter disabled while it scores).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+from collections.abc import Iterator
+from typing import Any
+
+import torch
+
+BITSANDBYTES_HINT = 'pip install "trl-token-ext[quantization]"  (or: pip install "bitsandbytes>=0.50.2,<0.51")'
+PEFT_HINT = 'pip install "trl-token-ext[peft]"  (or: pip install "peft>=0.21.2,<0.22")'
+SCORER_TASKS = ("causal-lm", "sequence-classification", "token-classification")
+
+
+def bitsandbytes_available() -> bool:
+    """True when ``bitsandbytes`` imports (it is only imported when quantization is requested)."""
+    try:
+        importlib.import_module("bitsandbytes")
+    except ImportError:
+        return False
+    return True
+
+
+def kbit_device_map() -> dict[str, Any] | None:
+    """Device map for a k-bit model: the whole model on this process's GPU (one copy per process), None on CPU.
+
+    TRL < 1.0 shipped this as ``get_kbit_device_map``; it is rebuilt here from ``accelerate``'s process state.
+    """
+    if not torch.cuda.is_available():
+        return None
+    from accelerate import PartialState
+
+    return {"": PartialState().local_process_index}
+
+
+def compute_dtype(model_args: Any) -> str:
+    """The dtype quantized layers compute in: ``model_args.dtype``, or bf16/fp32 (GPU/CPU) for ``auto``/None."""
+    dtype = getattr(model_args, "dtype", None)
+    if dtype in (None, "auto"):
+        return "bfloat16" if torch.cuda.is_available() and torch.cuda.is_bf16_supported() else "float32"
+    return dtype
+
+
+def quantization_config(model_args: Any):
+    """TRL's `get_quantization_config` (NF4/FP4, nested quant, compute dtype), after checking bitsandbytes is there.
+
+    Returns a `transformers.BitsAndBytesConfig`, or None when neither ``load_in_4bit`` nor ``load_in_8bit`` is set.
+
+    Raises:
+        ImportError: 4-/8-bit requested without bitsandbytes installed (with the install command).
+    """
+    if not (model_args.load_in_4bit or model_args.load_in_8bit):
+        return None
+    if not bitsandbytes_available():
+        flag = "load_in_4bit" if model_args.load_in_4bit else "load_in_8bit"
+        raise ImportError(f"`{flag}=True` needs the bitsandbytes package, which is not installed: {BITSANDBYTES_HINT}")
+    from trl import get_quantization_config
+
+    if model_args.dtype in (None, "auto"):
+        import copy
+
+        model_args = copy.copy(model_args)
+        model_args.dtype = compute_dtype(model_args)
+    return get_quantization_config(model_args)
+
+
+def model_init_kwargs(model_args: Any, trust_remote_code: bool = False) -> dict[str, Any]:
+    """``from_pretrained`` keyword arguments from a `trl.ModelConfig` (as TRL's scripts build them)."""
+    kwargs: dict[str, Any] = {
+        "revision": model_args.model_revision,
+        "trust_remote_code": trust_remote_code,
+        "attn_implementation": model_args.attn_implementation,
+        "dtype": model_args.dtype,
+    }
+    quant = quantization_config(model_args)
+    if quant is not None:
+        kwargs["quantization_config"] = quant
+        kwargs["device_map"] = kbit_device_map()
+    return kwargs
+
+
+def linear_module_names(model: torch.nn.Module) -> list[str]:
+    """Sorted distinct last-component names of the model's linear layers (bitsandbytes ``Linear4bit`` included).
+
+    Layers PEFT already wrapped count under their own name (``q_proj``), not their ``lora_A``/``base_layer`` parts.
+    """
+    try:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+    except ImportError:  # pragma: no cover - peft is needed for LoRA anyway
+        BaseTunerLayer = ()  # noqa: N806
+    inner = {"lora_A", "lora_B", "base_layer", "lora_embedding_A", "lora_embedding_B", "lora_magnitude_vector"}
+    names = set()
+    for name, module in model.named_modules():
+        if not name or inner & set(name.split(".")):
+            continue
+        if isinstance(module, (torch.nn.Linear, BaseTunerLayer)):
+            names.add(name.rsplit(".", 1)[-1])
+    return sorted(names)
+
+
+def check_lora_targets(model: torch.nn.Module, peft_config: Any) -> None:
+    """Raise if the LoRA ``target_modules`` match no module of ``model``, listing the model's linear layer names.
+
+    Uses PEFT's own matching rule (`check_target_module_exists`: suffix match for a list, full match for a regex).
+    ``None`` (PEFT's per-architecture default) and ``"all-linear"`` are left to PEFT.
+    """
+    targets = getattr(peft_config, "target_modules", None)
+    if targets is None or targets == "all-linear":
+        return
+    from peft.tuners.tuners_utils import check_target_module_exists
+
+    if any(check_target_module_exists(peft_config, name) for name, _ in model.named_modules() if name):
+        return
+    raise ValueError(
+        f"LoRA target_modules={targets!r} match no module of {type(model).__name__}. Its linear layers are "
+        f"{linear_module_names(model)}; pass some of these (e.g. `--lora_target_modules q_proj v_proj`) or "
+        "'all-linear'."
+    )
+
+
+def load_policy(model_args: Any, training_args: Any = None) -> tuple[Any, Any]:
+    """Load the policy base model and its LoRA config from a `trl.ModelConfig`.
+
+    4-bit (``load_in_4bit``): NF4 weights with the compute dtype of ``model_args.dtype``, then PEFT's
+    `prepare_model_for_kbit_training` (fp32 norms/embeddings, input grads and, when ``training_args`` asks for it,
+    gradient checkpointing with ``use_reentrant=False`` unless set). The LoRA config comes from TRL's
+    `get_peft_config` and is checked against the model's modules.
+
+    Returns:
+        ``(model, peft_config)``: pass both to the trainer; ``peft_config`` is None without ``use_peft``.
+
+    Raises:
+        ValueError: 4-/8-bit without ``use_peft`` (quantized weights can't be trained), or LoRA target modules that
+            match nothing. ImportError: bitsandbytes or peft missing.
+    """
+    from transformers import AutoModelForCausalLM
+
+    if (model_args.load_in_4bit or model_args.load_in_8bit) and not model_args.use_peft:
+        bits = 4 if model_args.load_in_4bit else 8
+        raise ValueError(
+            f"load_in_{bits}bit=True needs use_peft=True: {bits}-bit weights are frozen (they can't be trained), "
+            "so only LoRA adapters on top of them can learn. Add `--use_peft` (and LoRA options) or drop "
+            f"`--load_in_{bits}bit`."
+        )
+    if model_args.model_name_or_path is None:
+        raise ValueError("model_name_or_path is required to load the policy (`--model_name_or_path`).")
+    peft_config = _peft_config(model_args)
+    trust_remote_code = bool(getattr(training_args, "trust_remote_code", False))
+    kwargs = model_init_kwargs(model_args, trust_remote_code=trust_remote_code)
+    extra = getattr(training_args, "model_init_kwargs", None) or {}
+    kwargs.update({key: value for key, value in extra.items() if key not in kwargs or key == "device_map"})
+    model = AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, **kwargs)
+    if peft_config is not None:
+        check_lora_targets(model, peft_config)
+    if "quantization_config" in kwargs:
+        from peft import prepare_model_for_kbit_training
+
+        use_gc = bool(getattr(training_args, "gradient_checkpointing", False))
+        gc_kwargs = dict(getattr(training_args, "gradient_checkpointing_kwargs", None) or {})
+        gc_kwargs.setdefault("use_reentrant", False)  # reentrant checkpointing drops LoRA grads without input grads
+        if training_args is not None and use_gc:
+            training_args.gradient_checkpointing_kwargs = gc_kwargs
+        model = prepare_model_for_kbit_training(
+            model, use_gradient_checkpointing=use_gc, gradient_checkpointing_kwargs=gc_kwargs
+        )
+    return model, peft_config
+
+
+def _peft_config(model_args: Any):
+    if not model_args.use_peft:
+        return None
+    try:
+        importlib.import_module("peft")
+    except ImportError as error:
+        raise ImportError(f"`use_peft=True` needs the peft package, which is not installed: {PEFT_HINT}") from error
+    from trl import get_peft_config
+
+    return get_peft_config(model_args)
+
+
+@contextlib.contextmanager
+def adapters_disabled(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """Run ``model`` as its base model: every PEFT adapter layer off (restored after), eval mode, no grad.
+
+    Works on a `PeftModel` and on a base model that PEFT injected adapters into in place (what TRL does with a
+    ``peft_config``), so a scorer holding the base model keeps scoring with the frozen base after the trainer wraps it.
+    """
+    try:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+    except ImportError:
+        layers = []
+    else:
+        layers = [module for module in model.modules() if isinstance(module, BaseTunerLayer)]
+    previous = [layer.disable_adapters for layer in layers]
+    was_training = model.training
+    for layer in layers:
+        layer.enable_adapters(False)
+    model.eval()
+    try:
+        with torch.no_grad():
+            yield model
+    finally:
+        for layer, disabled in zip(layers, previous):
+            layer.enable_adapters(not disabled)
+        model.train(was_training)
+
+
+class SharedBaseModel:
+    """A frozen view of the policy's base model for a judge/PRM that uses the same checkpoint (no second copy).
+
+    Calling it (or ``.forward``) runs the policy's weights with every adapter disabled, in eval mode and without
+    gradients; other attributes (``config``, ``device``, ``dtype``, ``generate`` ...) come from the wrapped model.
+    Input/output shapes are the wrapped model's, e.g. ``input_ids`` (B, L) -> ``logits`` (B, L, V).
+    """
+
+    def __init__(self, model: torch.nn.Module):
+        self.model = model
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        with adapters_disabled(self.model) as model:
+            return model(*args, **kwargs)
+
+    forward = __call__
+
+    def generate(self, *args: Any, **kwargs: Any) -> Any:
+        with adapters_disabled(self.model) as model:
+            return model.generate(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "model":  # not set yet (during unpickling)
+            raise AttributeError(name)
+        return getattr(self.model, name)
+
+    def __repr__(self) -> str:
+        return f"SharedBaseModel({type(self.model).__name__})"
+
+
+def _same_checkpoint(a: str | None, b: str | None) -> bool:
+    if a is None or b is None:
+        return False
+    import os
+
+    if os.path.exists(a) and os.path.exists(b):
+        return os.path.realpath(a) == os.path.realpath(b)
+    return a.rstrip("/") == b.rstrip("/")
+
+
+def load_scorer_model(
+    model_name_or_path: str,
+    model_args: Any = None,
+    task: str = "causal-lm",
+    num_labels: int | None = None,
+    policy: torch.nn.Module | None = None,
+    policy_name_or_path: str | None = None,
+    trust_remote_code: bool = False,
+) -> Any:
+    """Load a frozen judge / PRM / classifier, in 4-bit when ``model_args.load_in_4bit`` (inference: no LoRA needed).
+
+    Args:
+        model_name_or_path: checkpoint id or folder.
+        model_args: a `trl.ModelConfig` giving dtype and quantization (its ``use_peft`` is ignored); None: fp32.
+        task: 'causal-lm', 'sequence-classification' or 'token-classification'.
+        num_labels: for the classification tasks (None keeps the checkpoint's).
+        policy, policy_name_or_path: the policy base model and its checkpoint; a causal-LM scorer on the same
+            checkpoint gets a `SharedBaseModel` over ``policy`` instead of a second copy.
+
+    Returns:
+        A model in eval mode with ``requires_grad=False`` everywhere, or a `SharedBaseModel`.
+    """
+    if task not in SCORER_TASKS:
+        raise ValueError(f"task={task!r} is not supported; choose one of {list(SCORER_TASKS)}.")
+    if task == "causal-lm" and policy is not None and _same_checkpoint(model_name_or_path, policy_name_or_path):
+        return SharedBaseModel(policy)
+    import transformers
+
+    auto = {
+        "causal-lm": transformers.AutoModelForCausalLM,
+        "sequence-classification": transformers.AutoModelForSequenceClassification,
+        "token-classification": transformers.AutoModelForTokenClassification,
+    }[task]
+    kwargs: dict[str, Any] = {"dtype": "float32"}
+    if model_args is not None:
+        kwargs = model_init_kwargs(model_args, trust_remote_code=trust_remote_code)
+    if num_labels is not None and task != "causal-lm":
+        kwargs["num_labels"] = num_labels
+    model = auto.from_pretrained(model_name_or_path, **kwargs)
+    model.eval()
+    model.requires_grad_(False)
+    return model
