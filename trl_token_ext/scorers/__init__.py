@@ -1,0 +1,27 @@
+"""Built-in token scorers: quality Q, consistency C, their weighted combination, shaping and metric rewards.
+
+Each scorer is a picklable callable class with a ``__name__``, usable in ``token_reward_funcs``.
+"""
+
+from trl_token_ext.scorers._common import TokenScorer
+from trl_token_ext.scorers.combine import WeightedTokenReward
+from trl_token_ext.scorers.consistency import ReferenceConsistency, RepetitionConsistency, SelfConsistency, jaccard
+from trl_token_ext.scorers.metrics import MetricReward, load_metric
+from trl_token_ext.scorers.quality import ImplicitPRMQuality, LexiconQuality, LogProbQuality, TokenClassifierQuality
+from trl_token_ext.scorers.shaping import PotentialShaping
+
+__all__ = [
+    "ImplicitPRMQuality",
+    "LexiconQuality",
+    "LogProbQuality",
+    "MetricReward",
+    "PotentialShaping",
+    "ReferenceConsistency",
+    "RepetitionConsistency",
+    "SelfConsistency",
+    "TokenClassifierQuality",
+    "TokenScorer",
+    "WeightedTokenReward",
+    "jaccard",
+    "load_metric",
+]

@@ -1,0 +1,268 @@
+"""Shared plumbing of the built-in token scorers: base class, text helpers, dataset columns, groups, model loading."""
+
+from __future__ import annotations
+
+import logging
+import re
+from collections.abc import Sequence
+from typing import Any
+
+from trl_token_ext.alignment import Span, overlapping_tokens, token_char_spans
+
+logger = logging.getLogger("trl_token_ext.scorers")
+
+WORD_PATTERN = re.compile(r"\w+(?:['’]\w+)*")
+SENTENCE_PATTERN = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
+SPREAD_MODES = ("split", "all", "last")
+
+
+class TokenScorer:
+    """Base of the built-in token scorers: a picklable callable with a ``__name__`` (used in the logs).
+
+    Subclasses implement ``score(prompts, completions, completion_ids, processing_class, **kwargs)`` returning one
+    entry per completion: a list of ``len(completion_ids[i])`` floats, or None.
+    """
+
+    default_name = "token_scorer"
+
+    def __init__(self, name: str | None = None) -> None:
+        self.__name__ = name or self.default_name
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.__name__!r})"
+
+    def __call__(
+        self,
+        prompts: list | None = None,
+        completions: list | None = None,
+        completion_ids: Sequence[Sequence[int]] | None = None,
+        processing_class: Any = None,
+        **kwargs: Any,
+    ) -> list[list[float] | None]:
+        if completion_ids is None:
+            raise TypeError(f"{self.__name__}: completion_ids is required (token scorers score the policy's tokens).")
+        completion_ids = [[int(t) for t in ids] for ids in completion_ids]
+        prompts = list(prompts) if prompts is not None else [""] * len(completion_ids)
+        completions = list(completions) if completions is not None else [None] * len(completion_ids)
+        if not (len(prompts) == len(completions) == len(completion_ids)):
+            raise ValueError(
+                f"{self.__name__}: got {len(prompts)} prompts, {len(completions)} completions and "
+                f"{len(completion_ids)} completion_ids; expected one of each per completion."
+            )
+        if not completion_ids:
+            return []
+        return self.score(prompts, completions, completion_ids, processing_class, **kwargs)
+
+    def score(self, prompts, completions, completion_ids, processing_class, **kwargs) -> list[list[float] | None]:
+        raise NotImplementedError
+
+    def require_tokenizer(self, processing_class: Any) -> Any:
+        """The policy tokenizer (``processing_class`` or the tokenizer inside a processor)."""
+        tokenizer = getattr(processing_class, "tokenizer", processing_class)
+        if tokenizer is None:
+            raise TypeError(
+                f"{self.__name__}: processing_class (the policy tokenizer) is required to decode completion_ids; "
+                "TokenGRPOTrainer passes it, pass it yourself when calling the scorer directly."
+            )
+        return tokenizer
+
+
+def message_text(value: Any) -> str:
+    """Text of a prompt/completion: a string as is, a list of chat messages as their contents joined."""
+    if value is None:
+        return ""
+    if isinstance(value, str):
+        return value
+    if isinstance(value, dict):
+        return message_text(value.get("content", ""))
+    if isinstance(value, (list, tuple)):
+        parts = []
+        for item in value:
+            if isinstance(item, dict) and item.get("type") == "text":
+                parts.append(str(item.get("text", "")))
+            else:
+                parts.append(message_text(item))
+        return "".join(parts)
+    return str(value)
+
+
+def prompt_text(prompt: Any, tokenizer: Any) -> str:
+    """Prompt text as ``tokenizer`` would see it: chat messages through its chat template (with generation prompt)."""
+    if isinstance(prompt, (list, tuple)) and prompt and isinstance(prompt[0], dict) and "role" in prompt[0]:
+        if getattr(tokenizer, "chat_template", None):
+            return tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
+        return "\n".join(message_text(message) for message in prompt)
+    return message_text(prompt)
+
+
+def decode_with_spans(tokenizer: Any, ids: Sequence[int]) -> tuple[str, list[Span]]:
+    """Completion text and each token's character span (special tokens get empty spans)."""
+    if not ids:
+        return "", []
+    return token_char_spans(tokenizer, ids, skip_special_tokens=True)
+
+
+def get_column(kwargs: dict[str, Any], column: str, scorer_name: str, count: int) -> list:
+    """The dataset column ``column`` from the reward kwargs, one value per completion."""
+    if column not in kwargs:
+        available = sorted(k for k in kwargs if k not in ("trainer_state", "log_extra", "log_metric", "environments"))
+        raise ValueError(
+            f"{scorer_name}: the dataset column '{column}' is missing from the reward function kwargs "
+            f"(available columns: {available}); add it to the dataset or pass column=... to the scorer."
+        )
+    values = list(kwargs[column])
+    if len(values) != count:
+        raise ValueError(f"{scorer_name}: column '{column}' has {len(values)} values for {count} completions.")
+    return values
+
+
+def word_spans(text: str, pattern: re.Pattern = WORD_PATTERN) -> list[tuple[str, Span]]:
+    """Words of ``text`` with their character spans."""
+    return [(match.group(0), match.span()) for match in pattern.finditer(text)]
+
+
+def sentence_spans(text: str) -> list[tuple[str, Span]]:
+    """Sentences of ``text`` (split after . ! ? and newlines) with their character spans, whitespace trimmed."""
+    result = []
+    for match in SENTENCE_PATTERN.finditer(text):
+        start, end = match.span()
+        raw = match.group(0)
+        stripped = raw.strip()
+        if not stripped:
+            continue
+        start += len(raw) - len(raw.lstrip())
+        result.append((stripped, (start, start + len(stripped))))
+    return result
+
+
+def check_spread(spread: str, scorer_name: str) -> str:
+    if spread not in SPREAD_MODES:
+        raise ValueError(f"{scorer_name}: spread must be one of {SPREAD_MODES}, got {spread!r}.")
+    return spread
+
+
+def spread_scores(token_spans: Sequence[Span], items: Sequence[tuple[Span, float]], spread: str) -> list[float]:
+    """Per-token values from scores on character spans (words, sentences).
+
+    ``spread``: ``"split"`` divides a span's score evenly over the tokens covering it (the completion's total is
+    preserved), ``"all"`` gives every covering token the full score, ``"last"`` gives it to the last covering token.
+    Returns (T,) floats.
+    """
+    values = [0.0] * len(token_spans)
+    for span, score in items:
+        tokens = overlapping_tokens(token_spans, span)
+        if not tokens or score == 0:
+            continue
+        if spread == "last":
+            values[tokens[-1]] += score
+        elif spread == "all":
+            for index in tokens:
+                values[index] += score
+        else:
+            for index in tokens:
+                values[index] += score / len(tokens)
+    return values
+
+
+def group_indices(prompts: Sequence[Any], num_generations: int | None, scorer_name: str) -> list[list[int]]:
+    """Indices of the completions of each prompt's group.
+
+    TRL's sampler repeats each prompt ``num_generations`` times consecutively; with ``num_generations=None`` the
+    groups are the runs of consecutive equal prompts.
+    """
+    count = len(prompts)
+    if num_generations is not None:
+        if num_generations < 1 or count % num_generations:
+            raise ValueError(
+                f"{scorer_name}: {count} completions cannot be split into groups of num_generations={num_generations}."
+            )
+        return [list(range(i, i + num_generations)) for i in range(0, count, num_generations)]
+    groups: list[list[int]] = []
+    for index, prompt in enumerate(prompts):
+        if groups and prompts[groups[-1][0]] == prompt:
+            groups[-1].append(index)
+        else:
+            groups.append([index])
+    return groups
+
+
+def default_device():
+    import torch
+
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def model_device(model: Any):
+    import torch
+
+    try:
+        return next(model.parameters()).device
+    except (StopIteration, AttributeError):
+        return torch.device("cpu")
+
+
+def load_model(
+    model: Any,
+    auto_class: str,
+    scorer_name: str,
+    *,
+    dtype: Any = None,
+    device: Any = None,
+    quantization_config: Any = None,
+    load_in_4bit: bool = False,
+    model_kwargs: dict[str, Any] | None = None,
+):
+    """A frozen model in eval mode: ``model`` as an id/path loaded with ``<auto_class>.from_pretrained``, or a model.
+
+    ``load_in_4bit=True`` builds an NF4 ``BitsAndBytesConfig`` (bitsandbytes) unless ``quantization_config`` is given.
+    """
+    import transformers
+
+    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
+        kwargs = dict(model_kwargs or {})
+        if dtype is not None:
+            kwargs["dtype"] = dtype
+        if load_in_4bit and quantization_config is None:
+            import torch
+
+            quantization_config = transformers.BitsAndBytesConfig(
+                load_in_4bit=True,
+                bnb_4bit_quant_type="nf4",
+                bnb_4bit_use_double_quant=True,
+                bnb_4bit_compute_dtype=torch.bfloat16,
+            )
+        if quantization_config is not None:
+            kwargs["quantization_config"] = quantization_config
+            kwargs.setdefault("device_map", {"": str(device or default_device())})
+        loaded = getattr(transformers, auto_class).from_pretrained(str(model), **kwargs)
+        if quantization_config is None:
+            loaded = loaded.to(device or default_device())
+    elif hasattr(model, "forward") and hasattr(model, "parameters"):
+        loaded = model if device is None else model.to(device)
+    else:
+        raise TypeError(f"{scorer_name}: model must be a model id, a path or a model object, got {type(model)}.")
+    loaded.eval()
+    for parameter in loaded.parameters():
+        parameter.requires_grad_(False)
+    return loaded
+
+
+def load_tokenizer(tokenizer: Any, model: Any) -> Any:
+    """``tokenizer`` (object or id/path); else the tokenizer saved with ``model`` when it is an id/path; else None."""
+    from transformers import AutoTokenizer
+
+    if tokenizer is None and isinstance(model, str):
+        tokenizer = model
+    if isinstance(tokenizer, str):
+        return AutoTokenizer.from_pretrained(tokenizer)
+    return tokenizer
+
+
+def same_tokenizer(a: Any, b: Any) -> bool:
+    """True when two tokenizers map every token to the same id (then no re-tokenization is needed)."""
+    if a is None or b is None or a is b:
+        return True
+    try:
+        return len(a) == len(b) and a.get_vocab() == b.get_vocab()
+    except (AttributeError, TypeError):
+        return False

@@ -1,0 +1,181 @@
+"""Batched per-token log-probabilities of a causal LM on prompt + completion, and alignment to the policy's tokens."""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+
+from trl_token_ext.alignment import Span, spread_span_scores
+from trl_token_ext.scorers._common import decode_with_spans, prompt_text, same_tokenizer
+
+
+@dataclass
+class JudgeSample:
+    """One completion as the judge sees it.
+
+    Attributes:
+        ids: judge token ids of prompt + completion (after left truncation).
+        start: index in ``ids`` of the first completion token.
+        dropped: completion tokens cut away by left truncation (they get no score).
+        num_completion: judge completion tokens before truncation.
+        judge_spans: character spans of the judge completion tokens, or None on the same-tokenizer path.
+        policy_spans: character spans of the policy completion tokens (mismatch path only).
+    """
+
+    ids: list[int]
+    start: int
+    dropped: int
+    num_completion: int
+    judge_spans: list[Span] | None = None
+    policy_spans: list[Span] | None = None
+
+
+class JudgeBatcher:
+    """Builds judge inputs and runs batched forward passes (right padding, sorted by length, token budget).
+
+    Args:
+        tokenizer: the judge tokenizer, or None to use the policy's (same-tokenizer fast path).
+        max_length: judge context; longer prompt + completion is truncated from the left (one warning).
+        batch_size: completions per forward pass. max_batch_tokens: cap on batch_size × padded length.
+    """
+
+    def __init__(self, owner: str, tokenizer: Any, max_length: int | None, batch_size: int, max_batch_tokens: int):
+        self.owner = owner
+        self.tokenizer = tokenizer
+        self.max_length = max_length
+        self.batch_size = batch_size
+        self.max_batch_tokens = max_batch_tokens
+        self._warned_truncation = False
+
+    def __getstate__(self) -> dict:
+        return dict(self.__dict__)
+
+    def prepare(self, prompts: Sequence[Any], completion_ids: Sequence[Sequence[int]], policy_tokenizer: Any):
+        judge = self.tokenizer if self.tokenizer is not None else policy_tokenizer
+        same = same_tokenizer(judge, policy_tokenizer)
+        if not same and not getattr(judge, "is_fast", False):
+            raise TypeError(
+                f"{self.owner}: the judge tokenizer differs from the policy's and is not a fast tokenizer; character "
+                "offsets (return_offsets_mapping) are needed to align the two."
+            )
+        samples = []
+        for prompt, ids in zip(prompts, completion_ids):
+            prefix = judge(prompt_text(prompt, judge), add_special_tokens=True)["input_ids"] if prompt else []
+            if not prefix and judge.bos_token_id is not None:
+                prefix = [judge.bos_token_id]
+            if same:
+                sample = JudgeSample(list(prefix) + list(ids), start=len(prefix), dropped=0, num_completion=len(ids))
+            else:
+                text, policy_spans = decode_with_spans(policy_tokenizer, ids)
+                encoded = judge(text, add_special_tokens=False, return_offsets_mapping=True)
+                judge_ids = list(encoded["input_ids"])
+                sample = JudgeSample(
+                    ids=list(prefix) + judge_ids,
+                    start=len(prefix),
+                    dropped=0,
+                    num_completion=len(judge_ids),
+                    judge_spans=[tuple(span) for span in encoded["offset_mapping"]],
+                    policy_spans=policy_spans,
+                )
+            self._truncate(sample)
+            samples.append(sample)
+        return samples, judge
+
+    def _truncate(self, sample: JudgeSample) -> None:
+        if self.max_length is None or len(sample.ids) <= self.max_length:
+            return
+        cut = len(sample.ids) - self.max_length
+        sample.ids = sample.ids[cut:]
+        sample.dropped = max(cut - sample.start, 0)
+        sample.start = max(sample.start - cut, 0)
+        if not self._warned_truncation:
+            self._warned_truncation = True
+            warnings.warn(
+                f"{self.owner}: prompt + completion ({cut + self.max_length} judge tokens) exceeds the judge's "
+                f"max length {self.max_length}; truncating from the left (earliest tokens dropped; completion tokens "
+                "with no context left get 0). This warning is shown once.",
+                stacklevel=4,
+            )
+
+    def batches(self, samples: Sequence[JudgeSample]):
+        """Yield lists of sample indices, longest first, within ``batch_size`` and ``max_batch_tokens``."""
+        order = sorted(range(len(samples)), key=lambda i: -len(samples[i].ids))
+        batch: list[int] = []
+        for index in order:
+            width = len(samples[batch[0]].ids) if batch else len(samples[index].ids)
+            if batch and (len(batch) >= self.batch_size or (len(batch) + 1) * width > self.max_batch_tokens):
+                yield batch
+                batch = []
+            batch.append(index)
+        if batch:
+            yield batch
+
+
+@torch.no_grad()
+def completion_logprobs(
+    model: Any,
+    batcher: JudgeBatcher,
+    samples: Sequence[JudgeSample],
+    pad_id: int,
+    with_entropy: bool = False,
+) -> tuple[list[torch.Tensor], list[torch.Tensor] | None]:
+    """log p(x_j | x_<j) for each judge completion token, batched.
+
+    Returns per sample a (num_completion,) float32 CPU tensor (NaN where a token has no context: dropped by
+    truncation, or first in an unprompted sequence without BOS), and the same-shaped entropies of the predictive
+    distributions when ``with_entropy``.
+    """
+    from trl.trainer.utils import selective_log_softmax
+
+    device = next(model.parameters()).device
+    logps: list[torch.Tensor | None] = [None] * len(samples)
+    entropies: list[torch.Tensor | None] = [None] * len(samples)
+    for batch in batcher.batches(samples):
+        width = max(len(samples[i].ids) for i in batch)
+        input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
+        attention = torch.zeros((len(batch), width), dtype=torch.long)
+        for row, index in enumerate(batch):
+            ids = samples[index].ids
+            input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
+            attention[row, : len(ids)] = 1
+        if width < 2:
+            logits = None
+        else:
+            logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits[:, :-1].float()
+        for row, index in enumerate(batch):
+            sample = samples[index]
+            values = torch.full((sample.num_completion,), float("nan"))
+            entropy = torch.full((sample.num_completion,), float("nan"))
+            # Completion token k (k >= dropped) sits at position start + k - dropped, predicted one position earlier.
+            first = max(sample.start, 1)
+            if logits is not None and first < len(sample.ids):
+                row_logits = logits[row, first - 1 : len(sample.ids) - 1]
+                targets = input_ids[row, first : len(sample.ids)].to(row_logits.device)
+                offset = sample.dropped + (first - sample.start)
+                values[offset:] = selective_log_softmax(row_logits, targets).cpu()
+                if with_entropy:
+                    log_p = row_logits.log_softmax(-1)
+                    entropy[offset:] = -(log_p.exp() * log_p).sum(-1).cpu()
+            logps[index] = values
+            entropies[index] = entropy
+    return logps, (entropies if with_entropy else None)
+
+
+def to_policy_tokens(
+    sample: JudgeSample, judge_values: torch.Tensor, reduce: str, num_policy_tokens: int
+) -> list[float]:
+    """Judge per-token values (NaN = unscored, counted as 0) → per-policy-token values (T,).
+
+    Same tokenizer: identity. Otherwise each policy token gets the ``reduce`` ("sum"/"mean") of the judge tokens
+    overlapping its characters.
+    """
+    values = torch.nan_to_num(judge_values, nan=0.0)
+    if sample.judge_spans is None:
+        return values.tolist()
+    if not sample.judge_spans:
+        return [0.0] * num_policy_tokens
+    return spread_span_scores(sample.policy_spans, sample.judge_spans, values.tolist(), reduce=reduce)

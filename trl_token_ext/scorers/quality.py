@@ -1,0 +1,364 @@
+"""Quality scorers Q(s_t, a_t): judge LM log-probability, implicit PRM, token classifier, lexicon."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from trl_token_ext.alignment import spread_span_scores
+from trl_token_ext.scorers._common import (
+    TokenScorer,
+    check_spread,
+    decode_with_spans,
+    load_model,
+    load_tokenizer,
+    model_device,
+    same_tokenizer,
+    spread_scores,
+    word_spans,
+)
+from trl_token_ext.scorers._lm import JudgeBatcher, completion_logprobs, to_policy_tokens
+
+CENTER_MODES = (None, "completion", "entropy")
+
+
+class _CausalLMScorer(TokenScorer):
+    """Shared setup of scorers that run a causal LM over prompt + completion."""
+
+    def _setup_lm(self, model, tokenizer, max_length, batch_size, max_batch_tokens, load_kwargs) -> None:
+        self.model = load_model(model, "AutoModelForCausalLM", self.__name__, **load_kwargs)
+        self.tokenizer = load_tokenizer(tokenizer, model)
+        if max_length is None:
+            max_length = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        if batch_size < 1:
+            raise ValueError(f"{self.__name__}: batch_size must be >= 1, got {batch_size}.")
+        self.batcher = JudgeBatcher(self.__name__, self.tokenizer, max_length, batch_size, max_batch_tokens)
+
+    def _policy_tokenizer(self, processing_class: Any) -> Any:
+        """The policy tokenizer; without one, the judge's own (then completion ids must be judge ids)."""
+        if processing_class is None and self.tokenizer is not None:
+            return self.tokenizer
+        return self.require_tokenizer(processing_class)
+
+    def _pad_id(self, judge_tokenizer) -> int:
+        pad = judge_tokenizer.pad_token_id
+        return pad if pad is not None else (judge_tokenizer.eos_token_id or 0)
+
+
+class LogProbQuality(_CausalLMScorer):
+    """Q(s_t, a_t) = log p_judge(a_t | prompt, a_<t): how likely a reference/judge LM finds each generated token.
+
+    Args:
+        model: a causal LM id/path (loaded with ``AutoModelForCausalLM.from_pretrained``) or a model object.
+        tokenizer: the judge tokenizer (id/path/object); default: the one saved with ``model`` when it is an id/path,
+            else the policy's. When it maps tokens like the policy's, completion ids are scored as they are;
+            otherwise the decoded text is re-tokenized and each policy token gets the ``reduce`` ("sum"/"mean") of
+            the judge tokens overlapping its characters.
+        clip_min, clip_max: clamp each judge token's log-prob (e.g. ``clip_min=-10``).
+        center: None; ``"completion"`` subtracts the completion's mean score; ``"entropy"`` adds the judge's
+            predictive entropy, i.e. log p(a_t) − E_{a~p}[log p(a)] (surprise relative to the expected surprise).
+        max_length: judge context (default ``config.max_position_embeddings``); longer inputs are cut from the left.
+        batch_size, max_batch_tokens: forward-pass batching.
+        dtype, device, quantization_config, load_in_4bit, model_kwargs: passed to ``from_pretrained``.
+    """
+
+    default_name = "logprob_quality"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        *,
+        clip_min: float | None = None,
+        clip_max: float | None = None,
+        center: str | None = None,
+        reduce: str = "sum",
+        max_length: int | None = None,
+        batch_size: int = 16,
+        max_batch_tokens: int = 16384,
+        dtype: Any = None,
+        device: Any = None,
+        quantization_config: Any = None,
+        load_in_4bit: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name)
+        if center not in CENTER_MODES:
+            raise ValueError(f"{self.__name__}: center must be one of {CENTER_MODES}, got {center!r}.")
+        if reduce not in ("sum", "mean"):
+            raise ValueError(f"{self.__name__}: reduce must be 'sum' or 'mean', got {reduce!r}.")
+        self.clip_min, self.clip_max, self.center, self.reduce = clip_min, clip_max, center, reduce
+        load_kwargs = dict(
+            dtype=dtype,
+            device=device,
+            quantization_config=quantization_config,
+            load_in_4bit=load_in_4bit,
+            model_kwargs=model_kwargs,
+        )
+        self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, load_kwargs)
+
+    def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
+        samples, judge = self.batcher.prepare(prompts, completion_ids, self._policy_tokenizer(processing_class))
+        logps, entropies = completion_logprobs(
+            self.model, self.batcher, samples, self._pad_id(judge), with_entropy=self.center == "entropy"
+        )
+        results = []
+        for index, (sample, values) in enumerate(zip(samples, logps)):
+            if self.clip_min is not None or self.clip_max is not None:
+                values = values.clamp(min=self.clip_min, max=self.clip_max)
+            if self.center == "entropy":
+                values = values + entropies[index]
+            elif self.center == "completion":
+                scored = values[~values.isnan()]
+                if scored.numel():
+                    values = values - scored.mean()
+            results.append(to_policy_tokens(sample, values, self.reduce, len(completion_ids[index])))
+        return results
+
+
+class ImplicitPRMQuality(_CausalLMScorer):
+    """Implicit process reward (PRIME): r_t = β·(log π_φ(a_t|s_t) − log π_ref(a_t|s_t)).
+
+    When ``model`` is a PEFT model and ``ref_model`` is None, π_ref is the same model with its adapter disabled
+    (``disable_adapter()``), so only one base model is in memory. Alignment to a policy with another tokenizer works
+    as in :class:`LogProbQuality` (``reduce`` of overlapping PRM tokens).
+    """
+
+    default_name = "implicit_prm_quality"
+
+    def __init__(
+        self,
+        model: Any,
+        ref_model: Any = None,
+        beta: float = 0.05,
+        tokenizer: Any = None,
+        *,
+        reduce: str = "sum",
+        max_length: int | None = None,
+        batch_size: int = 16,
+        max_batch_tokens: int = 16384,
+        dtype: Any = None,
+        device: Any = None,
+        quantization_config: Any = None,
+        load_in_4bit: bool = False,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name)
+        if reduce not in ("sum", "mean"):
+            raise ValueError(f"{self.__name__}: reduce must be 'sum' or 'mean', got {reduce!r}.")
+        self.beta, self.reduce = float(beta), reduce
+        load_kwargs = dict(
+            dtype=dtype, device=device, quantization_config=quantization_config, load_in_4bit=load_in_4bit
+        )
+        self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, load_kwargs)
+        if ref_model is None:
+            if not hasattr(self.model, "disable_adapter"):
+                raise ValueError(
+                    f"{self.__name__}: ref_model is required unless model is a PEFT model (then the reference is the "
+                    "same model with its adapter disabled)."
+                )
+            self.ref_model = None
+        else:
+            device = model_device(self.model)
+            self.ref_model = load_model(ref_model, "AutoModelForCausalLM", self.__name__, device=device)
+
+    def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
+        samples, judge = self.batcher.prepare(prompts, completion_ids, self._policy_tokenizer(processing_class))
+        pad = self._pad_id(judge)
+        logps, _ = completion_logprobs(self.model, self.batcher, samples, pad)
+        if self.ref_model is None:
+            with self.model.disable_adapter():
+                ref_logps, _ = completion_logprobs(self.model, self.batcher, samples, pad)
+        else:
+            ref_logps, _ = completion_logprobs(self.ref_model, self.batcher, samples, pad)
+        return [
+            to_policy_tokens(sample, self.beta * (lp - ref), self.reduce, len(ids))
+            for sample, lp, ref, ids in zip(samples, logps, ref_logps, completion_ids)
+        ]
+
+
+class TokenClassifierQuality(TokenScorer):
+    """Q(s_t, a_t) = score of label ``label`` from any ``AutoModelForTokenClassification`` on the completion text.
+
+    Classifier tokens are aligned to the policy's by character offsets (``reduce`` "mean"/"sum" of the overlapping
+    classifier tokens). ``score``: "prob" (softmax probability), "log_prob" or "logit" of the label.
+    """
+
+    default_name = "token_classifier_quality"
+
+    def __init__(
+        self,
+        model: Any,
+        label: str,
+        tokenizer: Any = None,
+        *,
+        score: str = "prob",
+        reduce: str = "mean",
+        max_length: int | None = None,
+        batch_size: int = 16,
+        device: Any = None,
+        dtype: Any = None,
+        quantization_config: Any = None,
+        load_in_4bit: bool = False,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name)
+        if score not in ("prob", "log_prob", "logit"):
+            raise ValueError(f"{self.__name__}: score must be 'prob', 'log_prob' or 'logit', got {score!r}.")
+        if reduce not in ("sum", "mean"):
+            raise ValueError(f"{self.__name__}: reduce must be 'sum' or 'mean', got {reduce!r}.")
+        self.model = load_model(
+            model,
+            "AutoModelForTokenClassification",
+            self.__name__,
+            dtype=dtype,
+            device=device,
+            quantization_config=quantization_config,
+            load_in_4bit=load_in_4bit,
+        )
+        self.tokenizer = load_tokenizer(tokenizer, model)
+        id2label = {int(k): v for k, v in getattr(self.model.config, "id2label", {}).items()}
+        matches = [i for i, name_ in id2label.items() if name_ == label]
+        if not matches:
+            raise ValueError(
+                f"{self.__name__}: unknown label {label!r}; the classifier's labels (id2label) are "
+                f"{[id2label[i] for i in sorted(id2label)]}."
+            )
+        self.label, self.label_id = label, matches[0]
+        self.score_kind, self.reduce, self.batch_size = score, reduce, batch_size
+        self.max_length = max_length or getattr(self.model.config, "max_position_embeddings", None)
+        self._warned_truncation = False
+
+    def _values(self, logits: torch.Tensor) -> torch.Tensor:
+        """(L, num_labels) logits → (L,) label scores."""
+        if self.score_kind == "logit":
+            return logits[:, self.label_id]
+        log_p = logits.float().log_softmax(-1)[:, self.label_id]
+        return log_p if self.score_kind == "log_prob" else log_p.exp()
+
+    @torch.no_grad()
+    def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
+        policy = self.require_tokenizer(processing_class)
+        tokenizer = self.tokenizer if self.tokenizer is not None else policy
+        same = same_tokenizer(tokenizer, policy)
+        if not same and not getattr(tokenizer, "is_fast", False):
+            raise TypeError(f"{self.__name__}: the classifier tokenizer must be a fast tokenizer (character offsets).")
+        device = model_device(self.model)
+        results: list[list[float] | None] = []
+        for begin in range(0, len(completion_ids), self.batch_size):
+            chunk = completion_ids[begin : begin + self.batch_size]
+            decoded = [decode_with_spans(policy, ids) for ids in chunk]
+            if same:
+                rows, offsets = [list(ids) for ids in chunk], None
+            else:
+                encoded = tokenizer([text for text, _ in decoded], return_offsets_mapping=True)
+                rows, offsets = encoded["input_ids"], encoded["offset_mapping"]
+            rows = [self._truncate(row) for row in rows]
+            width = max((len(row) for row in rows), default=0)
+            if width == 0:
+                results.extend([[] for _ in chunk])
+                continue
+            pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+            input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
+            attention = torch.zeros_like(input_ids)
+            for i, row in enumerate(rows):
+                input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
+                attention[i, : len(row)] = 1
+            logits = self.model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
+            for i, ids in enumerate(chunk):
+                values = self._values(logits[i, : len(rows[i])]).cpu()
+                if same:
+                    results.append(values.tolist() + [0.0] * (len(ids) - len(rows[i])))
+                else:
+                    spans = [tuple(s) for s in offsets[i][: len(rows[i])]]
+                    _, policy_spans = decoded[i]
+                    results.append(spread_span_scores(policy_spans, spans, values.tolist(), reduce=self.reduce))
+        return results
+
+    def _truncate(self, row: list[int]) -> list[int]:
+        if self.max_length is None or len(row) <= self.max_length:
+            return row
+        if not self._warned_truncation:
+            self._warned_truncation = True
+            import warnings
+
+            warnings.warn(
+                f"{self.__name__}: a completion has {len(row)} classifier tokens, more than max_length "
+                f"{self.max_length}; tokens past it get 0. This warning is shown once.",
+                stacklevel=3,
+            )
+        return row[: self.max_length]
+
+
+class LexiconQuality(TokenScorer):
+    """Q from a word → score lexicon (sentiment, style, banned words), spread over the tokens covering each word.
+
+    Args:
+        lexicon: a mapping, or a path to a JSON object or to a ``word<TAB>score`` text file (extra columns ignored,
+            as in VADER's ``vader_lexicon.txt``).
+        spread: "split" (a word's score divided over its tokens), "all" (each token gets it), "last".
+        case_sensitive: match words as written (default: lower-cased).
+    """
+
+    default_name = "lexicon_quality"
+
+    def __init__(
+        self,
+        lexicon: Mapping[str, float] | str | Path,
+        *,
+        spread: str = "split",
+        case_sensitive: bool = False,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name)
+        self.spread = check_spread(spread, self.__name__)
+        self.case_sensitive = case_sensitive
+        if isinstance(lexicon, (str, Path)):
+            lexicon = self._read(Path(lexicon))
+        if not isinstance(lexicon, Mapping) or not lexicon:
+            raise ValueError(f"{self.__name__}: lexicon must be a non-empty mapping word -> score or a file path.")
+        self.lexicon = {(k if case_sensitive else k.lower()): float(v) for k, v in lexicon.items()}
+
+    def _read(self, path: Path) -> dict[str, float]:
+        if not path.exists():
+            raise ValueError(f"{self.__name__}: lexicon file {path} does not exist.")
+        if path.suffix == ".json":
+            return json.loads(path.read_text(encoding="utf-8"))
+        lexicon = {}
+        for line in path.read_text(encoding="utf-8").splitlines():
+            parts = line.split("\t")
+            if len(parts) >= 2 and parts[0].strip():
+                try:
+                    lexicon[parts[0].strip()] = float(parts[1])
+                except ValueError:
+                    continue
+        return lexicon
+
+    @classmethod
+    def from_vader(cls, **kwargs: Any) -> LexiconQuality:
+        """VADER's sentiment lexicon (``pip install vaderSentiment``; valence in [−4, 4])."""
+        import importlib.util
+
+        spec = importlib.util.find_spec("vaderSentiment")
+        if spec is None or not spec.submodule_search_locations:
+            raise ImportError("LexiconQuality.from_vader needs the vaderSentiment package: pip install vaderSentiment")
+        path = Path(next(iter(spec.submodule_search_locations))) / "vader_lexicon.txt"
+        return cls(path, **{"name": "vader_lexicon_quality", **kwargs})
+
+    def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
+        policy = self.require_tokenizer(processing_class)
+        results = []
+        for ids in completion_ids:
+            text, spans = decode_with_spans(policy, ids)
+            items = []
+            for word, span in word_spans(text):
+                value = self.lexicon.get(word if self.case_sensitive else word.lower())
+                if value is not None:
+                    items.append((span, value))
+            results.append(spread_scores(spans, items, self.spread))
+        return results
