@@ -360,7 +360,11 @@ class SentenceClassifierReward:
         return rewards
 
     def __call__(
-        self, prompts: list | None = None, completions: list | None = None, completion_ids: list | None = None, **kwargs
+        self,
+        prompts: list | None = None,
+        completions: list | None = None,
+        completion_ids: list | None = None,
+        **kwargs,
     ) -> list:
         """TRL reward-function signature: (B,) floats (sequence level) or (B,) per-token lists (token level)."""
         processing_class = kwargs.get("processing_class")
