@@ -261,7 +261,7 @@ class TokenClassifierQuality(TokenScorer):
             rows = [self._truncate(row) for row in rows]
             width = max((len(row) for row in rows), default=0)
             if width == 0:
-                results.extend([[] for _ in chunk])
+                results.extend([[0.0] * len(ids) for ids in chunk])
                 continue
             pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
             input_ids = torch.full((len(rows), width), pad, dtype=torch.long)
