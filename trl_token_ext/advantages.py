@@ -44,7 +44,9 @@ def normalize_token_rewards(
         (B, T) normalized rewards, zero where ``mask`` is zero.
     """
     if normalization not in TOKEN_REWARD_NORMALIZATIONS:
-        raise ValueError(f"Unknown token reward normalization {normalization!r}; use one of {TOKEN_REWARD_NORMALIZATIONS}.")
+        raise ValueError(
+            f"Unknown token reward normalization {normalization!r}; use one of {TOKEN_REWARD_NORMALIZATIONS}."
+        )
     mask = mask.to(rewards.dtype)
     if normalization == "none":
         return rewards * mask

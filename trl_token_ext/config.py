@@ -33,7 +33,9 @@ class TokenRewardConfigMixin:
     )
     token_reward_gamma: float = field(
         default=1.0,
-        metadata={"help": "Discount γ in [0, 1] of the `reward_to_go` token advantage: A_tok_t = Σ_{j≥t} γ^(j-t) r̃_j."},
+        metadata={
+            "help": "Discount γ in [0, 1] of the `reward_to_go` token advantage: A_tok_t = Σ_{j≥t} γ^(j-t) r̃_j."
+        },
     )
     token_advantage_mode: str = field(
         default="reward_to_go",

@@ -40,7 +40,7 @@ def check_token_reward_funcs(funcs: Sequence[Any] | Any | None, weights: Sequenc
                 f"token_reward_funcs[{index}] ({func!r}) is not callable; a token reward function is called like a "
                 "TRL reward function and returns one per-token list per completion."
             )
-        if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(getattr(func, "__call__", None)):
+        if inspect.iscoroutinefunction(func) or inspect.iscoroutinefunction(type(func).__call__):
             raise TypeError(
                 f"token_reward_funcs[{index}] ({token_reward_func_name(func)}) is async; token reward functions must "
                 "be synchronous."

@@ -17,7 +17,6 @@ from trl_token_ext.advantages import token_advantages
 from trl_token_ext.config import TokenRewardConfigMixin
 from trl_token_ext.token_rewards import (
     TokenRewardBatch,
-    check_token_reward_funcs,
     compute_token_rewards,
     masked_stats,
     token_reward_func_name,
@@ -60,9 +59,7 @@ class TokenRewardMixin:
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         if self.token_reward_funcs:
-            self._token_reward_batch = self._call_token_reward_funcs(
-                inputs, prompts, completions, completion_ids_list
-            )
+            self._token_reward_batch = self._call_token_reward_funcs(inputs, prompts, completions, completion_ids_list)
         return rewards_per_func
 
     def _call_token_reward_funcs(self, inputs, prompts, completions, completion_ids_list) -> TokenRewardBatch:

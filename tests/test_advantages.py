@@ -1,0 +1,129 @@
+"""Token advantage math against tensors written out by hand.
+
+Batch: 2 prompts × 3 completions, T = 3. Group 1 is rows 0-2, group 2 rows 3-5. Masked positions hold garbage (7, 9)
+to show they are ignored. Group 1's valid rewards {4, 0, 2, 0, 4} and group 2's {0, 4, 2} both have mean 2 and
+(unbiased) std 2; the whole batch's {4, 0, 2, 0, 4, 0, 4, 2} has mean 2 and std sqrt(24 / 7).
+"""
+
+import math
+
+import pytest
+import torch
+
+from trl_token_ext.advantages import (
+    combine_advantages,
+    discounted_reward_to_go,
+    min_reward_to_go,
+    normalize_token_rewards,
+    sequence_level_advantages,
+    token_advantages,
+)
+
+REWARDS = torch.tensor([[4.0, 0, 2], [0, 7, 7], [4, 7, 7], [0, 4, 7], [2, 7, 7], [9, 9, 9]])
+MASK = torch.tensor([[1, 1, 1], [1, 0, 0], [1, 0, 0], [1, 1, 0], [1, 0, 0], [0, 0, 0]])
+S = math.sqrt(24 / 7)  # batch std
+GAMMA = 0.5
+
+EXPECTED = {
+    ("immediate", "group"): [[1, -1, 0], [-1, 0, 0], [1, 0, 0], [-1, 1, 0], [0, 0, 0], [0, 0, 0]],
+    ("immediate", "batch"): [
+        [2 / S, -2 / S, 0],
+        [-2 / S, 0, 0],
+        [2 / S, 0, 0],
+        [-2 / S, 2 / S, 0],
+        [0, 0, 0],
+        [0] * 3,
+    ],
+    ("immediate", "none"): [[4, 0, 2], [0, 0, 0], [4, 0, 0], [0, 4, 0], [2, 0, 0], [0, 0, 0]],
+    # reward-to-go with γ = 0.5: [a, b, c] -> [a + b/2 + c/4, b + c/2, c]
+    ("reward_to_go", "group"): [[0.5, -1, 0], [-1, 0, 0], [1, 0, 0], [-0.5, 1, 0], [0, 0, 0], [0, 0, 0]],
+    ("reward_to_go", "batch"): [
+        [1 / S, -2 / S, 0],
+        [-2 / S, 0, 0],
+        [2 / S, 0, 0],
+        [-1 / S, 2 / S, 0],
+        [0] * 3,
+        [0] * 3,
+    ],
+    ("reward_to_go", "none"): [[4.5, 1, 2], [0, 0, 0], [4, 0, 0], [2, 4, 0], [2, 0, 0], [0, 0, 0]],
+    # min-form: suffix minimum over valid positions
+    ("min", "group"): [[-1, -1, 0], [-1, 0, 0], [1, 0, 0], [-1, 1, 0], [0, 0, 0], [0, 0, 0]],
+    ("min", "batch"): [[-2 / S, -2 / S, 0], [-2 / S, 0, 0], [2 / S, 0, 0], [-2 / S, 2 / S, 0], [0] * 3, [0] * 3],
+    ("min", "none"): [[0, 0, 2], [0, 0, 0], [4, 0, 0], [0, 4, 0], [2, 0, 0], [0, 0, 0]],
+}
+
+
+@pytest.mark.parametrize(("mode", "normalization"), list(EXPECTED))
+def test_token_advantages_by_hand(mode, normalization):
+    result = token_advantages(
+        REWARDS, MASK, group_size=3, mode=mode, normalization=normalization, gamma=GAMMA, eps=0.0
+    )
+    torch.testing.assert_close(result, torch.tensor(EXPECTED[(mode, normalization)], dtype=torch.float32))
+
+
+def test_padding_positions_are_zero_for_every_mode():
+    for mode, normalization in EXPECTED:
+        result = token_advantages(REWARDS, MASK, 3, mode, normalization, gamma=0.9)
+        assert (result[MASK == 0] == 0).all(), (mode, normalization)
+
+
+def test_epsilon_is_added_to_the_std():
+    result = normalize_token_rewards(REWARDS, MASK, group_size=3, normalization="group", eps=0.5)
+    assert result[0, 0].item() == pytest.approx((4 - 2) / (2 + 0.5))
+
+
+def test_group_with_a_single_valid_token_has_zero_std():
+    rewards = torch.tensor([[3.0, 0], [0, 0]])
+    mask = torch.tensor([[1, 0], [0, 0]])
+    torch.testing.assert_close(normalize_token_rewards(rewards, mask, 2, "group", eps=1e-4), torch.zeros(2, 2))
+
+
+def test_group_size_must_divide_batch():
+    with pytest.raises(ValueError, match="multiple of the group size 4"):
+        normalize_token_rewards(REWARDS, MASK, group_size=4)
+
+
+def test_reward_to_go_gamma_one_is_reverse_cumsum_and_gamma_zero_is_immediate():
+    rewards = torch.tensor([[1.0, 2, 3, 4]])
+    mask = torch.tensor([[1, 1, 1, 0]])
+    torch.testing.assert_close(discounted_reward_to_go(rewards, mask, 1.0), torch.tensor([[6.0, 5, 3, 0]]))
+    torch.testing.assert_close(discounted_reward_to_go(rewards, mask, 0.0), torch.tensor([[1.0, 2, 3, 0]]))
+
+
+def test_masked_hole_counts_as_a_step_but_adds_nothing():
+    # a tool-output token in the middle (mask 0) contributes no reward but still discounts what follows
+    rewards = torch.tensor([[1.0, 100, 4]])
+    mask = torch.tensor([[1, 0, 1]])
+    torch.testing.assert_close(discounted_reward_to_go(rewards, mask, 0.5), torch.tensor([[1 + 0.25 * 4, 0, 4]]))
+    torch.testing.assert_close(min_reward_to_go(rewards, mask), torch.tensor([[1.0, 0, 4]]))
+
+
+def test_scale_divides_by_batch_std_of_token_advantages():
+    result = token_advantages(REWARDS, MASK, 3, "immediate", "none", eps=0.0, scale=True)
+    values = REWARDS[MASK.bool()]
+    torch.testing.assert_close(result[MASK.bool()], values / values.std())
+
+
+def test_combine_advantages_by_hand():
+    outcome = torch.tensor([1.0, -1, 0, 0.5, -0.5, 2])
+    token = torch.tensor(EXPECTED[("immediate", "group")], dtype=torch.float32)
+    loss_mask = MASK
+    expected = torch.tensor(
+        [[1.5, 0.5, 1.0], [-1.5, 0, 0], [0.5, 0, 0], [0, 1, 0], [-0.5, 0, 0], [0, 0, 0]], dtype=torch.float32
+    )
+    torch.testing.assert_close(combine_advantages(outcome, token, loss_mask, coef=0.5), expected)
+
+
+def test_sequence_level_advantages_is_masked_mean():
+    advantages = torch.tensor([[1.0, -3, 100], [2, 2, 2]])
+    mask = torch.tensor([[1, 1, 0], [1, 1, 1]])
+    torch.testing.assert_close(sequence_level_advantages(advantages, mask), torch.tensor([[-1.0], [2.0]]))
+    column = torch.tensor([[0.3], [-0.2]])
+    assert sequence_level_advantages(column, mask) is column
+
+
+def test_unknown_mode_and_normalization_rejected():
+    with pytest.raises(ValueError, match="Unknown token advantage mode 'sum'"):
+        token_advantages(REWARDS, MASK, 3, mode="sum")
+    with pytest.raises(ValueError, match="Unknown token reward normalization 'prompt'"):
+        token_advantages(REWARDS, MASK, 3, normalization="prompt")

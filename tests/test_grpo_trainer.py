@@ -1,0 +1,297 @@
+"""TokenGRPOTrainer on a tiny random model: equivalence with stock GRPO, the math, errors, PEFT, resume."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from trainer_helpers import grpo_args, length_reward, max_param_diff, parity_token_reward, snapshot
+from trl import GRPOConfig, GRPOTrainer
+
+from trl_token_ext import TokenGRPOTrainer
+from trl_token_ext.trainers import token_mixin
+
+
+def run_stock(model_dir, dataset, tmp_path, **overrides):
+    trainer = GRPOTrainer(
+        model=model_dir,
+        reward_funcs=length_reward,
+        args=grpo_args(tmp_path / "stock", GRPOConfig, **overrides),
+        train_dataset=dataset,
+    )
+    trainer.train()
+    return trainer
+
+
+def run_token(model_dir, dataset, tmp_path, token_reward_funcs, name="token", reward_funcs=length_reward, **overrides):
+    trainer = TokenGRPOTrainer(
+        model=model_dir,
+        reward_funcs=reward_funcs,
+        token_reward_funcs=token_reward_funcs,
+        args=grpo_args(tmp_path / name, **overrides),
+        train_dataset=dataset,
+    )
+    trainer.train()
+    return trainer
+
+
+@pytest.mark.parametrize("num_iterations", [1, 2])
+@pytest.mark.parametrize("beta", [0.0, 0.1])
+@pytest.mark.parametrize("loss_type", ["dapo", "grpo", "dr_grpo", "bnpo"])
+def test_equivalent_to_stock_without_token_rewards_or_with_zero_coef(
+    tiny_model_dir, prompt_dataset, tmp_path, loss_type, beta, num_iterations
+):
+    settings = dict(loss_type=loss_type, beta=beta, num_iterations=num_iterations)
+    stock = snapshot(run_stock(tiny_model_dir, prompt_dataset, tmp_path, **settings).model)
+    without = run_token(tiny_model_dir, prompt_dataset, tmp_path, None, name="none", **settings)
+    zero_coef = run_token(
+        tiny_model_dir,
+        prompt_dataset,
+        tmp_path,
+        [parity_token_reward],
+        name="zero",
+        token_advantage_coef=0.0,
+        **settings,
+    )
+    initial = snapshot(type(without.model).from_pretrained(tiny_model_dir))
+    assert max_param_diff(initial, stock) > 1e-4  # training moved the parameters
+    assert max_param_diff(stock, snapshot(without.model)) <= 1e-6
+    assert max_param_diff(stock, snapshot(zero_coef.model)) <= 1e-6
+    # λ = 0 still calls and logs the token reward functions
+    assert "token_rewards/parity_token_reward/mean" in zero_coef.state.log_history[0]
+
+
+def reference_token_advantages(token_rewards, lengths, group_size, gamma):
+    """Slow reference: group normalization over valid tokens then discounted reward-to-go, in plain Python."""
+    result = []
+    for start in range(0, len(token_rewards), group_size):
+        group = token_rewards[start : start + group_size]
+        values = [v for row in group for v in row]
+        mean = sum(values) / len(values)
+        std = (sum((v - mean) ** 2 for v in values) / (len(values) - 1)) ** 0.5
+        for row in group:
+            normalized = [(v - mean) / (std + 1e-4) for v in row]
+            result.append([sum(gamma ** (j - t) * normalized[j] for j in range(t, len(row))) for t in range(len(row))])
+    return result
+
+
+def test_advantages_are_outcome_plus_coef_times_token_advantages(
+    tiny_model_dir, prompt_dataset, tmp_path, monkeypatch
+):
+    """Capture one batch and recompute A = A_out + λ·A_tok with a slow reference implementation."""
+    captured = {}
+    parent = GRPOTrainer._generate_and_score_completions
+
+    def spy(self, inputs):
+        output = parent(self, inputs)
+        captured["outcome"] = output["advantages"].clone()
+        captured["completion_ids"] = output["completion_ids"].clone()
+        captured["mask"] = output["completion_mask"].clone()
+        return output
+
+    monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", spy)
+    trainer = TokenGRPOTrainer(
+        model=tiny_model_dir,
+        reward_funcs=length_reward,
+        token_reward_funcs=[parity_token_reward],
+        args=grpo_args(tmp_path, max_steps=1, token_advantage_coef=0.5, token_reward_gamma=0.9),
+        train_dataset=prompt_dataset,
+    )
+    batch = trainer._generate_and_score_completions(next(iter(trainer.get_train_dataloader())))
+    mask = captured["mask"]
+    lengths = mask.sum(1).tolist()
+    ids = [row[: int(n)].tolist() for row, n in zip(captured["completion_ids"], lengths)]
+    token_adv = reference_token_advantages(parity_token_reward(ids), lengths, group_size=3, gamma=0.9)
+    expected = torch.zeros_like(batch["advantages"])
+    for b, row in enumerate(token_adv):
+        for t, value in enumerate(row):
+            expected[b, t] = captured["outcome"][b] + 0.5 * value
+    assert batch["advantages"].shape == mask.shape
+    torch.testing.assert_close(batch["advantages"], expected, atol=1e-5, rtol=1e-5)
+
+
+def test_token_reward_raises_frequency_of_rewarded_tokens(tiny_model_dir, prompt_dataset, tmp_path):
+    """A token reward on a set of token ids raises their probability; the same run without it does not."""
+    target = set(range(100, 140))
+
+    def favour_target(completion_ids, **kwargs):
+        return [[1.0 if t in target else 0.0 for t in ids] for ids in completion_ids]
+
+    def constant(completions, **kwargs):
+        return [0.0] * len(completions)
+
+    def target_mass(model, tokenizer):
+        inputs = tokenizer(["The movie was", "A cat sat", "It is a"], return_tensors="pt", padding=True)
+        with torch.no_grad():
+            probs = model(**inputs).logits[:, -1].softmax(-1)
+        return probs[:, sorted(target)].sum(-1).mean().item()
+
+    settings = dict(max_steps=30, learning_rate=3e-2, token_advantage_mode="immediate", beta=0.0)
+    with_token = run_token(tiny_model_dir, prompt_dataset, tmp_path, [favour_target], "with", constant, **settings)
+    without = run_token(tiny_model_dir, prompt_dataset, tmp_path, None, "without", constant, **settings)
+    tokenizer = with_token.processing_class
+    before = target_mass(type(without.model).from_pretrained(tiny_model_dir), tokenizer)
+    after_with, after_without = target_mass(with_token.model, tokenizer), target_mass(without.model, tokenizer)
+    assert after_with > 1.5 * before
+    assert after_with > after_without + 0.05
+
+
+@pytest.mark.parametrize(
+    ("output", "message"),
+    [
+        (lambda ids: [[0.0] * len(i) for i in ids[:-1]], r"'bad' returned 5 entries, but 6 were expected"),
+        (lambda ids: [[0.0] * (len(i) + 1) for i in ids], r"'bad' returned \d+ token rewards for sample 0"),
+        (
+            lambda ids: [[float("nan")] * len(i) for i in ids],
+            r"'bad' returned a non-finite value \(nan\) for sample 0",
+        ),
+        (
+            lambda ids: [[float("inf")] * len(i) for i in ids],
+            r"'bad' returned a non-finite value \(inf\) for sample 0",
+        ),
+        (lambda ids: [1.0 for i in ids], r"'bad' returned float for sample 0"),
+    ],
+)
+def test_bad_token_rewards_raise_before_any_update(tiny_model_dir, prompt_dataset, tmp_path, output, message):
+    def bad(completion_ids, **kwargs):
+        return output(completion_ids)
+
+    trainer = TokenGRPOTrainer(
+        model=tiny_model_dir,
+        reward_funcs=length_reward,
+        token_reward_funcs=[bad],
+        args=grpo_args(tmp_path),
+        train_dataset=prompt_dataset,
+    )
+    before = snapshot(trainer.model)
+    with pytest.raises(ValueError, match=message):
+        trainer.train()
+    assert max_param_diff(before, snapshot(trainer.model)) == 0.0
+
+
+def test_wrong_number_of_weights_rejected_at_construction(tiny_model_dir, prompt_dataset, tmp_path, monkeypatch):
+    loaded = []
+    monkeypatch.setattr(GRPOTrainer, "__init__", lambda *a, **k: loaded.append(1))
+    with pytest.raises(ValueError, match="token_reward_weights has 1 values but 2 token reward functions"):
+        TokenGRPOTrainer(
+            model=tiny_model_dir,
+            reward_funcs=length_reward,
+            token_reward_funcs=[parity_token_reward, parity_token_reward],
+            args=grpo_args(tmp_path, token_reward_weights=[1.0]),
+            train_dataset=prompt_dataset,
+        )
+    assert loaded == []  # rejected before the model is loaded
+
+
+def test_none_means_no_token_reward(tiny_model_dir, prompt_dataset, tmp_path, monkeypatch):
+    """Completions a function returns None for get exactly the outcome advantage."""
+    captured = {}
+    original = token_mixin.TokenRewardMixin._token_advantages
+
+    def spy(self, output, group_size):
+        captured["outcome"] = output["advantages"].clone()
+        result = original(self, output, group_size)
+        captured["token"] = result
+        return result
+
+    monkeypatch.setattr(token_mixin.TokenRewardMixin, "_token_advantages", spy)
+
+    def first_group_only(completion_ids, **kwargs):
+        return [[1.0 * (t % 3) for t in ids] if b < 3 else None for b, ids in enumerate(completion_ids)]
+
+    trainer = TokenGRPOTrainer(
+        model=tiny_model_dir,
+        reward_funcs=length_reward,
+        token_reward_funcs=[first_group_only],
+        args=grpo_args(tmp_path, max_steps=1),
+        train_dataset=prompt_dataset,
+    )
+    batch = trainer._generate_and_score_completions(next(iter(trainer.get_train_dataloader())))
+    assert (captured["token"][3:] == 0).all()
+    mask = batch["completion_mask"][3:].bool()
+    expected = captured["outcome"][3:].unsqueeze(1).expand_as(mask)
+    torch.testing.assert_close(batch["advantages"][3:][mask], expected[mask])
+    assert captured["token"][:3].abs().sum() > 0
+
+
+def test_logs_token_metrics_and_completion_column(tiny_model_dir, prompt_dataset, tmp_path):
+    trainer = run_token(tiny_model_dir, prompt_dataset, tmp_path, [parity_token_reward], token_reward_weights=[2.0])
+    logs = trainer.state.log_history[0]
+    for key in [
+        "token_rewards/parity_token_reward/mean",
+        "token_rewards/parity_token_reward/std",
+        "token_advantages/mean",
+        "token_advantages/std",
+    ]:
+        assert key in logs
+    assert 0.0 <= logs["token_rewards/parity_token_reward/mean"] <= 1.0  # raw, unweighted values
+    assert len(trainer._logs["extra"]["token_reward"]) == len(trainer._logs["completion"])
+
+
+def test_lora_trains_adapter_only(tiny_model_dir, prompt_dataset, tmp_path):
+    from peft import LoraConfig
+
+    trainer = TokenGRPOTrainer(
+        model=tiny_model_dir,
+        reward_funcs=length_reward,
+        token_reward_funcs=[parity_token_reward],
+        args=grpo_args(tmp_path, learning_rate=1e-2, beta=0.1),
+        train_dataset=prompt_dataset,
+        peft_config=LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"]),
+    )
+    before = snapshot(trainer.model)
+    trainer.train()
+    after = snapshot(trainer.model)
+    lora = [n for n in before if "lora_" in n]
+    assert lora and any((before[n] - after[n]).abs().max() > 0 for n in lora)
+    assert all(torch.equal(before[n], after[n]) for n in before if "lora_" not in n)
+
+
+def test_stock_trl_rewards_and_conversational_prompts(tiny_model_dir, conversational_dataset, tmp_path):
+    from trl.rewards import think_format_reward
+
+    trainer = TokenGRPOTrainer(
+        model=tiny_model_dir,
+        reward_funcs=[think_format_reward, length_reward],
+        token_reward_funcs=[parity_token_reward],
+        args=grpo_args(tmp_path),
+        train_dataset=conversational_dataset,
+    )
+    before = snapshot(trainer.model)
+    trainer.train()
+    assert max_param_diff(before, snapshot(trainer.model)) > 0
+    assert "rewards/think_format_reward/mean" in trainer.state.log_history[0]
+    assert isinstance(trainer._logs["completion"][0], list)  # conversational completions reached the functions
+
+
+def test_num_generations_must_divide_batch_as_in_trl(tmp_path):
+    with pytest.raises(ValueError, match="divisible by num_generations"):
+        grpo_args(tmp_path, per_device_train_batch_size=4, num_generations=3)
+
+
+def test_resume_from_checkpoint_continues(tiny_model_dir, prompt_dataset, tmp_path):
+    settings = dict(max_steps=4, save_strategy="steps", save_steps=2, learning_rate=1e-2)
+    first = run_token(
+        tiny_model_dir, prompt_dataset, tmp_path, [parity_token_reward], "run", **{**settings, "max_steps": 2}
+    )
+    at_checkpoint = snapshot(first.model)
+    resumed = TokenGRPOTrainer(
+        model=tiny_model_dir,
+        reward_funcs=length_reward,
+        token_reward_funcs=[parity_token_reward],
+        args=grpo_args(tmp_path / "run", **settings),
+        train_dataset=prompt_dataset,
+    )
+    loaded = {}
+    original_step = resumed.training_step
+
+    def record_first_step(model, inputs, num_items_in_batch):
+        loaded.setdefault("params", snapshot(model))
+        return original_step(model, inputs, num_items_in_batch)
+
+    resumed.training_step = record_first_step
+    resumed.train(resume_from_checkpoint=str(tmp_path / "run" / "checkpoint-2"))
+    assert resumed.state.global_step == 4
+    assert max_param_diff(at_checkpoint, loaded["params"]) == 0.0  # resumed from the checkpoint's weights
+    assert max_param_diff(at_checkpoint, snapshot(resumed.model)) > 0  # and kept training
+    steps = [log["step"] for log in resumed.state.log_history if "token_advantages/mean" in log]
+    assert steps == [1, 2, 3, 4]
