@@ -129,37 +129,45 @@ def completion_logprobs(
     truncation, or first in an unprompted sequence without BOS), and the same-shaped entropies of the predictive
     distributions when ``with_entropy``.
     """
-    from trl.trainer.utils import selective_log_softmax
-
     device = next(model.parameters()).device
     logps: list[torch.Tensor | None] = [None] * len(samples)
     entropies: list[torch.Tensor | None] = [None] * len(samples)
     for batch in batcher.batches(samples):
         width = max(len(samples[i].ids) for i in batch)
         input_ids = torch.full((len(batch), width), pad_id, dtype=torch.long)
-        attention = torch.zeros((len(batch), width), dtype=torch.long)
         for row, index in enumerate(batch):
             ids = samples[index].ids
             input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
-            attention[row, : len(ids)] = 1
-        if width < 2:
-            logits = None
-        else:
-            logits = model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits[:, :-1].float()
+        # Right padding needs no attention mask in a causal LM: a real token never attends to the pads after it, and
+        # positions are 0..len-1 as without padding. Without a mask, attention takes its fused causal kernel.
+        logits = None if width < 2 else model(input_ids=input_ids.to(device)).logits
+        # Gather every scored position of the batch, then one log-softmax over those rows only.
+        rows, positions, owners = [], [], []
         for row, index in enumerate(batch):
             sample = samples[index]
-            values = torch.full((sample.num_completion,), float("nan"))
-            entropy = torch.full((sample.num_completion,), float("nan"))
-            # Completion token k (k >= dropped) sits at position start + k - dropped, predicted one position earlier.
-            first = max(sample.start, 1)
-            if logits is not None and first < len(sample.ids):
-                row_logits = logits[row, first - 1 : len(sample.ids) - 1]
-                targets = input_ids[row, first : len(sample.ids)].to(row_logits.device)
-                offset = sample.dropped + (first - sample.start)
-                values[offset:] = selective_log_softmax(row_logits, targets).cpu()
+            first = max(sample.start, 1)  # the completion token at `first` is predicted at `first - 1`
+            span = range(first, len(sample.ids))
+            rows.extend([row] * len(span))
+            positions.extend(span)
+            owners.append((index, sample.dropped + (first - sample.start), len(span)))
+        selected_logp = selected_entropy = None
+        if logits is not None and positions:
+            row_index, position_index = torch.tensor(rows), torch.tensor(positions)
+            log_p = logits[row_index.to(logits.device), (position_index - 1).to(logits.device)]
+            log_p = log_p.float().log_softmax(-1)
+            targets = input_ids[row_index, position_index].to(log_p.device)
+            selected_logp = log_p.gather(-1, targets[:, None]).squeeze(-1).cpu()
+            if with_entropy:
+                selected_entropy = -(log_p.exp() * log_p).sum(-1).cpu()
+        cursor = 0
+        for index, offset, count in owners:
+            values = torch.full((samples[index].num_completion,), float("nan"))
+            entropy = torch.full((samples[index].num_completion,), float("nan"))
+            if count and selected_logp is not None:
+                values[offset:] = selected_logp[cursor : cursor + count]
                 if with_entropy:
-                    log_p = row_logits.log_softmax(-1)
-                    entropy[offset:] = -(log_p.exp() * log_p).sum(-1).cpu()
+                    entropy[offset:] = selected_entropy[cursor : cursor + count]
+            cursor += count
             logps[index] = values
             entropies[index] = entropy
     return logps, (entropies if with_entropy else None)

@@ -1,0 +1,75 @@
+"""LogProbQuality throughput: one batched call vs a per-completion loop (same judge, same completions).
+
+Run: ``python benchmarks/scorers.py [--completions 64] [--batch-size 16] [--repeats 5]``.
+Arms are interleaved; the last line is ``scorer_speedup: <batched tokens/s ÷ loop tokens/s>``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import time
+
+import torch
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--completions", type=int, default=64)
+    parser.add_argument("--min-tokens", type=int, default=16)
+    parser.add_argument("--max-tokens", type=int, default=48)
+    parser.add_argument("--hidden-size", type=int, default=64)
+    parser.add_argument("--layers", type=int, default=4)
+    parser.add_argument("--batch-size", type=int, default=16, help="batched arm's completions per forward pass")
+    parser.add_argument("--repeats", type=int, default=5)
+    args = parser.parse_args()
+    torch.set_num_threads(1)
+
+    from trl_token_ext.scorers import LogProbQuality
+    from trl_token_ext.tiny_models import CORPUS, build_tiny_causal_lm, build_tiny_tokenizer
+
+    tokenizer = build_tiny_tokenizer()
+    judge = build_tiny_causal_lm(tokenizer, hidden_size=args.hidden_size, num_layers=args.layers)
+    rng = random.Random(0)
+    special = set(tokenizer.all_special_ids)
+    vocab = [i for i in range(len(tokenizer)) if i not in special]
+    completion_ids = [
+        [rng.choice(vocab) for _ in range(rng.randint(args.min_tokens, args.max_tokens))]
+        for _ in range(args.completions)
+    ]
+    prompts = [rng.choice(CORPUS) for _ in completion_ids]
+    completions = [tokenizer.decode(ids) for ids in completion_ids]
+    tokens = sum(len(ids) for ids in completion_ids)
+    batched = LogProbQuality(judge, batch_size=args.batch_size)
+    single = LogProbQuality(judge, batch_size=1)
+
+    def run_batched():
+        return batched(
+            prompts=prompts, completions=completions, completion_ids=completion_ids, processing_class=tokenizer
+        )
+
+    def run_loop():
+        return [
+            single(prompts=[p], completions=[c], completion_ids=[ids], processing_class=tokenizer)[0]
+            for p, c, ids in zip(prompts, completions, completion_ids)
+        ]
+
+    # Same values from both arms (right padding keeps positions exact).
+    for a, b in zip(run_batched(), run_loop()):
+        assert torch.allclose(torch.tensor(a), torch.tensor(b), atol=1e-4)
+    times: dict[str, list[float]] = {"batched": [], "loop": []}
+    for _ in range(args.repeats):
+        for name, fn in (("batched", run_batched), ("loop", run_loop)):
+            start = time.perf_counter()
+            fn()
+            times[name].append(time.perf_counter() - start)
+    rates = {name: tokens / statistics.median(values) for name, values in times.items()}
+    print(f"completions={args.completions} tokens={tokens} judge hidden={args.hidden_size} layers={args.layers}")
+    for name, rate in rates.items():
+        print(f"{name}: {rate:,.0f} tokens/s (median of {args.repeats})")
+    print(f"scorer_speedup: {rates['batched'] / rates['loop']:.2f}")
+
+
+if __name__ == "__main__":
+    main()
