@@ -58,7 +58,8 @@ class TrainClassifierArguments:
     lora_alpha: int = field(default=32, metadata={"help": "LoRA alpha."})
     lora_dropout: float = field(default=0.1, metadata={"help": "LoRA dropout."})
     lora_target_modules: list[str] | None = field(
-        default=None, metadata={"help": "Modules given LoRA (default: PEFT's choice for the architecture)."}
+        default=None,
+        metadata={"help": "Modules given LoRA: names, 'all-linear' or one regex (default: PEFT's choice per model)."},
     )
     early_stopping_patience: int = field(default=2, metadata={"help": "Evaluations without F1 gain before stopping."})
     seed: int = field(default=42, metadata={"help": "Seed of the data split and the training."})
@@ -165,9 +166,10 @@ def train_classifier_main(argv: list[str] | None = None) -> ClassifierTrainingRe
 SENTIMENT_RECIPE = TrainClassifierArguments(
     model_name_or_path=MINILM,
     dataset_name=VADER,
-    num_train_epochs=3.0,
+    num_train_epochs=2.0,
     learning_rate=1e-3,
-    max_train_samples=8000,
+    max_train_samples=10000,
+    lora_target_modules=["all-linear"],
     use_cpu=True,
 )
 

@@ -74,6 +74,19 @@ def encode_labels(dataset, label_column: str, labels: Sequence[str] | None) -> t
     return dataset.add_column("labels", encoded), labels
 
 
+def _target_modules(target_modules: Sequence[str] | str | None) -> list[str] | str | None:
+    """PEFT's ``target_modules``: None (PEFT's default for the architecture), ``"all-linear"``, a regex string or a
+    list of module names (a one-item list holding ``"all-linear"`` or a regex is passed as the string)."""
+    if not target_modules:
+        return None
+    if isinstance(target_modules, str):
+        return target_modules
+    target_modules = list(target_modules)
+    if len(target_modules) == 1 and (target_modules[0] == "all-linear" or not target_modules[0].isidentifier()):
+        return target_modules[0]
+    return target_modules
+
+
 def _lora_config(model, lora_config, lora_r: int, lora_alpha: int, lora_dropout: float, target_modules):
     from peft import LoraConfig, TaskType
 
@@ -87,7 +100,7 @@ def _lora_config(model, lora_config, lora_r: int, lora_alpha: int, lora_dropout:
         r=lora_r,
         lora_alpha=lora_alpha,
         lora_dropout=lora_dropout,
-        target_modules=list(target_modules) if target_modules else None,
+        target_modules=_target_modules(target_modules),
         modules_to_save=modules_to_save,
     )
 
@@ -108,7 +121,7 @@ def train_sentence_classifier(
     lora_r: int = 16,
     lora_alpha: int = 32,
     lora_dropout: float = 0.1,
-    lora_target_modules: Sequence[str] | None = None,
+    lora_target_modules: Sequence[str] | str | None = None,
     early_stopping_patience: int = 2,
     training_args: dict[str, Any] | None = None,
     keep_checkpoints: bool = False,
