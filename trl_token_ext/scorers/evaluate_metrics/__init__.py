@@ -1,0 +1,1 @@
+"""Offline ``evaluate`` metric scripts (loaded by path with ``evaluate.load``), backed by sacrebleu / rouge-score."""
