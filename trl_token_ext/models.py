@@ -236,6 +236,21 @@ class SharedBaseModel:
         with adapters_disabled(self.model) as model:
             return model.generate(*args, **kwargs)
 
+    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]:
+        """Detached views of the policy's parameters (device/dtype look-ups): a scorer freezing "its" model with
+        ``requires_grad_(False)`` must not freeze the policy's trainable adapter."""
+        return (parameter.detach() for parameter in self.model.parameters(recurse))
+
+    def eval(self) -> SharedBaseModel:
+        """No-op: every call already runs in eval mode; the policy's own train/eval state is left alone."""
+        return self
+
+    def train(self, mode: bool = True) -> SharedBaseModel:
+        return self
+
+    def requires_grad_(self, requires_grad: bool = True) -> SharedBaseModel:
+        return self
+
     def __getattr__(self, name: str) -> Any:
         if name == "model":  # not set yet (during unpickling)
             raise AttributeError(name)

@@ -1,0 +1,224 @@
+"""`trl-token` CLI (TrlParser recipes, 4-bit + LoRA training of a tiny model) and the reward registry."""
+
+from __future__ import annotations
+
+import json
+import math
+import pickle
+from pathlib import Path
+
+import pytest
+import yaml
+
+from trl_token_ext import cli
+from trl_token_ext.registry import BoundRewardFunc, build_reward_func, registered_names, resolve
+
+RECIPES = sorted((Path(__file__).resolve().parents[1] / "examples" / "recipes").glob("*.yaml"))
+
+
+def length_reward(completions, scale=1.0, **kwargs):
+    """Outcome reward used through its import path."""
+    return [scale * len(c) for c in completions]
+
+
+def first_half(completion_ids, **kwargs):
+    return [[1.0 if t < len(ids) / 2 else -1.0 for t in range(len(ids))] for ids in completion_ids]
+
+
+# ------------------------------------------------------------------------------------------------------- registry
+@pytest.mark.parametrize("path", [f"{__name__}:length_reward", f"{__name__}.length_reward"])
+def test_registry_resolves_import_paths(path):
+    assert resolve(path) is length_reward
+
+
+def test_function_with_options_is_bound_and_picklable():
+    func = build_reward_func(f"{__name__}:length_reward", {"scale": 2.0})
+    assert isinstance(func, BoundRewardFunc) and func.__name__ == "length_reward"
+    assert func(completions=["abc", "de"]) == [6.0, 4.0]
+    assert pickle.loads(pickle.dumps(func))(completions=["abcd"]) == [8.0]
+    assert build_reward_func(f"{__name__}:length_reward") is length_reward
+
+
+def test_builtin_scorer_by_name_gets_its_options(tiny_tokenizer):
+    scorer = build_reward_func("repetition", {"n": 2, "penalty": -1.0})
+    ids = [[40, 41, 40, 41, 40]]  # bigrams (40,41) (41,40) (40,41)* (41,40)*: the last two tokens repeat a bigram
+    out = scorer(prompts=["p"], completions=["c"], completion_ids=ids, processing_class=tiny_tokenizer)
+    assert [list(map(float, row)) for row in out] == [[0.0, 0.0, 0.0, -1.0, -1.0]]
+    default = build_reward_func("repetition")  # n=3: (40,41,40) then (41,40,41), (40,41,40)* repeats
+    out = default(prompts=["p"], completions=["c"], completion_ids=ids, processing_class=tiny_tokenizer)
+    assert [list(map(float, row)) for row in out] == [[0.0, 0.0, 0.0, 0.0, -1.0]]
+    with pytest.raises(ValueError, match=r"'repetition': invalid options \['window'\]"):
+        build_reward_func("repetition", {"window": 3})
+
+
+def test_every_registered_name_resolves_to_a_callable():
+    for name in registered_names():
+        assert callable(resolve(name)), name
+    assert {"repetition", "logprob_quality", "sentence_classifier", "accuracy_reward"} <= set(registered_names())
+
+
+def test_trl_factory_gets_trl_script_defaults():
+    func = build_reward_func("get_soft_overlong_punishment")  # as `trl grpo`: max 1280, cache 256
+    assert func(completion_ids=[[0] * 1024, [0] * 1280]) == [0.0, -1.0]
+
+
+def test_unknown_reward_name_lists_registered_names():
+    with pytest.raises(ValueError, match=r"Unknown reward function 'repetitoin'") as error:
+        resolve("repetitoin")
+    assert "'logprob_quality'" in str(error.value) and "'repetition'" in str(error.value)
+    with pytest.raises(ValueError, match=r"cannot import module 'no_such_pkg.rewards'"):
+        resolve("no_such_pkg.rewards:f")
+
+
+# ------------------------------------------------------------------------------------------------------------ CLI
+def test_grpo_help_lists_token_options(capsys):
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["grpo", "--help"])
+    assert exit_info.value.code == 0
+    text = capsys.readouterr().out
+    for flag in (
+        "--token_reward_funcs",
+        "--token_reward_kwargs",
+        "--token_reward_weights",
+        "--token_advantage_coef",
+        "--token_advantage_mode",
+        "--reward_funcs",
+        "--load_in_4bit",
+        "--use_peft",
+        "--lora_target_modules",
+    ):
+        assert flag in text, flag
+
+
+def test_unknown_command_and_missing_delegate(capsys):
+    assert cli.main(["ppo"]) == 2
+    assert "unknown command 'ppo'" in capsys.readouterr().err
+    with pytest.raises(SystemExit, match=r"trl-token demo is not available: trl_token_ext.no_such_module.main"):
+        cli._delegate("demo", "trl_token_ext.no_such_module", "main", [])
+
+
+@pytest.mark.parametrize("recipe", RECIPES, ids=lambda p: p.name)
+def test_shipped_recipes_parse_with_4bit_lora_and_registered_scorers(recipe):
+    parser = cli.make_parser("grpo")
+    script_args, reward_args, training_args, model_args, _ = parser.parse_args_and_config(
+        ["--config", str(recipe), "--bf16", "false", "--use_cpu", "true"]  # this machine has no GPU
+    )
+    assert model_args.load_in_4bit and model_args.use_peft and model_args.use_bnb_nested_quant
+    assert model_args.bnb_4bit_quant_type == "nf4" and training_args.gradient_checkpointing
+    assert reward_args.token_reward_funcs and script_args.dataset_name
+    for name in (reward_args.reward_funcs or []) + reward_args.token_reward_funcs:
+        assert callable(resolve(name)), name
+    cli._options_for(reward_args.token_reward_funcs, reward_args.token_reward_kwargs, "token_reward_kwargs")
+
+
+def test_command_line_overrides_recipe_and_parses_json_options(tmp_path):
+    recipe = tmp_path / "r.yaml"
+    recipe.write_text(
+        yaml.safe_dump({"output_dir": str(tmp_path), "max_steps": 5, "use_cpu": True, "token_reward_funcs": ["a"]})
+    )
+    parser = cli.make_parser("grpo")
+    argv = ["--config", str(recipe), "--max_steps", "2", "--token_reward_kwargs", '{"a": {"n": 2}}']
+    _, reward_args, training_args, _, _ = parser.parse_args_and_config(argv)
+    assert training_args.max_steps == 2 and reward_args.token_reward_kwargs == {"a": {"n": 2}}
+    with pytest.raises(ValueError, match=r"token_reward_kwargs has options for \['b'\]"):
+        cli._options_for(["a"], {"b": {}}, "token_reward_kwargs")
+    with pytest.raises(ValueError, match=r"lists 2 option mappings for 1 functions"):
+        cli._options_for(["a"], [{}, {}], "token_reward_kwargs")
+
+
+@pytest.fixture(scope="module")
+def tiny64_dir(tmp_path_factory):
+    from trl_token_ext.tiny_models import save_tiny_causal_lm
+
+    return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny64-cli"), hidden_size=64))
+
+
+def write_recipe(tmp_path: Path, model_dir: str, **overrides) -> Path:
+    data = tmp_path / "prompts.jsonl"
+    prompts = ["The movie was", "I loved this", "The food was", "A cat sat", "It is a", "What a bad"]
+    data.write_text("\n".join(json.dumps({"prompt": p}) for p in prompts * 2))
+    recipe = {
+        "model_name_or_path": model_dir,
+        "dtype": "float32",
+        "load_in_4bit": True,
+        "use_bnb_nested_quant": True,
+        "use_peft": True,
+        "lora_r": 8,
+        "lora_alpha": 16,
+        "lora_dropout": 0.0,
+        "lora_target_modules": ["q_proj", "v_proj", "up_proj"],
+        "dataset_name": str(data),
+        "reward_funcs": [f"{__name__}:length_reward"],
+        "reward_kwargs": {f"{__name__}:length_reward": {"scale": 0.5}},
+        "token_reward_funcs": ["logprob_quality", "repetition", f"{__name__}.first_half"],
+        "token_reward_kwargs": {"logprob_quality": {"model": "policy"}, "repetition": {"n": 2}},
+        "token_reward_weights": [1.0, 0.5, 0.25],
+        "output_dir": str(tmp_path / "out"),
+        "per_device_train_batch_size": 6,
+        "num_generations": 3,
+        "max_completion_length": 8,
+        "max_steps": 1,
+        "beta": 0.1,
+        "learning_rate": 0.05,
+        "use_cpu": True,
+        "bf16": False,
+        "report_to": "none",
+        "save_strategy": "no",
+        "disable_tqdm": True,
+        "logging_steps": 1,
+        "seed": 0,
+    }
+    recipe.update(overrides)
+    path = tmp_path / "recipe.yaml"
+    path.write_text(yaml.safe_dump(recipe))
+    return path
+
+
+def test_cli_trains_4bit_lora_tiny_model_from_yaml_recipe(tmp_path, tiny64_dir, monkeypatch):
+    from peft import PeftModel
+
+    from trl_token_ext.models import SharedBaseModel
+
+    trainers = []
+    run_training = cli.run_training
+    monkeypatch.setattr(cli, "run_training", lambda *a, **k: trainers.append(run_training(*a, **k)) or trainers[-1])
+    recipe = write_recipe(tmp_path, tiny64_dir)
+    assert cli.main(["grpo", "--config", str(recipe), "--max_steps", "2"]) == 0
+
+    (trainer,) = trainers
+    assert trainer.state.global_step == 2  # the command line overrode the recipe's max_steps: 1
+    assert isinstance(trainer.model, PeftModel) and trainer.ref_model is None
+    assert trainer.model.get_base_model().is_loaded_in_4bit
+    judge, repetition, half = trainer.token_reward_funcs
+    assert isinstance(judge.model, SharedBaseModel) and judge.model.model is trainer.model.get_base_model()
+    assert repetition.n == 2 and half.__name__ == "first_half"
+    assert trainer.reward_funcs[0].options == {"scale": 0.5}
+    logs = {key: value for entry in trainer.state.log_history for key, value in entry.items()}
+    assert logs["token_rewards/logprob_quality/mean"] <= 0.0  # log-probs of the frozen base
+    assert math.isfinite(logs["token_rewards/logprob_quality/mean"])
+    assert logs["token_rewards/first_half/std"] > 0.9  # ±1 per token
+    # completions have up to 8 characters and scale 0.5: the outcome reward is half the completion's length
+    assert 0.0 <= logs["rewards/length_reward/mean"] <= 0.5 * 8 * 4
+    assert (tmp_path / "out" / "adapter_config.json").exists()  # LoRA adapter saved, not the 4-bit base
+
+
+def test_cli_unknown_reward_and_policy_sharing_without_lora(tmp_path, tiny64_dir):
+    recipe = write_recipe(tmp_path, tiny64_dir, token_reward_funcs=["repetitoin"], token_reward_kwargs=None)
+    with pytest.raises(ValueError, match=r"Unknown reward function 'repetitoin'.*'repetition'"):
+        cli.main(["grpo", "--config", str(recipe)])
+    recipe = write_recipe(
+        tmp_path,
+        tiny64_dir,
+        load_in_4bit=False,
+        use_peft=False,
+        token_reward_weights=None,
+        token_reward_funcs=["logprob_quality"],
+        token_reward_kwargs={"logprob_quality": {"model": "policy"}},
+    )
+    with pytest.raises(
+        ValueError, match=r"'logprob_quality': model='policy' shares the policy's base model.*use_peft"
+    ):
+        cli.main(["grpo", "--config", str(recipe)])
+    recipe = write_recipe(tmp_path, tiny64_dir, use_peft=False)
+    with pytest.raises(ValueError, match=r"load_in_4bit=True needs use_peft=True"):
+        cli.main(["grpo", "--config", str(recipe)])

@@ -1,0 +1,284 @@
+"""``trl-token``: TRL's ``trl grpo`` / ``trl rloo`` recipes and flags, plus token reward functions.
+
+    trl-token grpo --config examples/recipes/repetition_qlora.yaml
+    trl-token grpo --model_name_or_path Qwen/Qwen2-0.5B-Instruct --dataset_name trl-lib/tldr \\
+        --reward_funcs think_format_reward --token_reward_funcs repetition --load_in_4bit --use_peft
+    trl-token rloo --config recipe.yaml
+    trl-token train-classifier ...      (see docs/sentence_rewards.md)
+    trl-token demo ...
+
+Several processes: ``accelerate launch -m trl_token_ext.cli grpo --config recipe.yaml``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+COMMANDS = {
+    "grpo": "Train with TokenGRPOTrainer (TRL's `trl grpo` arguments + token reward options).",
+    "rloo": "Train with TokenRLOOTrainer (TRL's `trl rloo` arguments + token reward options).",
+    "train-classifier": "Fine-tune a sentence classifier (LoRA) for SentenceClassifierReward.",
+    "demo": "Run the embedded demo.",
+}
+# Option keys of a scorer that name a model: "policy" (or the policy's own checkpoint) shares the policy's weights.
+MODEL_OPTION_KEYS = ("model", "ref_model")
+DATA_FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
+
+
+@dataclass
+class TokenRewardArguments:
+    """Reward selection for ``trl-token grpo|rloo``: functions by registered name or import path, with options."""
+
+    reward_funcs: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Outcome (sequence-level) reward functions, as in `trl grpo`: registered names (TRL's "
+            "`accuracy_reward`, `think_format_reward`, ..., `sentence_classifier`, ...) or import paths "
+            "(`my_pkg.rewards:my_reward` or `my_pkg.rewards.my_reward`)."
+        },
+    )
+    reward_model_name_or_path: str | None = field(
+        default=None,
+        metadata={"help": "A sequence-classification reward model (id or folder), as in `trl grpo`."},
+    )
+    reward_kwargs: dict[str, Any] | str | None = field(
+        default=None,
+        metadata={
+            "help": "Options of the outcome reward functions: a mapping {name: {option: value}} (YAML, or JSON on "
+            "the command line), or a list of option mappings in the order of `reward_funcs`."
+        },
+    )
+    token_reward_funcs: list[str] | None = field(
+        default=None,
+        metadata={
+            "help": "Token reward functions: registered names (`repetition`, `reference_consistency`, "
+            "`self_consistency`, `logprob_quality`, `implicit_prm`, `lexicon_quality`, `token_classifier`, "
+            "`sentence_classifier`, ...) or import paths. Weighted by `token_reward_weights`."
+        },
+    )
+    token_reward_kwargs: dict[str, Any] | str | None = field(
+        default=None,
+        metadata={
+            "help": "Options of the token reward functions: {name: {option: value}} or a list in the order of "
+            "`token_reward_funcs`. A `model`/`ref_model` option set to `policy` (or to the policy's checkpoint) "
+            "reuses the policy's base weights with the adapter disabled (needs `use_peft`); a model given by path "
+            "loads in 4-bit when `load_in_4bit` is set."
+        },
+    )
+
+    def __post_init__(self):
+        self.reward_kwargs = _parse_options(self.reward_kwargs, "reward_kwargs")
+        self.token_reward_kwargs = _parse_options(self.token_reward_kwargs, "token_reward_kwargs")
+
+
+def _parse_options(value: Any, flag: str) -> dict | list | None:
+    if value is None or isinstance(value, (dict, list)):
+        return value
+    try:
+        parsed = json.loads(value)
+    except json.JSONDecodeError as error:
+        raise ValueError(f"--{flag} must be a JSON object or list, got {value!r} ({error}).") from None
+    if not isinstance(parsed, (dict, list)):
+        raise ValueError(f"--{flag} must be a JSON object or list, got {value!r}.")
+    return parsed
+
+
+def _options_for(names: Sequence[str], options: dict | list | None, flag: str) -> list[dict[str, Any]]:
+    """One options mapping per function name."""
+    if options is None:
+        return [{} for _ in names]
+    if isinstance(options, list):
+        if len(options) != len(names):
+            raise ValueError(f"{flag} lists {len(options)} option mappings for {len(names)} functions {list(names)}.")
+        result = [dict(o or {}) for o in options]
+    else:
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise ValueError(f"{flag} has options for {unknown}, which are not among the functions {list(names)}.")
+        result = [dict(options.get(name) or {}) for name in names]
+    for name, opts in zip(names, result):
+        if not isinstance(opts, dict):
+            raise ValueError(f"{flag}: the options of {name!r} must be a mapping, got {opts!r}.")
+    return result
+
+
+def _trainer_classes(command: str) -> tuple[type, type]:
+    if command == "grpo":
+        from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
+
+        return TokenGRPOConfig, TokenGRPOTrainer
+    try:
+        from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
+    except ImportError as error:
+        raise SystemExit(f"trl-token rloo: TokenRLOOTrainer is not available ({error}).") from error
+    return TokenRLOOConfig, TokenRLOOTrainer
+
+
+def make_parser(command: str = "grpo"):
+    """`trl.TrlParser` on ScriptArguments, TokenRewardArguments, Token<X>Config, ModelConfig, DatasetMixtureConfig."""
+    from trl import DatasetMixtureConfig, ModelConfig, ScriptArguments, TrlParser
+
+    config_class, _ = _trainer_classes(command)
+    dataclass_types = (ScriptArguments, TokenRewardArguments, config_class, ModelConfig, DatasetMixtureConfig)
+    return TrlParser(dataclass_types, prog=f"trl-token {command}")
+
+
+def load_train_dataset(script_args: Any, dataset_args: Any = None) -> Any:
+    """``datasets.load_dataset(dataset_name)`` as TRL's scripts (a single local .json/.jsonl/.csv/.parquet file too),
+    or TRL's dataset mixture (``datasets:`` in the recipe)."""
+    from datasets import load_dataset
+
+    if dataset_args is not None and getattr(dataset_args, "datasets", None):
+        from trl import get_dataset
+
+        return get_dataset(dataset_args)
+    name = script_args.dataset_name
+    if not name:
+        raise ValueError("No dataset: set `dataset_name` (a Hub id, a folder or a data file) or `datasets`.")
+    extension = os.path.splitext(name)[1].lower()
+    if os.path.isfile(name) and extension in DATA_FILE_BUILDERS:
+        return load_dataset(DATA_FILE_BUILDERS[extension], data_files={script_args.dataset_train_split: name})
+    return load_dataset(name, name=script_args.dataset_config, streaming=script_args.dataset_streaming)
+
+
+def _share_or_quantize(
+    name: str, target: Any, options: dict[str, Any], policy: Any, model_args: Any
+) -> dict[str, Any]:
+    """Replace ``model: policy`` by a frozen view of the policy; load other scorer models in 4-bit when asked."""
+    import inspect
+
+    from trl_token_ext.models import SharedBaseModel, quantization_config
+
+    options = dict(options)
+    for key in MODEL_OPTION_KEYS:
+        value = options.get(key)
+        if isinstance(value, str) and value in ("policy", model_args.model_name_or_path):
+            if not model_args.use_peft:
+                raise ValueError(
+                    f"Token reward function {name!r}: {key}={value!r} shares the policy's base model, which needs "
+                    "`use_peft` (without LoRA the policy's weights change during training)."
+                )
+            options[key] = SharedBaseModel(policy)
+    model = options.get("model")
+    if model_args.load_in_4bit and isinstance(model, str) and inspect.isclass(target):
+        parameters = inspect.signature(target).parameters
+        if options.get("load_in_4bit") is False:  # the recipe keeps this scorer in full precision
+            pass
+        elif "quantization_config" in parameters and "quantization_config" not in options:
+            options["quantization_config"] = quantization_config(model_args)
+        elif "load_in_4bit" in parameters:
+            options.setdefault("load_in_4bit", True)
+    return options
+
+
+def build_reward_funcs(
+    names: Sequence[str] | None, options: Any, flag: str, policy: Any = None, model_args: Any = None
+) -> list[Callable[..., Any]]:
+    """Reward functions from names and YAML options (see `trl_token_ext.registry`)."""
+    from trl_token_ext.registry import build_reward_func, resolve
+
+    names = list(names or [])
+    funcs = []
+    for name, opts in zip(names, _options_for(names, options, flag)):
+        if model_args is not None:
+            opts = _share_or_quantize(name, resolve(name), opts, policy, model_args)
+        funcs.append(build_reward_func(name, opts))
+    return funcs
+
+
+def run_training(command: str, script_args, reward_args, training_args, model_args, dataset_args=None) -> Any:
+    """Load data, policy (4-bit + LoRA per `ModelConfig`) and reward functions; train; save. Returns the trainer."""
+    from trl_token_ext.models import load_policy
+
+    _, trainer_class = _trainer_classes(command)
+    if not (reward_args.reward_funcs or reward_args.reward_model_name_or_path or reward_args.token_reward_funcs):
+        raise ValueError("Give at least one of `reward_funcs`, `reward_model_name_or_path` or `token_reward_funcs`.")
+    dataset = load_train_dataset(script_args, dataset_args)
+    policy, peft_config = load_policy(model_args, training_args)
+    training_args.model_init_kwargs = None  # consumed by load_policy
+    reward_funcs: list[Any] = []
+    if reward_args.reward_model_name_or_path:
+        reward_funcs.append(reward_args.reward_model_name_or_path)
+    reward_funcs += build_reward_funcs(reward_args.reward_funcs, reward_args.reward_kwargs, "reward_kwargs")
+    token_funcs = build_reward_funcs(
+        reward_args.token_reward_funcs, reward_args.token_reward_kwargs, "token_reward_kwargs", policy, model_args
+    )
+    if not reward_funcs:  # token rewards only: a constant outcome reward gives zero outcome advantages
+        reward_funcs = [_zero_reward]
+    eval_dataset = None
+    if training_args.eval_strategy != "no":
+        eval_dataset = dataset[script_args.dataset_test_split]
+    trainer = trainer_class(
+        model=policy,
+        reward_funcs=reward_funcs,
+        token_reward_funcs=token_funcs,
+        args=training_args,
+        train_dataset=dataset[script_args.dataset_train_split],
+        eval_dataset=eval_dataset,
+        peft_config=peft_config,
+    )
+    trainer.train(resume_from_checkpoint=training_args.resume_from_checkpoint)
+    trainer.save_model(training_args.output_dir)
+    trainer.accelerator.print(f"Model saved to {training_args.output_dir}.")
+    if training_args.push_to_hub:
+        trainer.push_to_hub(dataset_name=script_args.dataset_name)
+    return trainer
+
+
+def _zero_reward(completions, **kwargs) -> list[float]:
+    return [0.0] * len(completions)
+
+
+_zero_reward.__name__ = "zero"
+
+
+def _train_command(command: str, argv: list[str]) -> int:
+    parser = make_parser(command)
+    script_args, reward_args, training_args, model_args, dataset_args = parser.parse_args_and_config(argv)
+    run_training(command, script_args, reward_args, training_args, model_args, dataset_args)
+    return 0
+
+
+def _delegate(command: str, module: str, function: str, argv: list[str]) -> int:
+    import importlib
+
+    try:
+        entry = getattr(importlib.import_module(module), function)
+    except (ImportError, AttributeError) as error:
+        message = f"trl-token {command} is not available: {module}.{function} could not be loaded ({error})."
+        raise SystemExit(message) from error
+    result = entry(argv)
+    return result if isinstance(result, int) else 0
+
+
+def _print_help() -> None:
+    print("usage: trl-token <command> [options]   (trl-token <command> --help for its options)\n\ncommands:")
+    for name, text in COMMANDS.items():
+        print(f"  {name:18s}{text}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Entry point of the ``trl-token`` console script; ``argv`` excludes the program name."""
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if not argv or argv[0] in ("-h", "--help"):
+        _print_help()
+        return 0
+    command, rest = argv[0], argv[1:]
+    if command in ("grpo", "rloo"):
+        return _train_command(command, rest)
+    if command == "train-classifier":
+        return _delegate(command, "trl_token_ext.sentence.recipes", "train_classifier_main", rest)
+    if command == "demo":
+        return _delegate(command, "trl_token_ext.demo", "main", rest)
+    _print_help()
+    print(f"\ntrl-token: unknown command {command!r}; choose one of {list(COMMANDS)}.", file=sys.stderr)
+    return 2
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
