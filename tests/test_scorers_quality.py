@@ -111,6 +111,16 @@ def test_logprob_edge_cases():
     assert sum("truncating from the left" in str(w.message) for w in caught) == 1
 
 
+def test_logprob_completion_truncated_at_max_length():
+    """A completion cut by max_completion_length (no EOS) scores its tokens exactly as in the full completion."""
+    policy = policy_tokenizer()
+    full = encode(TEXT) + [policy.eos_token_id]
+    for judge, tok in ((_tiny_lm(policy), None), (_tiny_lm(char_tokenizer(), seed=1), char_tokenizer())):
+        scorer = LogProbQuality(judge, tokenizer=tok)
+        whole, cut = call(scorer, [full, full[:4]])
+        assert len(cut) == 4 and cut == pytest.approx(whole[:4], abs=1e-5)
+
+
 def test_logprob_conversational_prompt_uses_chat_template():
     policy = policy_tokenizer()
     assistant = policy.convert_tokens_to_ids("<|assistant|>")

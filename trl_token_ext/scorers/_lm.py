@@ -51,9 +51,6 @@ class JudgeBatcher:
         self.max_batch_tokens = max_batch_tokens
         self._warned_truncation = False
 
-    def __getstate__(self) -> dict:
-        return dict(self.__dict__)
-
     def prepare(self, prompts: Sequence[Any], completion_ids: Sequence[Sequence[int]], policy_tokenizer: Any):
         judge = self.tokenizer if self.tokenizer is not None else policy_tokenizer
         same = same_tokenizer(judge, policy_tokenizer)
