@@ -218,3 +218,20 @@ def test_classifier_on_gpu_policy_on_cpu(tiny_classifier_dir, bpe):
     out = reward(completion_ids=ids, processing_class=bpe)
     assert all(isinstance(v, float) for v in out[0])
     assert out[0] == pytest.approx(cpu(completion_ids=ids, processing_class=bpe)[0], abs=1e-4)
+
+
+def test_potential_prefixes_keep_their_end_when_truncated(tiny_classifier_dir):
+    from trl_token_ext.sentence.tiny import build_wordpiece_tokenizer
+
+    reward = SentenceClassifierReward(tiny_classifier_dir, label="positive", placement="potential", max_length=6)
+    policy = build_wordpiece_tokenizer()
+    text = "the movie was wonderful and great. i hated it."
+    ids = policy(text, add_special_tokens=False)["input_ids"]
+    with pytest.warns(UserWarning, match="max_length"):
+        out = reward(completion_ids=[ids], processing_class=policy)[0]
+    # Φ2 = score of the whole text truncated on the LEFT to 4 word pieces + [CLS]/[SEP]: "i hated it ."
+    phi1 = reward.score_texts(["the movie was wonderful and great."], truncation_side="left")[0]
+    phi2 = reward.score_texts(["i hated it."])[0]
+    nonzero = [v for v in out if v != 0.0]
+    assert nonzero == pytest.approx([phi1, phi2 - phi1], abs=1e-5)
+    assert sum(out) == pytest.approx(phi2, abs=1e-5)  # the rewards telescope to the last prefix score
