@@ -222,3 +222,17 @@ def test_cli_unknown_reward_and_policy_sharing_without_lora(tmp_path, tiny64_dir
     recipe = write_recipe(tmp_path, tiny64_dir, use_peft=False)
     with pytest.raises(ValueError, match=r"load_in_4bit=True needs use_peft=True"):
         cli.main(["grpo", "--config", str(recipe)])
+
+
+@pytest.mark.slow
+def test_swap_in_example_runs_under_accelerate_launch_with_two_processes():
+    import subprocess
+    import sys
+
+    root = Path(__file__).resolve().parents[1]
+    accelerate = Path(sys.executable).with_name("accelerate")
+    command = [str(accelerate), "launch", "--cpu", "--num_processes", "2", "--num_machines", "1"]
+    command += ["--mixed_precision", "no", "--dynamo_backend", "no", "examples/swap_in_grpo.py", "--tiny"]
+    out = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert "token_rewards/repetition_consistency/mean" in out.stdout + out.stderr
