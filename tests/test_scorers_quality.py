@@ -180,6 +180,21 @@ def test_implicit_prm_peft_adapter_toggle_keeps_one_base():
     assert any(abs(x) > 1e-4 for x in values[0])
 
 
+def test_implicit_prm_adapter_folder_loaded_by_path(tiny_model_dir, tmp_path):
+    """An adapter folder loaded with from_pretrained (transformers' PEFT integration) toggles the same way."""
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    config = LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
+    model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), config)
+    model.save_pretrained(tmp_path)
+    ids = [encode(TEXT)]
+    from_path = call(ImplicitPRMQuality(str(tmp_path), tokenizer=tiny_model_dir, beta=0.1), ids)[0]
+    assert from_path == pytest.approx(call(ImplicitPRMQuality(model, beta=0.1), ids)[0], abs=1e-5)
+    assert any(abs(x) > 1e-4 for x in from_path)
+
+
 def test_token_classifier_char_alignment_hand_computed():
     scorer = TokenClassifierQuality(
         CharRuleTagger(char_tokenizer()), "VOWEL", tokenizer=char_tokenizer(), score="logit"

@@ -6,8 +6,9 @@ Each scorer is a picklable callable class with a ``__name__``, usable in ``token
 from trl_token_ext.scorers._common import TokenScorer
 from trl_token_ext.scorers.combine import WeightedTokenReward
 from trl_token_ext.scorers.consistency import ReferenceConsistency, RepetitionConsistency, SelfConsistency, jaccard
+from trl_token_ext.scorers.lexicon import LexiconQuality
 from trl_token_ext.scorers.metrics import MetricReward, load_metric
-from trl_token_ext.scorers.quality import ImplicitPRMQuality, LexiconQuality, LogProbQuality, TokenClassifierQuality
+from trl_token_ext.scorers.quality import ImplicitPRMQuality, LogProbQuality, TokenClassifierQuality
 from trl_token_ext.scorers.shaping import PotentialShaping
 
 __all__ = [

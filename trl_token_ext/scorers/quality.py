@@ -2,9 +2,7 @@
 
 from __future__ import annotations
 
-import json
-from collections.abc import Mapping
-from pathlib import Path
+import contextlib
 from typing import Any
 
 import torch
@@ -12,14 +10,11 @@ import torch
 from trl_token_ext.alignment import spread_span_scores
 from trl_token_ext.scorers._common import (
     TokenScorer,
-    check_spread,
     decode_with_spans,
     load_model,
     load_tokenizer,
     model_device,
     same_tokenizer,
-    spread_scores,
-    word_spans,
 )
 from trl_token_ext.scorers._lm import JudgeBatcher, completion_logprobs, to_policy_tokens
 
@@ -121,12 +116,31 @@ class LogProbQuality(_CausalLMScorer):
         return results
 
 
+def _has_adapter(model: Any) -> bool:
+    """A PEFT model, or a transformers model with a PEFT adapter loaded (``load_adapter`` / an adapter folder)."""
+    return hasattr(model, "disable_adapter") or bool(getattr(model, "_hf_peft_config_loaded", False))
+
+
+@contextlib.contextmanager
+def _adapter_disabled(model: Any):
+    """Run ``model`` as its base: PEFT's ``disable_adapter()`` or transformers' ``disable_adapters()``."""
+    if hasattr(model, "disable_adapter"):
+        with model.disable_adapter():
+            yield
+        return
+    model.disable_adapters()
+    try:
+        yield
+    finally:
+        model.enable_adapters()
+
+
 class ImplicitPRMQuality(_CausalLMScorer):
     """Implicit process reward (PRIME): r_t = β·(log π_φ(a_t|s_t) − log π_ref(a_t|s_t)).
 
-    When ``model`` is a PEFT model and ``ref_model`` is None, π_ref is the same model with its adapter disabled
-    (``disable_adapter()``), so only one base model is in memory. Alignment to a policy with another tokenizer works
-    as in :class:`LogProbQuality` (``reduce`` of overlapping PRM tokens).
+    When ``model`` carries a PEFT adapter (a ``PeftModel``, or an adapter folder loaded by id/path) and ``ref_model``
+    is None, π_ref is the same model with its adapter disabled, so only one base model is in memory. Alignment to a
+    policy with another tokenizer works as in :class:`LogProbQuality` (``reduce`` of overlapping PRM tokens).
     """
 
     default_name = "implicit_prm_quality"
@@ -157,7 +171,7 @@ class ImplicitPRMQuality(_CausalLMScorer):
         )
         self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, load_kwargs)
         if ref_model is None:
-            if not hasattr(self.model, "disable_adapter"):
+            if not _has_adapter(self.model):
                 raise ValueError(
                     f"{self.__name__}: ref_model is required unless model is a PEFT model (then the reference is the "
                     "same model with its adapter disabled)."
@@ -172,7 +186,7 @@ class ImplicitPRMQuality(_CausalLMScorer):
         pad = self._pad_id(judge)
         logps, _ = completion_logprobs(self.model, self.batcher, samples, pad)
         if self.ref_model is None:
-            with self.model.disable_adapter():
+            with _adapter_disabled(self.model):
                 ref_logps, _ = completion_logprobs(self.model, self.batcher, samples, pad)
         else:
             ref_logps, _ = completion_logprobs(self.ref_model, self.batcher, samples, pad)
@@ -293,72 +307,3 @@ class TokenClassifierQuality(TokenScorer):
                 stacklevel=3,
             )
         return row[: self.max_length]
-
-
-class LexiconQuality(TokenScorer):
-    """Q from a word → score lexicon (sentiment, style, banned words), spread over the tokens covering each word.
-
-    Args:
-        lexicon: a mapping, or a path to a JSON object or to a ``word<TAB>score`` text file (extra columns ignored,
-            as in VADER's ``vader_lexicon.txt``).
-        spread: "split" (a word's score divided over its tokens), "all" (each token gets it), "last".
-        case_sensitive: match words as written (default: lower-cased).
-    """
-
-    default_name = "lexicon_quality"
-
-    def __init__(
-        self,
-        lexicon: Mapping[str, float] | str | Path,
-        *,
-        spread: str = "split",
-        case_sensitive: bool = False,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(name)
-        self.spread = check_spread(spread, self.__name__)
-        self.case_sensitive = case_sensitive
-        if isinstance(lexicon, (str, Path)):
-            lexicon = self._read(Path(lexicon))
-        if not isinstance(lexicon, Mapping) or not lexicon:
-            raise ValueError(f"{self.__name__}: lexicon must be a non-empty mapping word -> score or a file path.")
-        self.lexicon = {(k if case_sensitive else k.lower()): float(v) for k, v in lexicon.items()}
-
-    def _read(self, path: Path) -> dict[str, float]:
-        if not path.exists():
-            raise ValueError(f"{self.__name__}: lexicon file {path} does not exist.")
-        if path.suffix == ".json":
-            return json.loads(path.read_text(encoding="utf-8"))
-        lexicon = {}
-        for line in path.read_text(encoding="utf-8").splitlines():
-            parts = line.split("\t")
-            if len(parts) >= 2 and parts[0].strip():
-                try:
-                    lexicon[parts[0].strip()] = float(parts[1])
-                except ValueError:
-                    continue
-        return lexicon
-
-    @classmethod
-    def from_vader(cls, **kwargs: Any) -> LexiconQuality:
-        """VADER's sentiment lexicon (``pip install vaderSentiment``; valence in [−4, 4])."""
-        import importlib.util
-
-        spec = importlib.util.find_spec("vaderSentiment")
-        if spec is None or not spec.submodule_search_locations:
-            raise ImportError("LexiconQuality.from_vader needs the vaderSentiment package: pip install vaderSentiment")
-        path = Path(next(iter(spec.submodule_search_locations))) / "vader_lexicon.txt"
-        return cls(path, **{"name": "vader_lexicon_quality", **kwargs})
-
-    def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
-        policy = self.require_tokenizer(processing_class)
-        results = []
-        for ids in completion_ids:
-            text, spans = decode_with_spans(policy, ids)
-            items = []
-            for word, span in word_spans(text):
-                value = self.lexicon.get(word if self.case_sensitive else word.lower())
-                if value is not None:
-                    items.append((span, value))
-            results.append(spread_scores(spans, items, self.spread))
-        return results
