@@ -63,6 +63,18 @@ SIZES: dict[str, dict] = {
     },
 }
 DEFAULT_SIZES = ["smollm2-135m", "smollm2-360m", "qwen2-0.5b"]
+
+# --estimate: shapes of real checkpoints (hidden, intermediate, layers, heads, kv heads, vocab, tied embeddings)
+ESTIMATE_MODELS = {
+    "Qwen2.5-0.5B": (896, 4864, 24, 14, 2, 151936, True),
+    "Qwen2.5-1.5B": (1536, 8960, 28, 12, 2, 151936, True),
+    "Qwen2.5-3B": (2048, 11008, 36, 16, 2, 151936, True),
+    "Qwen2.5-7B": (3584, 18944, 28, 28, 4, 152064, False),
+    "Llama-3.1-8B": (4096, 14336, 32, 32, 8, 128256, False),
+    "Qwen2.5-14B": (5120, 13824, 48, 40, 8, 152064, False),
+}
+# Bytes per parameter, measured here on CPU (static memory of the loaded 4-bit model; see docs/consumer_gpu.md).
+NF4_BYTES, EMBED_BYTES, LORA_BYTES, FULL_BYTES = 0.516, 4.0, 8.0, 16.0
 LORA_TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down_proj"]
 
 
@@ -192,6 +204,45 @@ def run_arm(arm: str, checkpoint: str, completion_length: int, batch: int) -> di
     return result
 
 
+def estimate(batch: int = 8, prompt: int = 256, completion: int = 512, lora_r: int = 16) -> list[dict]:
+    """Computed (not measured) GPU memory in GB of one GRPO step for ``ESTIMATE_MODELS``: 4-bit + LoRA and full FT.
+
+    4-bit: 0.516 B per linear weight (NF4 + double quant), 4 B per embedding/LM-head weight (fp32 after
+    `prepare_model_for_kbit_training`), 8 B per LoRA weight (bf16 weight, grad, AdamW m and v). Full FT: 16 B per
+    weight (fp32 weight, grad, AdamW m and v). Both: activations with gradient checkpointing (bf16 hidden state per
+    layer and token + one layer recomputed), the generation KV cache, and 1 GB of CUDA context and allocator slack.
+    """
+    rows = []
+    tokens = batch * (prompt + completion)
+    for name, (h, inter, layers, heads, kv, vocab, tied) in ESTIMATE_MODELS.items():
+        head_dim = h // heads
+        shapes = [(h, h), (h, kv * head_dim), (h, kv * head_dim), (h, h), (h, inter), (h, inter), (inter, h)]
+        linear = layers * sum(i * o for i, o in shapes)
+        lora = layers * sum(lora_r * (i + o) for i, o in shapes)
+        embed = vocab * h * (1 if tied else 2)
+        activations = tokens * (2 * h * layers + 2 * (10 * h + 3 * inter)) + 2 * layers * kv * head_dim * tokens * 2
+        fixed = activations + 1e9
+        qlora = NF4_BYTES * linear + EMBED_BYTES * embed + LORA_BYTES * lora + fixed
+        full = FULL_BYTES * (linear + embed) + fixed
+        rows.append(
+            {"model": name, "params_b": (linear + embed) / 1e9, "qlora_gb": qlora / 1e9, "full_gb": full / 1e9}
+        )
+    return rows
+
+
+def print_estimate() -> None:
+    print("| model | params | 4-bit + LoRA (GB) | full FT fp32 AdamW (GB) | 8 GB | 12 GB | 24 GB |")
+    print("|---|---|---|---|---|---|---|")
+    for row in estimate():
+        fits = ["4-bit" if row["qlora_gb"] <= 0.9 * card else "no" for card in (8, 12, 24)]
+        fits = [("4-bit + full" if row["full_gb"] <= 0.9 * card else f) for f, card in zip(fits, (8, 12, 24))]
+        print(
+            f"| {row['model']} | {row['params_b']:.2f} B | {row['qlora_gb']:.1f} | {row['full_gb']:.1f} | "
+            + " | ".join(fits)
+            + " |"
+        )
+
+
 def _child(argv: list[str]) -> dict:
     env = dict(os.environ, TOKENIZERS_PARALLELISM="false", HF_HUB_OFFLINE="1", OMP_NUM_THREADS="1")
     out = subprocess.run(
@@ -211,7 +262,10 @@ def main() -> None:
     parser.add_argument("--arm", help=argparse.SUPPRESS)
     parser.add_argument("--checkpoint", help=argparse.SUPPRESS)
     parser.add_argument("--make-checkpoint", help=argparse.SUPPRESS)
+    parser.add_argument("--estimate", action="store_true", help="print the computed GPU table and exit")
     args = parser.parse_args()
+    if args.estimate:
+        return print_estimate()
     if args.make_checkpoint:
         return make_checkpoint(args.make_checkpoint, args.checkpoint)
     if args.arm:

@@ -236,3 +236,31 @@ def test_swap_in_example_runs_under_accelerate_launch_with_two_processes():
     out = subprocess.run(command, cwd=root, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr[-3000:]
     assert "token_rewards/repetition_consistency/mean" in out.stdout + out.stderr
+
+
+@pytest.mark.parametrize("command", ["grpo", "rloo"])
+def test_token_rewards_only_recipe_trains_with_zero_outcome_reward(command, tmp_path, tiny_model_dir, monkeypatch):
+    if command == "rloo":
+        pytest.importorskip("trl_token_ext.trainers.rloo")
+    trainers = []
+    run_training = cli.run_training
+    monkeypatch.setattr(cli, "run_training", lambda *a, **k: trainers.append(run_training(*a, **k)) or trainers[-1])
+    recipe = write_recipe(
+        tmp_path,
+        tiny_model_dir,
+        load_in_4bit=False,
+        use_peft=False,
+        beta=0.0,
+        reward_funcs=None,
+        reward_kwargs=None,
+        token_reward_funcs=[f"{__name__}:first_half"],
+        token_reward_kwargs=None,
+        token_reward_weights=None,
+    )
+    assert cli.main([command, "--config", str(recipe)]) == 0
+    (trainer,) = trainers
+    assert type(trainer).__name__ == f"Token{command.upper()}Trainer"
+    assert [f.__name__ for f in trainer.reward_funcs] == ["zero"]
+    logs = {key: value for entry in trainer.state.log_history for key, value in entry.items()}
+    assert logs["rewards/zero/mean"] == 0.0 and logs["token_rewards/first_half/std"] > 0.9
+    assert (tmp_path / "out" / "model.safetensors").exists()
