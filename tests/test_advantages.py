@@ -13,6 +13,7 @@ import torch
 from trl_token_ext.advantages import (
     combine_advantages,
     discounted_reward_to_go,
+    leave_one_out_baseline,
     min_reward_to_go,
     normalize_token_rewards,
     sequence_level_advantages,
@@ -127,3 +128,40 @@ def test_unknown_mode_and_normalization_rejected():
         token_advantages(REWARDS, MASK, 3, mode="sum")
     with pytest.raises(ValueError, match="Unknown token reward normalization 'prompt'"):
         token_advantages(REWARDS, MASK, 3, normalization="prompt")
+
+
+def test_leave_one_out_baseline_by_hand():
+    # group 1 rows 0-2, group 2 rows 3-5 (same REWARDS / MASK as above, raw values)
+    baseline = leave_one_out_baseline(REWARDS, MASK, group_size=3)
+    expected = torch.tensor(
+        [
+            [(0 + 4) / 2, 0, 0],  # t=0: others 0 and 4; t=1, t=2: no other completion is valid there
+            [(4 + 4) / 2, 0, 0],
+            [(4 + 0) / 2, 0, 0],
+            [2 / 1, 0, 0],  # t=0: row 4 only (row 5 is fully masked); t=1: nobody else
+            [0 / 1, 0, 0],
+            [0, 0, 0],
+        ]
+    )
+    torch.testing.assert_close(baseline, expected)
+
+
+def test_rloo_token_advantages_by_hand():
+    """'none' normalization, immediate mode, leave-one-out: A = r − mean of the others' r at the same position."""
+    rewards = torch.tensor([[1.0, 2, 3], [3, 4, 0], [5, 0, 0], [2, 2, 2], [4, 4, 0], [0, 6, 0]])
+    mask = torch.tensor([[1, 1, 1], [1, 1, 0], [1, 0, 0], [1, 1, 1], [1, 1, 0], [1, 1, 0]])
+    result = token_advantages(rewards, mask, 3, mode="immediate", normalization="none", leave_one_out=True)
+    expected = torch.tensor(
+        [
+            [1 - (3 + 5) / 2, 2 - 4, 3 - 0],
+            [3 - (1 + 5) / 2, 4 - 2, 0],
+            [5 - (1 + 3) / 2, 0, 0],
+            [2 - (4 + 0) / 2, 2 - (4 + 6) / 2, 2 - 0],
+            [4 - (2 + 0) / 2, 4 - (2 + 6) / 2, 0],
+            [0 - (2 + 4) / 2, 6 - (2 + 4) / 2, 0],
+        ]
+    )
+    torch.testing.assert_close(result, expected)
+    # reward-to-go first (γ = 1), then the baseline of the others' reward-to-go
+    rtg = token_advantages(rewards, mask, 3, mode="reward_to_go", normalization="none", leave_one_out=True)
+    assert rtg[0].tolist() == pytest.approx([6 - (7 + 5) / 2, 5 - 4, 3 - 0])

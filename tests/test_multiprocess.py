@@ -1,4 +1,4 @@
-"""Token advantages with 2 CPU processes (gloo) equal those of 1 process on the same global batch."""
+"""Token advantages with 2 CPU processes (gloo) equal those of 1 process on the same global batch (GRPO and RLOO)."""
 
 import os
 import subprocess
@@ -11,7 +11,7 @@ import torch
 SCRIPT = Path(__file__).parent / "distributed" / "token_advantages_script.py"
 
 
-def launch(nproc, model_dir, out_dir):
+def launch(nproc, model_dir, out_dir, kind):
     out_dir.mkdir(parents=True)
     env = {**os.environ, "OMP_NUM_THREADS": "1"}
     command = [
@@ -23,6 +23,7 @@ def launch(nproc, model_dir, out_dir):
         str(SCRIPT),
         model_dir,
         str(out_dir),
+        kind,
     ]
     result = subprocess.run(command, env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stderr[-4000:]
@@ -36,9 +37,10 @@ def stack(ranks, key):
     return torch.cat([pad(r[key]["advantages"]) for r in ranks]), torch.cat([pad(r[key]["mask"]) for r in ranks])
 
 
-def test_two_processes_equal_one(tiny_model_dir, tmp_path):
-    one = launch(1, tiny_model_dir, tmp_path / "one")
-    two = launch(2, tiny_model_dir, tmp_path / "two")
+@pytest.mark.parametrize("kind", ["grpo", "rloo"])
+def test_two_processes_equal_one(tiny_model_dir, tmp_path, kind):
+    one = launch(1, tiny_model_dir, tmp_path / "one", kind)
+    two = launch(2, tiny_model_dir, tmp_path / "two", kind)
     assert len(one[0]) == 9  # every mode × normalization
     for key in one[0]:
         single, single_mask = stack(one, key)

@@ -12,18 +12,23 @@ __version__ = "0.1.0.dev0"
 _LAZY: dict[str, str] = {
     "TokenGRPOConfig": "trl_token_ext.trainers.grpo",
     "TokenGRPOTrainer": "trl_token_ext.trainers.grpo",
+    "TokenRLOOConfig": "trl_token_ext.trainers.rloo",
+    "TokenRLOOTrainer": "trl_token_ext.trainers.rloo",
     "TokenRewardConfigMixin": "trl_token_ext.config",
 }
 
 __all__ = [
     "TokenGRPOConfig",
     "TokenGRPOTrainer",
+    "TokenRLOOConfig",
+    "TokenRLOOTrainer",
     "TokenRewardConfigMixin",
 ]
 
 if TYPE_CHECKING:
     from trl_token_ext.config import TokenRewardConfigMixin
     from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
+    from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
 
 
 def __getattr__(name: str) -> Any:

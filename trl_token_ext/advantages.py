@@ -95,6 +95,29 @@ def min_reward_to_go(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(valid, suffix_min, torch.zeros_like(rewards))
 
 
+def leave_one_out_baseline(values: torch.Tensor, mask: torch.Tensor, group_size: int) -> torch.Tensor:
+    """b_{i,t} = mean of ``values[j, t]`` over the other completions j ≠ i of i's group that are valid at position t.
+
+    The position-wise RLOO baseline of token advantages (0 where no other completion of the group reaches t).
+
+    Args:
+        values: (B, T). mask: (B, T). group_size: G; B must be a multiple of G.
+
+    Returns:
+        (B, T), zero where ``mask`` is zero.
+    """
+    batch, length = values.shape
+    if batch % group_size != 0:
+        raise ValueError(f"Batch of {batch} completions is not a multiple of the group size {group_size}.")
+    mask = mask.to(values.dtype)
+    grouped = (values * mask).reshape(-1, group_size, length)
+    counts = mask.reshape(-1, group_size, length)
+    others_sum = grouped.sum(dim=1, keepdim=True) - grouped
+    others_count = counts.sum(dim=1, keepdim=True) - counts
+    baseline = torch.where(others_count > 0, others_sum / others_count.clamp(min=1), torch.zeros_like(others_sum))
+    return baseline.reshape(batch, length) * mask
+
+
 def token_advantages(
     rewards: torch.Tensor,
     mask: torch.Tensor,
@@ -104,10 +127,12 @@ def token_advantages(
     gamma: float = 1.0,
     eps: float = 1e-4,
     scale: bool = False,
+    leave_one_out: bool = False,
 ) -> torch.Tensor:
     """Token advantages A_tok (B, T) from raw token rewards (B, T): normalize, then accumulate by ``mode``.
 
-    ``scale=True`` divides the result by its std over the valid tokens of the batch (plus ``eps``), keeping
+    ``leave_one_out=True`` (RLOO) then subtracts `leave_one_out_baseline` of the accumulated values.
+    ``scale=True`` finally divides by their std over the valid tokens of the batch (plus ``eps``), keeping
     ``reward_to_go`` (whose std grows with length) on the scale of the outcome advantage.
     """
     if mode not in TOKEN_ADVANTAGE_MODES:
@@ -119,6 +144,8 @@ def token_advantages(
         advantages = discounted_reward_to_go(normalized, mask, gamma)
     else:
         advantages = min_reward_to_go(normalized, mask)
+    if leave_one_out:
+        advantages = advantages - leave_one_out_baseline(advantages, mask, group_size)
     if scale:
         _, std = _masked_mean_std(advantages.reshape(1, -1), mask.to(advantages.dtype).reshape(1, -1), dim=1)
         advantages = advantages / (std + eps)

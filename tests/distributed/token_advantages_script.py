@@ -1,6 +1,7 @@
 """Run under `torch.distributed.run --nproc_per_node N`: one generation batch of 3 prompts × 4 completions.
 
-Completions come from a deterministic `rollout_func` (a function of each completion's global index), so 1 and 2
+Completions are a deterministic function of each completion's global index (GRPO: TRL's `rollout_func`; RLOO, which has
+no `rollout_func`: this trainer instance's `_generate_single_turn` is replaced), so 1 and 2
 processes see the same global batch while each process pads its completions to its own length; with 2 processes the
 second prompt's group spans both. For every (mode, normalization) each rank saves its rows' advantages to
 `<out>/rank<r>.pt`.
@@ -12,11 +13,12 @@ import sys
 import torch
 from datasets import Dataset
 
-from trl_token_ext import TokenGRPOConfig, TokenGRPOTrainer
+from trl_token_ext import TokenGRPOConfig, TokenGRPOTrainer, TokenRLOOConfig, TokenRLOOTrainer
 
 torch.set_num_threads(1)
 os.environ["TRL_EXPERIMENTAL_SILENCE"] = "1"
-model_dir, out_dir = sys.argv[1:3]
+model_dir, out_dir, kind = sys.argv[1:4]
+TRAINERS = {"grpo": (TokenGRPOTrainer, TokenGRPOConfig), "rloo": (TokenRLOOTrainer, TokenRLOOConfig)}
 GLOBAL_BATCH, GROUP = 12, 4
 WORLD_SIZE = int(os.environ.get("WORLD_SIZE", "1"))
 COMBINATIONS = [(m, n) for m in ("reward_to_go", "immediate", "min") for n in ("group", "batch", "none")]
@@ -28,12 +30,13 @@ def completion_ids_for(index):
 
 
 def main():
+    def fixed_completions(trainer, count):
+        start = trainer.accelerator.process_index * count
+        return [completion_ids_for(start + i) for i in range(count)]
+
     def rollout(prompts, trainer):
-        per_process = len(prompts)
-        start = trainer.accelerator.process_index * per_process
-        completions = [completion_ids_for(start + i) for i in range(per_process)]
         prompt_ids = [trainer.processing_class(p, add_special_tokens=False)["input_ids"] for p in prompts]
-        return {"prompt_ids": prompt_ids, "completion_ids": completions, "logprobs": None}
+        return {"prompt_ids": prompt_ids, "completion_ids": fixed_completions(trainer, len(prompts)), "logprobs": None}
 
     def outcome(completion_ids, **kwargs):
         return [float(len(ids) % 4) for ids in completion_ids]
@@ -45,11 +48,12 @@ def main():
         return [None if len(ids) % 3 == 0 else [1.0] * len(ids) for ids in completion_ids]
 
     dataset = Dataset.from_dict({"prompt": ["The movie was", "A cat sat"] * 4})
-    trainer = TokenGRPOTrainer(
+    trainer_class, config_class = TRAINERS[kind]
+    trainer = trainer_class(
         model=model_dir,
         reward_funcs=outcome,
         token_reward_funcs=[token_reward, sparse_reward],
-        args=TokenGRPOConfig(
+        args=config_class(
             output_dir=out_dir,
             use_cpu=True,
             report_to="none",
@@ -63,8 +67,10 @@ def main():
             seed=0,
         ),
         train_dataset=dataset,
-        rollout_func=rollout,
+        **({"rollout_func": rollout} if kind == "grpo" else {}),
     )
+    if kind == "rloo":
+        trainer._generate_single_turn = lambda prompt_ids, *args: fixed_completions(trainer, len(prompt_ids))
     batch = next(iter(trainer.get_train_dataloader()))
     results = {}
     for mode, normalization in COMBINATIONS:

@@ -35,6 +35,9 @@ def token_setting(args: Any, name: str) -> Any:
 class TokenRewardMixin:
     """Calls token reward functions next to the outcome rewards and turns them into (B, T) token advantages."""
 
+    # RLOO subtracts a leave-one-out baseline from the accumulated token advantages; GRPO's are group-normalized.
+    token_leave_one_out: bool = False
+
     def _init_token_rewards(self, token_reward_funcs: list) -> None:
         """Set up after the TRL trainer's ``__init__`` (``self.args`` and ``self.accelerator`` exist)."""
         self.token_reward_funcs = token_reward_funcs
@@ -135,6 +138,7 @@ class TokenRewardMixin:
             gamma=token_setting(self.args, "token_reward_gamma"),
             eps=token_setting(self.args, "token_reward_epsilon"),
             scale=token_setting(self.args, "token_advantage_scale"),
+            leave_one_out=self.token_leave_one_out,
         )
         metrics = self._metrics["train" if self.model.training else "eval"]
         for k, name in enumerate(self.token_reward_func_names):

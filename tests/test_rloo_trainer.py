@@ -1,0 +1,142 @@
+"""TokenRLOOTrainer on a tiny random model: equivalence with stock RLOO, the advantages and loss, learning, errors."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from trainer_helpers import grpo_args, length_reward, max_param_diff, parity_token_reward, snapshot
+from trl import RLOOConfig, RLOOTrainer
+
+from trl_token_ext import TokenRLOOConfig, TokenRLOOTrainer
+from trl_token_ext.losses import per_token_clipped_pg_loss
+
+
+def rloo_args(tmp_path, config_class=TokenRLOOConfig, **overrides):
+    return grpo_args(tmp_path, config_class, **overrides)
+
+
+def make(model_dir, dataset, tmp_path, token_reward_funcs, reward_funcs=length_reward, **overrides):
+    return TokenRLOOTrainer(
+        model=model_dir, reward_funcs=reward_funcs, token_reward_funcs=token_reward_funcs,
+        args=rloo_args(tmp_path, **overrides), train_dataset=dataset,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize("num_iterations", [1, 2])
+@pytest.mark.parametrize("beta", [0.0, 0.1])
+def test_equivalent_to_stock_without_token_rewards_or_with_zero_coef(
+    tiny_model_dir, prompt_dataset, tmp_path, beta, num_iterations
+):
+    settings = dict(beta=beta, num_iterations=num_iterations)
+    stock = RLOOTrainer(
+        model=tiny_model_dir,
+        reward_funcs=length_reward,
+        args=rloo_args(tmp_path / "s", RLOOConfig, **settings),
+        train_dataset=prompt_dataset,
+    )
+    stock.train()
+    without = make(tiny_model_dir, prompt_dataset, tmp_path / "n", None, **settings)
+    without.train()
+    zero = make(tiny_model_dir, prompt_dataset, tmp_path / "z", [parity_token_reward], token_advantage_coef=0.0,
+                **settings)  # fmt: skip
+    zero.train()
+    with_tokens = make(tiny_model_dir, prompt_dataset, tmp_path / "t", [parity_token_reward], **settings)
+    with_tokens.train()
+    reference = snapshot(stock.model)
+    assert max_param_diff(snapshot(type(stock.model).from_pretrained(tiny_model_dir)), reference) > 1e-4
+    assert max_param_diff(reference, snapshot(without.model)) <= 1e-6
+    assert max_param_diff(reference, snapshot(zero.model)) <= 1e-6
+    assert max_param_diff(reference, snapshot(with_tokens.model)) > 1e-5  # the token path does change training
+    assert "token_rewards/parity_token_reward/mean" in zero.state.log_history[0]
+
+
+def test_advantages_are_rloo_outcome_plus_leave_one_out_token_part(
+    tiny_model_dir, prompt_dataset, tmp_path, monkeypatch
+):
+    captured = {}
+    parent = RLOOTrainer._generate_and_score_completions
+
+    def spy(self, inputs):
+        output = parent(self, inputs)
+        captured.update(outcome=output["advantages"].clone(), ids=output["completion_ids"].clone(),
+                        mask=output["completion_mask"].clone())  # fmt: skip
+        return output
+
+    monkeypatch.setattr(RLOOTrainer, "_generate_and_score_completions", spy)
+    trainer = make(
+        tiny_model_dir,
+        prompt_dataset,
+        tmp_path,
+        [parity_token_reward],
+        max_steps=1,
+        token_advantage_coef=0.5,
+        token_advantage_mode="immediate",
+        token_reward_normalization="none",
+    )
+    batch = trainer._generate_and_score_completions(next(iter(trainer.get_train_dataloader())))
+    mask, ids = captured["mask"], captured["ids"]
+    rewards = [[float(t % 2) for t in row[: int(n)]] for row, n in zip(ids.tolist(), mask.sum(1).tolist())]
+    expected = torch.zeros_like(mask, dtype=torch.float32)
+    for b, row in enumerate(rewards):  # slow reference: loop over the other completions of the group
+        group = range(b // 3 * 3, b // 3 * 3 + 3)
+        for t, value in enumerate(row):
+            others = [rewards[j][t] for j in group if j != b and t < len(rewards[j])]
+            baseline = sum(others) / len(others) if others else 0.0
+            expected[b, t] = captured["outcome"][b] + 0.5 * (value - baseline)
+    torch.testing.assert_close(batch["advantages"], expected)
+    assert batch["old_per_token_logps"].shape == mask.shape
+
+
+def test_per_token_clipped_loss_by_hand():
+    logps = torch.tensor([[0.0, torch.log(torch.tensor(2.0)).item()], [torch.log(torch.tensor(0.5)).item(), 0.0]])
+    old = torch.zeros(2, 2)
+    advantages = torch.tensor([[1.0, 1.0], [-2.0, 3.0]])
+    mask = torch.tensor([[1, 1], [1, 0]])
+    loss, low, high = per_token_clipped_pg_loss(logps, old, advantages, mask, epsilon_low=0.2, epsilon_high=0.2)
+    # row 0: ratios 1 and 2 (clipped to 1.2 for A > 0): -(1·1) - (1.2·1); row 1: ratio 0.5, A < 0: -min(-1, -1.6)
+    expected = ((-1.0 - 1.2) + 1.6) / 2
+    assert loss.item() == pytest.approx(expected)
+    assert high.tolist() == [[False, True], [False, False]]
+    assert low.tolist() == [[False, False], [True, False]]
+
+
+def test_learns_from_token_rewards(tiny_model_dir, prompt_dataset, tmp_path):
+    target = set(range(100, 140))
+
+    def favour_target(completion_ids, **kwargs):
+        return [[1.0 if t in target else 0.0 for t in ids] for ids in completion_ids]
+
+    def constant(completions, **kwargs):
+        return [0.0] * len(completions)
+
+    def target_mass(model, tokenizer):
+        inputs = tokenizer(["The movie was", "A cat sat", "It is a"], return_tensors="pt", padding=True)
+        with torch.no_grad():
+            return model(**inputs).logits[:, -1].softmax(-1)[:, sorted(target)].sum(-1).mean().item()
+
+    settings = dict(max_steps=30, learning_rate=1e-2, token_advantage_mode="immediate")
+    with_token = make(tiny_model_dir, prompt_dataset, tmp_path / "w", [favour_target], constant, **settings)
+    with_token.train()
+    without = make(tiny_model_dir, prompt_dataset, tmp_path / "o", None, constant, **settings)
+    without.train()
+    tokenizer = with_token.processing_class
+    before = target_mass(type(without.model).from_pretrained(tiny_model_dir), tokenizer)
+    after_with, after_without = target_mass(with_token.model, tokenizer), target_mass(without.model, tokenizer)
+    assert after_with > 1.5 * before
+    assert after_with > after_without + 0.05
+
+
+def test_bad_token_rewards_raise_before_any_update(tiny_model_dir, prompt_dataset, tmp_path):
+    def bad(completion_ids, **kwargs):
+        return [[float("nan")] * len(ids) for ids in completion_ids]
+
+    trainer = make(tiny_model_dir, prompt_dataset, tmp_path, [bad])
+    before = snapshot(trainer.model)
+    with pytest.raises(ValueError, match=r"'bad' returned a non-finite value \(nan\) for sample 0"):
+        trainer.train()
+    assert max_param_diff(before, snapshot(trainer.model)) == 0.0
+
+
+def test_wrong_number_of_weights_rejected(tiny_model_dir, prompt_dataset, tmp_path):
+    with pytest.raises(ValueError, match="token_reward_weights has 2 values but 1 token reward functions"):
+        make(tiny_model_dir, prompt_dataset, tmp_path, [parity_token_reward], token_reward_weights=[1.0, 1.0])
