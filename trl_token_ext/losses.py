@@ -16,8 +16,9 @@ def per_token_clipped_pg_loss(
     """PPO-clipped surrogate with one ratio per token, summed over each sequence's tokens, averaged over sequences.
 
     loss = mean_i Σ_t −min(ρ_{i,t}·A_{i,t}, clip(ρ_{i,t}, 1−ε_low, 1+ε_high)·A_{i,t})·mask_{i,t},
-    ρ_{i,t} = exp(log π(a_t|s_t) − log π_old(a_t|s_t)). Summing over tokens matches RLOO's sequence loss, whose ratio is
-    built from summed log-probs: with A_{i,t} = A_i and ρ = 1 both give the gradient mean_i A_i·∇Σ_t log π(a_t|s_t).
+    ρ_{i,t} = exp(log π(a_t|s_t) − log π_old(a_t|s_t)). Summing over tokens matches the sequence loss of RLOO, whose
+    ratio is built from summed log-probs: with A_{i,t} = A_i and ρ = 1 both give the gradient
+    mean_i A_i·∇Σ_t log π(a_t|s_t).
 
     Args:
         per_token_logps, old_per_token_logps, advantages, mask: (B, T).
