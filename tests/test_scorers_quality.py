@@ -137,6 +137,10 @@ def test_logprob_loads_from_path_and_forwards_quantization(tiny_model_dir, monke
     ids = [encode(TEXT)]
     assert call(from_path, ids)[0] == pytest.approx(call(from_object, ids)[0])
     assert not any(p.requires_grad for p in from_path.model.parameters())
+    # A model object is not mutated: an online-trained judge keeps its train mode and its gradients.
+    trained = AutoModelForCausalLM.from_pretrained(tiny_model_dir).train()
+    call(LogProbQuality(trained), ids)
+    assert trained.training and all(p.requires_grad for p in trained.parameters())
 
     seen = {}
     real = AutoModelForCausalLM.from_pretrained

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import re
 from collections.abc import Sequence
@@ -212,7 +213,7 @@ def load_model(
     load_in_4bit: bool = False,
     model_kwargs: dict[str, Any] | None = None,
 ):
-    """A frozen model in eval mode: ``model`` as an id/path loaded with ``<auto_class>.from_pretrained``, or a model.
+    """``model`` as an id/path loaded with ``<auto_class>.from_pretrained`` (frozen, eval mode), or a model object.
 
     ``load_in_4bit=True`` builds an NF4 ``BitsAndBytesConfig`` (bitsandbytes) unless ``quantization_config`` is given.
     """
@@ -238,13 +239,28 @@ def load_model(
         if quantization_config is None:
             loaded = loaded.to(device or default_device())
     elif hasattr(model, "forward") and hasattr(model, "parameters"):
-        loaded = model if device is None else model.to(device)
+        # A model object is used as is (it may be trained elsewhere, e.g. an online PRM); scoring runs it under
+        # torch.no_grad() in eval mode and restores its mode afterwards (see eval_mode).
+        return model if device is None else model.to(device)
     else:
         raise TypeError(f"{scorer_name}: model must be a model id, a path or a model object, got {type(model)}.")
     loaded.eval()
     for parameter in loaded.parameters():
         parameter.requires_grad_(False)
     return loaded
+
+
+@contextlib.contextmanager
+def eval_mode(model: Any):
+    """Run ``model`` in eval mode (no dropout), restoring its training flag afterwards."""
+    was_training = getattr(model, "training", False)
+    if was_training:
+        model.eval()
+    try:
+        yield model
+    finally:
+        if was_training:
+            model.train()
 
 
 def load_tokenizer(tokenizer: Any, model: Any) -> Any:

@@ -10,7 +10,7 @@ from typing import Any
 import torch
 
 from trl_token_ext.alignment import Span, spread_span_scores
-from trl_token_ext.scorers._common import decode_with_spans, prompt_text, same_tokenizer
+from trl_token_ext.scorers._common import decode_with_spans, eval_mode, prompt_text, same_tokenizer
 
 
 @dataclass
@@ -137,7 +137,11 @@ def completion_logprobs(
             input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         # Right padding needs no attention mask in a causal LM: a real token never attends to the pads after it, and
         # positions are 0..len-1 as without padding. Without a mask, attention takes its fused causal kernel.
-        logits = None if width < 2 else model(input_ids=input_ids.to(device)).logits
+        if width < 2:
+            logits = None
+        else:
+            with eval_mode(model):
+                logits = model(input_ids=input_ids.to(device)).logits
         # Gather every scored position of the batch, then one log-softmax over those rows only.
         rows, positions, owners = [], [], []
         for row, index in enumerate(batch):

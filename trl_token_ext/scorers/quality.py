@@ -11,6 +11,7 @@ from trl_token_ext.alignment import spread_span_scores
 from trl_token_ext.scorers._common import (
     TokenScorer,
     decode_with_spans,
+    eval_mode,
     load_model,
     load_tokenizer,
     model_device,
@@ -283,7 +284,8 @@ class TokenClassifierQuality(TokenScorer):
             for i, row in enumerate(rows):
                 input_ids[i, : len(row)] = torch.tensor(row, dtype=torch.long)
                 attention[i, : len(row)] = 1
-            logits = self.model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
+            with eval_mode(self.model):
+                logits = self.model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
             for i, ids in enumerate(chunk):
                 values = self._values(logits[i, : len(rows[i])]).cpu()
                 if same:
