@@ -264,3 +264,16 @@ def test_token_rewards_only_recipe_trains_with_zero_outcome_reward(command, tmp_
     logs = {key: value for entry in trainer.state.log_history for key, value in entry.items()}
     assert logs["rewards/zero/mean"] == 0.0 and logs["token_rewards/first_half/std"] > 0.9
     assert (tmp_path / "out" / "model.safetensors").exists()
+
+
+def test_scorer_model_by_path_loads_in_4bit_when_the_recipe_does(tiny64_dir, tiny_model_dir):
+    import bitsandbytes as bnb
+    from trl import ModelConfig
+
+    model_args = ModelConfig(model_name_or_path=tiny_model_dir, load_in_4bit=True, use_peft=True)
+    options = [{"model": tiny64_dir}, {"model": tiny64_dir, "load_in_4bit": False}]  # a list: one name used twice
+    judge, full_precision = cli.build_reward_funcs(
+        ["logprob_quality", "logprob_quality"], options, "token_reward_kwargs", None, model_args
+    )
+    assert isinstance(judge.model.model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)
+    assert type(full_precision.model.model.layers[0].self_attn.q_proj).__name__ == "Linear"  # opted out
