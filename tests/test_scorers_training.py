@@ -85,3 +85,28 @@ def test_scorer_trains_in_token_grpo(name, tiny_model_dir, prompt_dataset, tmp_p
         assert "token_rewards/seed/logprob_quality/mean" in logs[0]
         assert logs[0]["token_rewards/seed/logprob_quality/mean"] < 0
         assert "token_rewards/seed/repetition_consistency/mean" in logs[0]
+
+
+def test_seed_formula_trains_in_token_rloo(tiny_model_dir, prompt_dataset, tmp_path):
+    from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
+
+    seed = WeightedTokenReward(
+        [(1.0, LogProbQuality(tiny_model_dir)), (0.5, ReferenceConsistency(unsupported=-0.2))], name="seed"
+    )
+    trainer = TokenRLOOTrainer(
+        model=tiny_model_dir,
+        reward_funcs=length_reward,
+        token_reward_funcs=[seed],
+        args=TokenRLOOConfig(
+            output_dir=str(tmp_path), per_device_train_batch_size=6, num_generations=3, max_completion_length=8,
+            max_steps=2, report_to="none", use_cpu=True, seed=0, save_strategy="no", disable_tqdm=True,
+            logging_steps=1, learning_rate=1e-2,
+        ),
+        train_dataset=prompt_dataset,
+    )  # fmt: skip
+    before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
+    trainer.train()
+    assert any(not torch.equal(before[n], p.detach()) for n, p in trainer.model.named_parameters())
+    logs = [entry for entry in trainer.state.log_history if "token_rewards/seed/mean" in entry]
+    assert len(logs) == 2 and logs[0]["token_rewards/seed/logprob_quality/mean"] < 0
+    assert "token_rewards/seed/reference_consistency/mean" in logs[0]
