@@ -8,7 +8,8 @@ memory). Every (size, arm) runs in its own subprocess, arms interleaved; each lo
 then resets the peak-RSS counter (``/proc/self/clear_refs``) and runs one training step (generation, reference-free
 loss with ``beta=0``, backward, optimizer step), so the peak counts weights + gradients + optimizer state +
 activations + the Python/torch baseline, not checkpoint loading. On CUDA, ``torch.cuda.max_memory_allocated`` of the
-step is reported too. The last line is ``memory_ratio: <qlora peak / full peak>`` of the largest size measured.
+step is reported too. The last line is ``memory_ratio: <qlora peak / full peak>`` of the last size measured (peak
+RSS on CPU; ``max_memory_allocated`` on CUDA). ``--estimate`` prints the computed 8/12/24 GB table instead.
 """
 
 from __future__ import annotations
@@ -304,8 +305,9 @@ def main() -> None:
             if "full" in results and "qlora" in results:
                 ratio = results["qlora"]["peak_rss_mib"] / results["full"]["peak_rss_mib"]
                 line = f"{size}: qlora/full peak RSS = {ratio:.3f}"
-                if "cuda_peak_mib" in results["full"]:
-                    line += f", cuda {results['qlora']['cuda_peak_mib'] / results['full']['cuda_peak_mib']:.3f}"
+                if "cuda_peak_mib" in results["full"]:  # on a GPU the ratio of GPU memory is the one that matters
+                    ratio = results["qlora"]["cuda_peak_mib"] / results["full"]["cuda_peak_mib"]
+                    line += f", cuda max_memory_allocated = {ratio:.3f}"
                 print(line, flush=True)
     if ratio is not None:
         print(f"memory_ratio: {ratio:.3f}")

@@ -57,6 +57,21 @@ def test_every_registered_name_resolves_to_a_callable():
     assert {"repetition", "logprob_quality", "sentence_classifier", "accuracy_reward"} <= set(registered_names())
 
 
+def test_register_reward_by_object_string_and_factory(monkeypatch):
+    from trl_token_ext import registry
+
+    monkeypatch.setattr(registry, "_REGISTRY", dict(registry._REGISTRY))
+    monkeypatch.setattr(registry, "_FACTORIES", set(registry._FACTORIES))
+    registry.register_reward("my_length", length_reward)
+    registry.register_reward("my_half", f"{__name__}:first_half")
+    registry.register_reward("my_scaled", lambda scale: BoundRewardFunc(length_reward, {"scale": scale}), factory=True)
+    assert build_reward_func("my_length") is length_reward and resolve("my_half") is first_half
+    assert build_reward_func("my_scaled", {"scale": 3.0})(completions=["ab"]) == [6.0]
+    assert {"my_length", "my_half", "my_scaled"} <= set(registered_names())
+    with pytest.raises(ValueError, match="must be 'module:attribute'"):
+        registry.register_reward("bad", "no_colon")
+
+
 def test_trl_factory_gets_trl_script_defaults():
     func = build_reward_func("get_soft_overlong_punishment")  # as `trl grpo`: max 1280, cache 256
     assert func(completion_ids=[[0] * 1024, [0] * 1280]) == [0.0, -1.0]

@@ -39,6 +39,8 @@ _REGISTRY: dict[str, str] = {
     "think_format_reward": "trl.rewards:think_format_reward",
     "get_soft_overlong_punishment": "trl.rewards:get_soft_overlong_punishment",
 }
+# Objects registered from Python (`register_reward(name, callable)`).
+_OBJECTS: dict[str, Callable[..., Any]] = {}
 # Registered functions that build the reward function from the options instead of being it.
 _FACTORIES: set[str] = {"get_soft_overlong_punishment"}
 # `trl grpo` calls this factory with fixed values when the recipe gives none; do the same for the same recipes.
@@ -70,9 +72,6 @@ def register_reward(name: str, target: str | Callable[..., Any], factory: bool =
         _FACTORIES.add(name)
     else:
         _FACTORIES.discard(name)
-
-
-_OBJECTS: dict[str, Callable[..., Any]] = {}
 
 
 def _import_attribute(module_name: str, attribute: str, name: str) -> Any:
