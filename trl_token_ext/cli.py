@@ -152,12 +152,12 @@ def _share_or_quantize(
     """Replace ``model: policy`` by a frozen view of the policy; load other scorer models in 4-bit when asked."""
     import inspect
 
-    from trl_token_ext.models import SharedBaseModel, quantization_config
+    from trl_token_ext.models import SharedBaseModel, quantization_config, same_checkpoint
 
     options = dict(options)
     for key in MODEL_OPTION_KEYS:
         value = options.get(key)
-        if isinstance(value, str) and value in ("policy", model_args.model_name_or_path):
+        if isinstance(value, str) and (value == "policy" or same_checkpoint(value, model_args.model_name_or_path)):
             if not model_args.use_peft:
                 raise ValueError(
                     f"Token reward function {name!r}: {key}={value!r} shares the policy's base model, which needs "

@@ -157,8 +157,13 @@ def load_policy(model_args: Any, training_args: Any = None) -> tuple[Any, Any]:
     peft_config = _peft_config(model_args)
     trust_remote_code = bool(getattr(training_args, "trust_remote_code", False))
     kwargs = model_init_kwargs(model_args, trust_remote_code=trust_remote_code)
-    extra = getattr(training_args, "model_init_kwargs", None) or {}
-    kwargs.update({key: value for key, value in extra.items() if key not in kwargs or key == "device_map"})
+    extra = dict(getattr(training_args, "model_init_kwargs", None) or {})  # the user's wins, as in TRL's scripts
+    if "quantization_config" in extra and "quantization_config" in kwargs:
+        raise ValueError(
+            "Quantization is set twice: `load_in_4bit`/`load_in_8bit` and `model_init_kwargs['quantization_config']`; "
+            "keep one."
+        )
+    kwargs.update(extra)
     model = AutoModelForCausalLM.from_pretrained(model_args.model_name_or_path, **kwargs)
     if peft_config is not None:
         check_lora_targets(model, peft_config)
@@ -260,7 +265,8 @@ class SharedBaseModel:
         return f"SharedBaseModel({type(self.model).__name__})"
 
 
-def _same_checkpoint(a: str | None, b: str | None) -> bool:
+def same_checkpoint(a: str | None, b: str | None) -> bool:
+    """True when two model ids/folders name the same checkpoint (folders compared by real path)."""
     if a is None or b is None:
         return False
     import os
@@ -294,7 +300,7 @@ def load_scorer_model(
     """
     if task not in SCORER_TASKS:
         raise ValueError(f"task={task!r} is not supported; choose one of {list(SCORER_TASKS)}.")
-    if task == "causal-lm" and policy is not None and _same_checkpoint(model_name_or_path, policy_name_or_path):
+    if task == "causal-lm" and policy is not None and same_checkpoint(model_name_or_path, policy_name_or_path):
         return SharedBaseModel(policy)
     import transformers
 
