@@ -235,7 +235,11 @@ def test_scorer_freezing_a_shared_base_leaves_the_policy_trainable(tiny64_dir):
     policy = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj"]))
     policy.train()
     trainable = [n for n, p in policy.named_parameters() if p.requires_grad]
-    judge = load_model(SharedBaseModel(base), "AutoModelForCausalLM", "judge")  # calls eval() + requires_grad_(False)
+    judge = load_model(SharedBaseModel(base), "AutoModelForCausalLM", "judge")
     assert isinstance(judge, SharedBaseModel)
+    judge.eval()  # what a scorer may do to "its" model: must not reach the policy
+    judge.requires_grad_(False)
+    for parameter in judge.parameters():
+        parameter.requires_grad_(False)
     assert [n for n, p in policy.named_parameters() if p.requires_grad] == trainable and len(trainable) == 4
     assert policy.training and next(judge.parameters()).device.type == "cpu"
