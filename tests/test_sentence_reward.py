@@ -235,3 +235,14 @@ def test_potential_prefixes_keep_their_end_when_truncated(tiny_classifier_dir):
     nonzero = [v for v in out if v != 0.0]
     assert nonzero == pytest.approx([phi1, phi2 - phi1], abs=1e-5)
     assert sum(out) == pytest.approx(phi2, abs=1e-5)  # the rewards telescope to the last prefix score
+
+
+def test_load_in_4bit(tiny_classifier_dir):
+    pytest.importorskip("bitsandbytes")
+    import bitsandbytes as bnb
+
+    quantized = SentenceClassifierReward(tiny_classifier_dir, label="positive", load_in_4bit=True)
+    assert isinstance(quantized._model.bert.encoder.layer[0].attention.self.query, bnb.nn.Linear4bit)
+    full = SentenceClassifierReward(tiny_classifier_dir, label="positive")
+    texts = ["Good. Bad.", "The movie was wonderful and the acting was great."]
+    assert quantized.sequence_rewards(texts) == pytest.approx(full.sequence_rewards(texts), abs=0.02)

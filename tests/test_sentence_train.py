@@ -95,6 +95,10 @@ def test_train_tiny_classifier_with_lora_saves_adapter_merged_and_metrics(tiny_c
     assert by_merged.label_name == by_adapter.label_name == "positive"
     texts = ["I loved this film.", "I hated it. The plot was boring."]
     assert by_merged.sequence_rewards(texts) == pytest.approx(by_adapter.sequence_rewards(texts), abs=1e-5)
+    pytest.importorskip("bitsandbytes")
+    quantized_adapter = SentenceClassifierReward(result.adapter_dir, label="positive", load_in_4bit=True)
+    assert type(quantized_adapter._model).__name__ == "PeftModelForSequenceClassification"  # not merged in 4-bit
+    assert quantized_adapter.sequence_rewards(texts) == pytest.approx(by_merged.sequence_rewards(texts), abs=0.05)
 
 
 def test_cli_entry_point_stops_early_on_f1(tiny_classifier_dir, tmp_path, capsys):
