@@ -124,3 +124,29 @@ def test_metric_reward_as_token_reward_telescopes():
     full = metric(completions=texts, reference=refs)
     assert [sum(v) for v in values] == pytest.approx(full)
     assert values[0][-1] > 0 and shaping.__name__ == "rouge_reward_shaping"
+
+
+def test_load_metric_prefers_hub_and_falls_back_offline(monkeypatch):
+    import evaluate
+
+    real_load = evaluate.load
+    calls = []
+
+    def hub_down(path, **kwargs):
+        calls.append(path)
+        if path == "chrf":
+            raise FileNotFoundError("Couldn't find a module script ... on the Hugging Face Hub")
+        return real_load(path, **kwargs)
+
+    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
+    monkeypatch.delenv("HF_EVALUATE_OFFLINE", raising=False)
+    monkeypatch.setattr(evaluate, "load", hub_down)
+    metric = load_metric("chrf")
+    assert calls[0] == "chrf" and calls[1].endswith("evaluate_metrics/chrf.py")
+    assert metric.compute(predictions=["abc"], references=["abc"])["score"] == pytest.approx(100.0)
+    sentinel = object()
+    monkeypatch.setattr(evaluate, "load", lambda path, **kwargs: sentinel)
+    assert load_metric("chrf") is sentinel  # a reachable Hub is the first choice
+    with pytest.raises(FileNotFoundError):
+        monkeypatch.setattr(evaluate, "load", hub_down)
+        load_metric("chrf", source="hub")
