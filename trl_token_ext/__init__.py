@@ -10,22 +10,34 @@ __version__ = "0.1.0.dev0"
 # Public name -> module that defines it. Everything is imported lazily so that `import trl_token_ext` stays cheap and
 # optional extras (peft, bitsandbytes, matplotlib) are only imported when the feature that needs them is used.
 _LAZY: dict[str, str] = {
+    "SharedBaseModel": "trl_token_ext.models",
     "TokenGRPOConfig": "trl_token_ext.trainers.grpo",
     "TokenGRPOTrainer": "trl_token_ext.trainers.grpo",
     "TokenRLOOConfig": "trl_token_ext.trainers.rloo",
     "TokenRLOOTrainer": "trl_token_ext.trainers.rloo",
     "TokenRewardConfigMixin": "trl_token_ext.config",
+    "build_reward_func": "trl_token_ext.registry",
+    "load_policy": "trl_token_ext.models",
+    "load_scorer_model": "trl_token_ext.models",
+    "register_reward": "trl_token_ext.registry",
 }
 
 __all__ = [
+    "SharedBaseModel",
     "TokenGRPOConfig",
     "TokenGRPOTrainer",
     "TokenRLOOConfig",
     "TokenRLOOTrainer",
     "TokenRewardConfigMixin",
+    "build_reward_func",
+    "load_policy",
+    "load_scorer_model",
+    "register_reward",
 ]
 
 if TYPE_CHECKING:
+    from trl_token_ext.models import SharedBaseModel, load_policy, load_scorer_model
+    from trl_token_ext.registry import build_reward_func, register_reward
     from trl_token_ext.config import TokenRewardConfigMixin
     from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
     from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
