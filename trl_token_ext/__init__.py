@@ -36,9 +36,9 @@ __all__ = [
 ]
 
 if TYPE_CHECKING:
+    from trl_token_ext.config import TokenRewardConfigMixin
     from trl_token_ext.models import SharedBaseModel, load_policy, load_scorer_model
     from trl_token_ext.registry import build_reward_func, register_reward
-    from trl_token_ext.config import TokenRewardConfigMixin
     from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
     from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
 
