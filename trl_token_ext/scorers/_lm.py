@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import inspect
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -112,6 +113,15 @@ class JudgeBatcher:
             yield batch
 
 
+def _accepts_logits_to_keep(model: Any) -> bool:
+    """Whether the (base) model's forward takes ``logits_to_keep`` (transformers causal LMs do)."""
+    base = model.get_base_model() if hasattr(model, "get_base_model") else model
+    try:
+        return "logits_to_keep" in inspect.signature(base.forward).parameters
+    except (TypeError, ValueError):
+        return False
+
+
 @torch.no_grad()
 def completion_logprobs(
     model: Any,
@@ -137,11 +147,14 @@ def completion_logprobs(
             input_ids[row, : len(ids)] = torch.tensor(ids, dtype=torch.long)
         # Right padding needs no attention mask in a causal LM: a real token never attends to the pads after it, and
         # positions are 0..len-1 as without padding. Without a mask, attention takes its fused causal kernel.
-        if width < 2:
-            logits = None
-        else:
+        logits = None
+        if width >= 2:
+            # Logits only from the earliest position that predicts a completion token (skips most prompt positions).
+            keep = width - min(max(samples[i].start, 1) for i in batch) + 1
+            kwargs = {"logits_to_keep": keep} if _accepts_logits_to_keep(model) else {}
             with eval_mode(model):
-                logits = model(input_ids=input_ids.to(device)).logits
+                logits = model(input_ids=input_ids.to(device), **kwargs).logits
+        skipped = width - logits.size(1) if logits is not None else 0  # positions before the kept logits
         # Gather every scored position of the batch, then one log-softmax over those rows only.
         rows, positions, owners = [], [], []
         for row, index in enumerate(batch):
@@ -154,7 +167,7 @@ def completion_logprobs(
         selected_logp = selected_entropy = None
         if logits is not None and positions:
             row_index, position_index = torch.tensor(rows), torch.tensor(positions)
-            log_p = logits[row_index.to(logits.device), (position_index - 1).to(logits.device)]
+            log_p = logits[row_index.to(logits.device), (position_index - 1 - skipped).to(logits.device)]
             log_p = log_p.float().log_softmax(-1)
             targets = input_ids[row_index, position_index].to(log_p.device)
             selected_logp = log_p.gather(-1, targets[:, None]).squeeze(-1).cpu()
