@@ -162,7 +162,7 @@ class SentenceClassifierReward:
                     load_in_4bit=True,
                     bnb_4bit_quant_type="nf4",
                     bnb_4bit_compute_dtype=torch.bfloat16,
-                    llm_int8_skip_modules=["classifier", "score", "pooler"],  # the (LoRA-saved) head stays full
+                    llm_int8_skip_modules=["classifier", "score", "pooler.dense"],  # the head stays full precision
                 ),
             )
             kwargs.setdefault("device_map", {"": str(self.device)} if self.device is not None else "auto")
