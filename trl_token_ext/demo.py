@@ -156,7 +156,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         before_mean = task.score_samples(before, sentence)
     console.print(f"Mean sentence reward P(positive) on held-out prompts [bold]before[/bold]: {before_mean:.3f}")
 
-    token_funcs = task.build_token_rewards(policy, args.tiny)
+    token_funcs = task.build_token_rewards(policy)
     weights = [args.w_quality, args.w_consistency]
     heatmaps = TokenHeatmapCallback(report / "heatmaps", every_n_steps=args.heatmap_every, num_completions=4)
     trainer = TokenGRPOTrainer(

@@ -31,8 +31,9 @@ TEMPLATES = [
     "In one sentence, what did you think of {}?",
 ]
 HELD_OUT_TEMPLATE = "Write one sentence about the movie {}."
-# The demo classifier when the full cached recipe is absent: fewer sentences, one epoch (about 1-2 min on 2 cores).
-DEMO_CLASSIFIER_RECIPE = {"max_train_samples": 2000, "num_train_epochs": 1.0}
+# The demo's own classifier when the full cached recipe (``sentiment_classifier_path()``) is absent: MiniLM + LoRA,
+# one epoch on 2,000 VADER sentences with small eval/test sets (~1-2 min on 2 cores instead of the full recipe's ~10).
+DEMO_CLASSIFIER = {"train": 2000, "eval": 200, "test": 500, "epochs": 1.0, "max_length": 48, "lr": 1e-3, "seed": 42}
 
 
 def chat(text: str) -> list[dict[str, str]]:
@@ -52,7 +53,7 @@ def held_out_prompts() -> list[list[dict[str, str]]]:
 
 def prepare_classifier(tiny: bool, work: Path, classifier: str | None = None) -> str:
     """The sentiment classifier folder: ``classifier`` if given; with ``tiny``, a tiny random BERT saved in
-    ``work``; else the cached full-recipe MiniLM classifier if present, or the smaller demo recipe (trained now on
+    ``work``; else the full-recipe MiniLM classifier if it is cached, or the demo's smaller one (trained now on
     first use, cached)."""
     if classifier:
         return classifier
@@ -62,30 +63,64 @@ def prepare_classifier(tiny: bool, work: Path, classifier: str | None = None) ->
         return str(save_tiny_sequence_classifier(work / "tiny-classifier"))
     from dataclasses import asdict
 
-    from trl_token_ext.sentence import recipes
+    from trl_token_ext.sentence.recipes import SENTIMENT_RECIPE
 
-    cached = _cached_recipe_folder(asdict(recipes.SENTIMENT_RECIPE))
-    if cached is not None:
-        return str(cached)
-    return str(recipes.sentiment_classifier_path(**DEMO_CLASSIFIER_RECIPE))
+    cached = cached_classifier("sentiment-minilm", asdict(SENTIMENT_RECIPE))
+    return str(cached if cached is not None else demo_classifier_path())
 
 
-def _cached_recipe_folder(recipe: dict[str, Any]) -> Path | None:
-    """The merged folder of an already trained classifier ``recipe`` in the cache, or None (nothing is trained)."""
+def _recipe_folder(prefix: str, recipe: dict[str, Any]) -> Path:
+    """``cache_dir()/<prefix>-<hash of recipe>`` (the naming of ``sentiment_classifier_path``)."""
     import hashlib
     import json
 
     from trl_token_ext.sentence.data import cache_dir
 
-    recipe = dict(recipe)
-    recipe.pop("output_dir", None)
+    recipe = {key: value for key, value in recipe.items() if key != "output_dir"}
     digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
-    folder = cache_dir() / f"sentiment-minilm-{digest}"
+    return cache_dir() / f"{prefix}-{digest}"
+
+
+def cached_classifier(prefix: str, recipe: dict[str, Any]) -> Path | None:
+    """The merged folder of an already trained classifier ``recipe`` in the cache, or None (nothing is trained)."""
+    folder = _recipe_folder(prefix, recipe)
     merged = folder / "merged"
     return merged if (merged / "config.json").is_file() and (folder / "metrics.json").is_file() else None
 
 
-def build_token_rewards(policy: Any, tiny: bool) -> list[Any]:
+def demo_classifier_path() -> Path:
+    """The demo's MiniLM sentiment classifier (``DEMO_CLASSIFIER``), trained with
+    ``train_sentence_classifier`` on first use and cached; prints its held-out accuracy."""
+    cached = cached_classifier("sentiment-minilm-demo", DEMO_CLASSIFIER)
+    if cached is not None:
+        return cached
+    from trl_token_ext.sentence.data import minilm_dir, vader_sentiment_splits
+    from trl_token_ext.sentence.train import train_sentence_classifier
+
+    recipe = DEMO_CLASSIFIER
+    splits = vader_sentiment_splits(seed=recipe["seed"])
+    train = splits["train"].shuffle(seed=recipe["seed"]).select(range(recipe["train"]))
+    result = train_sentence_classifier(
+        str(minilm_dir()),
+        train,
+        splits["eval"].select(range(recipe["eval"])),
+        _recipe_folder("sentiment-minilm-demo", recipe),
+        test_dataset=splits["test"].select(range(recipe["test"])),
+        max_length=recipe["max_length"],
+        lora_target_modules="all-linear",
+        training_args={
+            "num_train_epochs": recipe["epochs"],
+            "learning_rate": recipe["lr"],
+            "seed": recipe["seed"],
+            "use_cpu": True,
+            "disable_tqdm": True,
+        },
+    )
+    print(f"Demo sentiment classifier: test accuracy {result.metrics.get('test_accuracy', float('nan')):.3f}")
+    return Path(result.merged_dir)
+
+
+def build_token_rewards(policy: Any) -> list[Any]:
     """[Q, C]: ``LogProbQuality`` judged by the frozen starting policy (adapter disabled) and
     ``RepetitionConsistency``."""
     from trl_token_ext.models import SharedBaseModel
