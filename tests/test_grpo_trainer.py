@@ -295,3 +295,38 @@ def test_resume_from_checkpoint_continues(tiny_model_dir, prompt_dataset, tmp_pa
     assert max_param_diff(at_checkpoint, snapshot(resumed.model)) > 0  # and kept training
     steps = [log["step"] for log in resumed.state.log_history if "token_advantages/mean" in log]
     assert steps == [1, 2, 3, 4]
+
+
+def test_eval_uses_num_generations_eval_groups(tiny_model_dir, prompt_dataset, tmp_path, monkeypatch):
+    seen = []
+    original = token_mixin.TokenRewardMixin._token_advantages
+
+    def spy(self, output, group_size):
+        seen.append((self.model.training, group_size, output["completion_mask"].size(0)))
+        return original(self, output, group_size)
+
+    monkeypatch.setattr(token_mixin.TokenRewardMixin, "_token_advantages", spy)
+    trainer = TokenGRPOTrainer(
+        model=tiny_model_dir, reward_funcs=length_reward, token_reward_funcs=[parity_token_reward],
+        args=grpo_args(tmp_path, num_generations_eval=2, per_device_eval_batch_size=4, max_steps=1),
+        train_dataset=prompt_dataset, eval_dataset=prompt_dataset.select(range(4)),
+    )  # fmt: skip
+    metrics = trainer.evaluate()
+    assert (False, 2, 4) in seen
+    assert "eval_token_advantages/mean" in metrics
+    assert "eval_token_rewards/parity_token_reward/mean" in metrics
+
+
+def test_buffered_generation_splits_token_advantages(tiny_model_dir, prompt_dataset, tmp_path):
+    """steps_per_generation = 2: one generation of 12 completions feeds two optimizer steps of 6 (B, T) rows."""
+    trainer = run_token(
+        tiny_model_dir, prompt_dataset, tmp_path, [parity_token_reward], steps_per_generation=2, max_steps=4,
+        learning_rate=1e-2,
+    )  # fmt: skip
+    assert trainer.state.global_step == 4
+    buffered = trainer._buffered_inputs
+    assert len(buffered) == 2
+    for batch in buffered:
+        assert batch["advantages"].shape == batch["completion_mask"].shape
+        assert batch["advantages"].size(0) == 6
+        assert (batch["advantages"][batch["completion_mask"] == 0] == 0).all()
