@@ -25,6 +25,14 @@ def char_tokenizer():
     return build_tiny_tokenizer(vocab_size=262)
 
 
+@functools.cache
+def coarse_tokenizer():
+    """Same family with more merges (450 ids): " wonderful" is one token where the policy has five."""
+    from trl_token_ext.tiny_models import build_tiny_tokenizer
+
+    return build_tiny_tokenizer(vocab_size=500)
+
+
 class BigramLM(nn.Module):
     """logits[b, i] = table[input_ids[b, i]]: p(next | prefix) depends only on the last token."""
 

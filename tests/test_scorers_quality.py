@@ -8,7 +8,16 @@ import warnings
 
 import pytest
 import torch
-from scorer_fixtures import BigramLM, CharRuleTagger, call, char_tokenizer, encode, policy_tokenizer, successor_bigram
+from scorer_fixtures import (
+    BigramLM,
+    CharRuleTagger,
+    call,
+    char_tokenizer,
+    coarse_tokenizer,
+    encode,
+    policy_tokenizer,
+    successor_bigram,
+)
 
 from trl_token_ext.scorers import ImplicitPRMQuality, LexiconQuality, LogProbQuality, TokenClassifierQuality
 
@@ -63,6 +72,22 @@ def test_logprob_tokenizer_mismatch_char_offsets():
     assert clipped == pytest.approx([-3.0 * n for n in TOKEN_LENGTHS], abs=1e-5)
 
 
+def test_logprob_coarser_judge_split_conserves_total():
+    """Judge tokens The, Ġmovie, Ġwas, Ġwonderful, . (uniform over 450 ids, L = log 450) vs the policy's nine.
+
+    " wonderful" (10 characters) covers the policy tokens Ġw (2), o (1), nd (2), er (2), ful (3).
+    """
+    judge_tok = coarse_tokenizer()
+    assert judge_tok.tokenize(TEXT) == ["The", "Ġmovie", "Ġwas", "Ġwonderful", "."]
+    judge, L = BigramLM(torch.zeros(len(judge_tok), len(judge_tok))), math.log(len(judge_tok))
+    ids = [encode(TEXT)]
+    split = call(LogProbQuality(judge, tokenizer=judge_tok), ids)[0]
+    assert split == pytest.approx([-L, -L, -L] + [-L * n / 10 for n in (2, 1, 2, 2, 3)] + [-L], abs=1e-5)
+    assert sum(split) == pytest.approx(-5 * L, abs=1e-5)  # five judge tokens
+    summed = call(LogProbQuality(judge, tokenizer=judge_tok, reduce="sum"), ids)[0]
+    assert summed == pytest.approx([-L] * 9, abs=1e-5)  # " wonderful" counted once per covered policy token
+
+
 def _tiny_lm(tokenizer, seed=0):
     from trl_token_ext.tiny_models import build_tiny_causal_lm
 
@@ -81,8 +106,13 @@ def test_logprob_batched_equals_loop_and_conserves_mass_across_tokenizers():
         ]
         for a, b in zip(batched, looped):
             assert a == pytest.approx(b, abs=1e-5)
-    # Mismatch: the policy-token sums add up to the judge's total log-prob of the completion (reduce="sum").
-    judge = _tiny_lm(judge_tok, seed=1)
+    # Mismatch: the policy-token values add up to the judge's total log-prob of the completion (reduce="split"),
+    # for a finer (one token per character) and a coarser judge tokenizer.
+    for judge_tok in (char_tokenizer(), coarse_tokenizer()):
+        _check_total(_tiny_lm(judge_tok, seed=1), judge_tok)
+
+
+def _check_total(judge, judge_tok):
     for text, prompt in (("A cat sat.", "Story:"), (TEXT, "Review:")):
         values = call(LogProbQuality(judge, tokenizer=judge_tok), [encode(text)], prompts=[prompt])[0]
         p_ids, c_ids = judge_tok(prompt)["input_ids"], judge_tok(text)["input_ids"]

@@ -165,6 +165,19 @@ def spread_scores(token_spans: Sequence[Span], items: Sequence[tuple[Span, float
     return values
 
 
+def split_span_scores(token_spans: Sequence[Span], char_spans: Sequence[Span], scores: Sequence[float]) -> list[float]:
+    """Per-token values that conserve the total: each span's score is divided over the tokens overlapping it in
+    proportion to the overlapping characters. Returns (T,) floats; spans overlapping no token are dropped."""
+    values = [0.0] * len(token_spans)
+    for (start, end), score in zip(char_spans, scores):
+        overlaps = [(i, min(e, end) - max(s, start)) for i, (s, e) in enumerate(token_spans) if e > s]
+        overlaps = [(i, size) for i, size in overlaps if size > 0]
+        total = sum(size for _, size in overlaps)
+        for index, size in overlaps:
+            values[index] += score * size / total
+    return values
+
+
 def group_indices(prompts: Sequence[Any], num_generations: int | None, scorer_name: str) -> list[list[int]]:
     """Indices of the completions of each prompt's group.
 

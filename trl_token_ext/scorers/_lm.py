@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from trl_token_ext.alignment import Span, spread_span_scores
-from trl_token_ext.scorers._common import decode_with_spans, eval_mode, prompt_text, same_tokenizer
+from trl_token_ext.scorers._common import decode_with_spans, eval_mode, prompt_text, same_tokenizer, split_span_scores
 
 
 @dataclass
@@ -192,12 +192,16 @@ def to_policy_tokens(
 ) -> list[float]:
     """Judge per-token values (NaN = unscored, counted as 0) → per-policy-token values (T,).
 
-    Same tokenizer: identity. Otherwise each policy token gets the ``reduce`` ("sum"/"mean") of the judge tokens
-    overlapping its characters.
+    Same tokenizer: identity. Otherwise, with ``reduce="split"`` each judge token's value is divided over the policy
+    tokens overlapping it in proportion to the shared characters (the completion's total is conserved); with "sum" /
+    "mean" each policy token gets the sum / mean of the judge tokens overlapping its characters (a judge token that
+    spans several policy tokens then counts once for each).
     """
     values = torch.nan_to_num(judge_values, nan=0.0)
     if sample.judge_spans is None:
         return values.tolist()
     if not sample.judge_spans:
         return [0.0] * num_policy_tokens
+    if reduce == "split":
+        return split_span_scores(sample.policy_spans, sample.judge_spans, values.tolist())
     return spread_span_scores(sample.policy_spans, sample.judge_spans, values.tolist(), reduce=reduce)

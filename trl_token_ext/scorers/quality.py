@@ -16,10 +16,12 @@ from trl_token_ext.scorers._common import (
     load_tokenizer,
     model_device,
     same_tokenizer,
+    split_span_scores,
 )
 from trl_token_ext.scorers._lm import JudgeBatcher, completion_logprobs, to_policy_tokens
 
 CENTER_MODES = (None, "completion", "entropy")
+REDUCE_MODES = ("split", "sum", "mean")
 
 
 class _CausalLMScorer(TokenScorer):
@@ -52,8 +54,10 @@ class LogProbQuality(_CausalLMScorer):
         model: a causal LM id/path (loaded with ``AutoModelForCausalLM.from_pretrained``) or a model object.
         tokenizer: the judge tokenizer (id/path/object); default: the one saved with ``model`` when it is an id/path,
             else the policy's. When it maps tokens like the policy's, completion ids are scored as they are;
-            otherwise the decoded text is re-tokenized and each policy token gets the ``reduce`` ("sum"/"mean") of
-            the judge tokens overlapping its characters.
+            otherwise the decoded text is re-tokenized and aligned by characters: ``reduce="split"`` (default)
+            divides each judge token's score over the policy tokens sharing its characters, in proportion to the
+            shared characters (totals conserved); "sum" / "mean" give each policy token the sum / mean of the judge
+            tokens overlapping it.
         clip_min, clip_max: clamp each judge token's log-prob (e.g. ``clip_min=-10``).
         center: None; ``"completion"`` subtracts the completion's mean score; ``"entropy"`` adds the judge's
             predictive entropy, i.e. log p(a_t) − E_{a~p}[log p(a)] (surprise relative to the expected surprise).
@@ -72,7 +76,7 @@ class LogProbQuality(_CausalLMScorer):
         clip_min: float | None = None,
         clip_max: float | None = None,
         center: str | None = None,
-        reduce: str = "sum",
+        reduce: str = "split",
         max_length: int | None = None,
         batch_size: int = 16,
         max_batch_tokens: int = 16384,
@@ -86,8 +90,8 @@ class LogProbQuality(_CausalLMScorer):
         super().__init__(name)
         if center not in CENTER_MODES:
             raise ValueError(f"{self.__name__}: center must be one of {CENTER_MODES}, got {center!r}.")
-        if reduce not in ("sum", "mean"):
-            raise ValueError(f"{self.__name__}: reduce must be 'sum' or 'mean', got {reduce!r}.")
+        if reduce not in REDUCE_MODES:
+            raise ValueError(f"{self.__name__}: reduce must be one of {REDUCE_MODES}, got {reduce!r}.")
         self.clip_min, self.clip_max, self.center, self.reduce = clip_min, clip_max, center, reduce
         load_kwargs = dict(
             dtype=dtype,
@@ -153,7 +157,7 @@ class ImplicitPRMQuality(_CausalLMScorer):
         beta: float = 0.05,
         tokenizer: Any = None,
         *,
-        reduce: str = "sum",
+        reduce: str = "split",
         max_length: int | None = None,
         batch_size: int = 16,
         max_batch_tokens: int = 16384,
@@ -164,8 +168,8 @@ class ImplicitPRMQuality(_CausalLMScorer):
         name: str | None = None,
     ) -> None:
         super().__init__(name)
-        if reduce not in ("sum", "mean"):
-            raise ValueError(f"{self.__name__}: reduce must be 'sum' or 'mean', got {reduce!r}.")
+        if reduce not in REDUCE_MODES:
+            raise ValueError(f"{self.__name__}: reduce must be one of {REDUCE_MODES}, got {reduce!r}.")
         self.beta, self.reduce = float(beta), reduce
         load_kwargs = dict(
             dtype=dtype, device=device, quantization_config=quantization_config, load_in_4bit=load_in_4bit
@@ -200,8 +204,9 @@ class ImplicitPRMQuality(_CausalLMScorer):
 class TokenClassifierQuality(TokenScorer):
     """Q(s_t, a_t) = score of label ``label`` from any ``AutoModelForTokenClassification`` on the completion text.
 
-    Classifier tokens are aligned to the policy's by character offsets (``reduce`` "mean"/"sum" of the overlapping
-    classifier tokens). ``score``: "prob" (softmax probability), "log_prob" or "logit" of the label.
+    Classifier tokens are aligned to the policy's by character offsets (``reduce``: "mean" / "sum" of the overlapping
+    classifier tokens, or "split" by shared characters). ``score``: "prob" (softmax probability), "log_prob" or
+    "logit" of the label.
     """
 
     default_name = "token_classifier_quality"
@@ -225,8 +230,8 @@ class TokenClassifierQuality(TokenScorer):
         super().__init__(name)
         if score not in ("prob", "log_prob", "logit"):
             raise ValueError(f"{self.__name__}: score must be 'prob', 'log_prob' or 'logit', got {score!r}.")
-        if reduce not in ("sum", "mean"):
-            raise ValueError(f"{self.__name__}: reduce must be 'sum' or 'mean', got {reduce!r}.")
+        if reduce not in REDUCE_MODES:
+            raise ValueError(f"{self.__name__}: reduce must be one of {REDUCE_MODES}, got {reduce!r}.")
         self.model = load_model(
             model,
             "AutoModelForTokenClassification",
@@ -293,7 +298,10 @@ class TokenClassifierQuality(TokenScorer):
                 else:
                     spans = [tuple(s) for s in offsets[i][: len(rows[i])]]
                     _, policy_spans = decoded[i]
-                    results.append(spread_span_scores(policy_spans, spans, values.tolist(), reduce=self.reduce))
+                    if self.reduce == "split":
+                        results.append(split_span_scores(policy_spans, spans, values.tolist()))
+                    else:
+                        results.append(spread_span_scores(policy_spans, spans, values.tolist(), reduce=self.reduce))
         return results
 
     def _truncate(self, row: list[int]) -> list[int]:
