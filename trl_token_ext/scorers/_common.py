@@ -87,9 +87,14 @@ def message_text(value: Any) -> str:
     return str(value)
 
 
+def is_conversational(prompt: Any) -> bool:
+    """A list of chat messages (dicts with a "role")."""
+    return isinstance(prompt, (list, tuple)) and bool(prompt) and isinstance(prompt[0], dict) and "role" in prompt[0]
+
+
 def prompt_text(prompt: Any, tokenizer: Any) -> str:
     """Prompt text as ``tokenizer`` would see it: chat messages through its chat template (with generation prompt)."""
-    if isinstance(prompt, (list, tuple)) and prompt and isinstance(prompt[0], dict) and "role" in prompt[0]:
+    if is_conversational(prompt):
         if getattr(tokenizer, "chat_template", None):
             return tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
         return "\n".join(message_text(message) for message in prompt)
