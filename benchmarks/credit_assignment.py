@@ -56,7 +56,7 @@ def steps_to_threshold(curve: list[float], threshold: float, window: int = 3) ->
 def run_arm(arm: str, seed: int, args: argparse.Namespace, model_dir: str, target: set[int]) -> list[float]:
     """Train one arm until the threshold is reached (or ``max_steps``); returns the per-step target share."""
     from datasets import Dataset
-    from transformers import TrainerCallback
+    from transformers import PrinterCallback, TrainerCallback
     from trl import GRPOConfig, GRPOTrainer
 
     from trl_token_ext import TokenGRPOConfig, TokenGRPOTrainer
@@ -110,6 +110,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, model_dir: str, targe
             train_dataset=dataset,
             callbacks=[StopAtThreshold()],
         )
+    trainer.remove_callback(PrinterCallback)  # keep the output to one line per run
     trainer.train()
     return recorder.curve
 

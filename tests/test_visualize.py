@@ -160,6 +160,7 @@ def test_reward_curves_png(tmp_path):
         {"step": 2, "train_runtime": 3.0},
     ]
     assert reward_curve_keys(history) == ["reward", "rewards/f/mean", "token_rewards/g/mean"]
+    pytest.importorskip("matplotlib")
     path = plot_reward_curves(history, tmp_path / "curves.png", keys=["reward", "token_rewards/g/mean"])
     from PIL import Image
 
