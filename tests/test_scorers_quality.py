@@ -288,3 +288,10 @@ def test_scorers_are_picklable_with_names():
     assert clone.__name__ == "judge"
     assert call(clone, [encode("bad")])[0] == pytest.approx(call(scorer, [encode("bad")])[0])
     assert pickle.loads(pickle.dumps(LexiconQuality({"a": 1}))).__name__ == "lexicon_quality"
+
+
+def test_lexicon_from_vader():
+    pytest.importorskip("vaderSentiment")
+    scorer = LexiconQuality.from_vader(spread="last")
+    assert scorer.__name__ == "vader_lexicon_quality" and scorer.lexicon["wonderful"] == pytest.approx(2.7)
+    assert call(scorer, [encode(TEXT)])[0] == pytest.approx([0, 0, 0, 0, 0, 0, 0, 2.7, 0])
