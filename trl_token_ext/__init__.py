@@ -10,12 +10,23 @@ __version__ = "0.1.0.dev0"
 # Public name -> module that defines it. Everything is imported lazily so that `import trl_token_ext` stays cheap and
 # optional extras (peft, bitsandbytes, matplotlib) are only imported when the feature that needs them is used.
 _LAZY: dict[str, str] = {
+    "ImplicitPRMQuality": "trl_token_ext.scorers",
+    "LexiconQuality": "trl_token_ext.scorers",
+    "LogProbQuality": "trl_token_ext.scorers",
+    "MetricReward": "trl_token_ext.scorers",
+    "PotentialShaping": "trl_token_ext.scorers",
+    "ReferenceConsistency": "trl_token_ext.scorers",
+    "RepetitionConsistency": "trl_token_ext.scorers",
+    "SelfConsistency": "trl_token_ext.scorers",
     "SharedBaseModel": "trl_token_ext.models",
+    "TokenClassifierQuality": "trl_token_ext.scorers",
     "TokenGRPOConfig": "trl_token_ext.trainers.grpo",
     "TokenGRPOTrainer": "trl_token_ext.trainers.grpo",
     "TokenRLOOConfig": "trl_token_ext.trainers.rloo",
     "TokenRLOOTrainer": "trl_token_ext.trainers.rloo",
     "TokenRewardConfigMixin": "trl_token_ext.config",
+    "TokenScorer": "trl_token_ext.scorers",
+    "WeightedTokenReward": "trl_token_ext.scorers",
     "build_reward_func": "trl_token_ext.registry",
     "load_policy": "trl_token_ext.models",
     "load_scorer_model": "trl_token_ext.models",
@@ -23,12 +34,23 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "ImplicitPRMQuality",
+    "LexiconQuality",
+    "LogProbQuality",
+    "MetricReward",
+    "PotentialShaping",
+    "ReferenceConsistency",
+    "RepetitionConsistency",
+    "SelfConsistency",
     "SharedBaseModel",
+    "TokenClassifierQuality",
     "TokenGRPOConfig",
     "TokenGRPOTrainer",
     "TokenRLOOConfig",
     "TokenRLOOTrainer",
     "TokenRewardConfigMixin",
+    "TokenScorer",
+    "WeightedTokenReward",
     "build_reward_func",
     "load_policy",
     "load_scorer_model",
@@ -39,6 +61,19 @@ if TYPE_CHECKING:
     from trl_token_ext.config import TokenRewardConfigMixin
     from trl_token_ext.models import SharedBaseModel, load_policy, load_scorer_model
     from trl_token_ext.registry import build_reward_func, register_reward
+    from trl_token_ext.scorers import (
+        ImplicitPRMQuality,
+        LexiconQuality,
+        LogProbQuality,
+        MetricReward,
+        PotentialShaping,
+        ReferenceConsistency,
+        RepetitionConsistency,
+        SelfConsistency,
+        TokenClassifierQuality,
+        TokenScorer,
+        WeightedTokenReward,
+    )
     from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
     from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
 
