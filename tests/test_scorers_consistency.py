@@ -81,3 +81,10 @@ def test_self_consistency_group_agreement_hand_computed():
 def test_jaccard():
     assert jaccard("The dog ran.", "the dog ran fast") == pytest.approx(0.75)
     assert jaccard("", "") == 0.0
+
+
+def test_self_consistency_sentences_keep_decimals_and_abbreviations():
+    from trl_token_ext.scorers._common import sentence_spans
+
+    text = "Dr. Smith paid 2.5 dollars. It was cheap!"
+    assert sentence_spans(text) == [("Dr. Smith paid 2.5 dollars.", (0, 27)), ("It was cheap!", (28, 41))]

@@ -13,7 +13,6 @@ from trl_token_ext.alignment import Span, overlapping_tokens, token_char_spans
 logger = logging.getLogger("trl_token_ext.scorers")
 
 WORD_PATTERN = re.compile(r"\w+(?:['’]\w+)*")
-SENTENCE_PATTERN = re.compile(r"[^.!?\n]+(?:[.!?]+|\n|$)")
 SPREAD_MODES = ("split", "all", "last")
 
 
@@ -128,17 +127,11 @@ def word_spans(text: str, pattern: re.Pattern = WORD_PATTERN) -> list[tuple[str,
 
 
 def sentence_spans(text: str) -> list[tuple[str, Span]]:
-    """Sentences of ``text`` (split after . ! ? and newlines) with their character spans, whitespace trimmed."""
-    result = []
-    for match in SENTENCE_PATTERN.finditer(text):
-        start, end = match.span()
-        raw = match.group(0)
-        stripped = raw.strip()
-        if not stripped:
-            continue
-        start += len(raw) - len(raw.lstrip())
-        result.append((stripped, (start, start + len(stripped))))
-    return result
+    """Sentences of ``text`` with their character spans (`trl_token_ext.sentence.split_sentences`: abbreviations,
+    decimals, lists and CJK terminators handled), whitespace trimmed, empty ones skipped."""
+    from trl_token_ext.sentence.split import split_sentences
+
+    return [(text[start:end], (start, end)) for start, end in split_sentences(text)]
 
 
 def check_spread(spread: str, scorer_name: str) -> str:
