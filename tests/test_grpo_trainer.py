@@ -330,3 +330,14 @@ def test_buffered_generation_splits_token_advantages(tiny_model_dir, prompt_data
         assert batch["advantages"].shape == batch["completion_mask"].shape
         assert batch["advantages"].size(0) == 6
         assert (batch["advantages"][batch["completion_mask"] == 0] == 0).all()
+
+
+def test_plain_grpo_config_is_accepted_with_default_token_settings(tiny_model_dir, prompt_dataset, tmp_path):
+    trainer = TokenGRPOTrainer(
+        model=tiny_model_dir, reward_funcs=length_reward, token_reward_funcs=[parity_token_reward],
+        args=grpo_args(tmp_path, GRPOConfig, max_steps=2), train_dataset=prompt_dataset,
+    )  # fmt: skip
+    batch = trainer._generate_and_score_completions(next(iter(trainer.get_train_dataloader())))
+    assert batch["advantages"].shape == batch["completion_mask"].shape  # default λ = 1: token advantages applied
+    trainer.train()
+    assert "token_advantages/mean" in trainer.state.log_history[0]

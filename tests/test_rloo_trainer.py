@@ -140,3 +140,14 @@ def test_bad_token_rewards_raise_before_any_update(tiny_model_dir, prompt_datase
 def test_wrong_number_of_weights_rejected(tiny_model_dir, prompt_dataset, tmp_path):
     with pytest.raises(ValueError, match="token_reward_weights has 2 values but 1 token reward functions"):
         make(tiny_model_dir, prompt_dataset, tmp_path, [parity_token_reward], token_reward_weights=[1.0, 1.0])
+
+
+def test_plain_rloo_config_is_accepted_with_default_token_settings(tiny_model_dir, prompt_dataset, tmp_path):
+    trainer = TokenRLOOTrainer(
+        model=tiny_model_dir, reward_funcs=length_reward, token_reward_funcs=[parity_token_reward],
+        args=rloo_args(tmp_path, RLOOConfig, max_steps=2), train_dataset=prompt_dataset,
+    )  # fmt: skip
+    before = snapshot(trainer.model)
+    trainer.train()
+    assert max_param_diff(before, snapshot(trainer.model)) > 0
+    assert "token_advantages/mean" in trainer.state.log_history[0]

@@ -60,7 +60,10 @@ class TokenRLOOTrainer(TokenRewardMixin, RLOOTrainer):
         token_advantages = self._token_advantages(output, group_size)
         if token_advantages is not None and self._uses_token_loss():
             output["advantages"] = combine_advantages(
-                output["advantages"], token_advantages, output["completion_mask"], self.args.token_advantage_coef
+                output["advantages"],
+                token_advantages,
+                output["completion_mask"],
+                token_setting(self.args, "token_advantage_coef"),
             )
             output["old_per_token_logps"], self._old_per_token_logps = self._old_per_token_logps, None
         return output
