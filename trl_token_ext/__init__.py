@@ -18,6 +18,7 @@ _LAZY: dict[str, str] = {
     "ReferenceConsistency": "trl_token_ext.scorers",
     "RepetitionConsistency": "trl_token_ext.scorers",
     "SelfConsistency": "trl_token_ext.scorers",
+    "SentenceClassifierReward": "trl_token_ext.sentence.reward",
     "SharedBaseModel": "trl_token_ext.models",
     "TokenClassifierQuality": "trl_token_ext.scorers",
     "TokenGRPOConfig": "trl_token_ext.trainers.grpo",
@@ -26,11 +27,17 @@ _LAZY: dict[str, str] = {
     "TokenRLOOTrainer": "trl_token_ext.trainers.rloo",
     "TokenRewardConfigMixin": "trl_token_ext.config",
     "TokenScorer": "trl_token_ext.scorers",
+    "TrainClassifierArguments": "trl_token_ext.sentence.recipes",
     "WeightedTokenReward": "trl_token_ext.scorers",
+    "align_sentences": "trl_token_ext.sentence.split",
     "build_reward_func": "trl_token_ext.registry",
     "load_policy": "trl_token_ext.models",
     "load_scorer_model": "trl_token_ext.models",
     "register_reward": "trl_token_ext.registry",
+    "sentiment_classifier_path": "trl_token_ext.sentence.recipes",
+    "split_sentences": "trl_token_ext.sentence.split",
+    "train_classifier_main": "trl_token_ext.sentence.recipes",
+    "train_sentence_classifier": "trl_token_ext.sentence.train",
 }
 
 __all__ = [
@@ -42,6 +49,7 @@ __all__ = [
     "ReferenceConsistency",
     "RepetitionConsistency",
     "SelfConsistency",
+    "SentenceClassifierReward",
     "SharedBaseModel",
     "TokenClassifierQuality",
     "TokenGRPOConfig",
@@ -50,11 +58,17 @@ __all__ = [
     "TokenRLOOTrainer",
     "TokenRewardConfigMixin",
     "TokenScorer",
+    "TrainClassifierArguments",
     "WeightedTokenReward",
+    "align_sentences",
     "build_reward_func",
     "load_policy",
     "load_scorer_model",
     "register_reward",
+    "sentiment_classifier_path",
+    "split_sentences",
+    "train_classifier_main",
+    "train_sentence_classifier",
 ]
 
 if TYPE_CHECKING:
@@ -74,6 +88,14 @@ if TYPE_CHECKING:
         TokenScorer,
         WeightedTokenReward,
     )
+    from trl_token_ext.sentence.recipes import (
+        TrainClassifierArguments,
+        sentiment_classifier_path,
+        train_classifier_main,
+    )
+    from trl_token_ext.sentence.reward import SentenceClassifierReward
+    from trl_token_ext.sentence.split import align_sentences, split_sentences
+    from trl_token_ext.sentence.train import train_sentence_classifier
     from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
     from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
 
