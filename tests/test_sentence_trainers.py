@@ -6,6 +6,7 @@ from __future__ import annotations
 import math
 
 import pytest
+from trainer_helpers import grpo_args
 
 
 @pytest.fixture(scope="module")
@@ -16,22 +17,7 @@ def tiny_classifier_dir(tmp_path_factory):
 
 
 def _args(config_class, tmp_path, **overrides):
-    values = dict(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=6,
-        num_generations=3,
-        max_completion_length=8,
-        max_steps=2,
-        learning_rate=1e-3,
-        report_to="none",
-        use_cpu=True,
-        seed=0,
-        save_strategy="no",
-        disable_tqdm=True,
-        logging_steps=1,
-    )
-    values.update(overrides)
-    return config_class(**values)
+    return grpo_args(tmp_path, config_class, **{"max_steps": 2, **overrides})
 
 
 def _changed(before, model) -> float:
