@@ -20,8 +20,8 @@ def test_parse_fills_the_defaults_of_each_mode():
 
 
 def test_prompts_split_train_and_held_out():
-    train = {p[0]["content"] for p in demo_task.train_prompts()}
-    held_out = [p[0]["content"] for p in demo_task.held_out_prompts()]
+    train = {p[-1]["content"] for p in demo_task.train_prompts()}
+    held_out = [p[-1]["content"] for p in demo_task.held_out_prompts()]
     assert len(train) == 2 * len(demo_task.MOVIES_TRAIN) and len(held_out) == len(demo_task.MOVIES_HELD_OUT)
     assert not any(movie in text for movie in demo_task.MOVIES_TRAIN for text in held_out)
 

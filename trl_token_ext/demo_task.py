@@ -4,9 +4,10 @@ Rewards (see docs/demo.md):
 
 * outcome: ``SentenceClassifierReward`` — P(positive) of each sentence from a MiniLM sentiment classifier trained
   on human-rated VADER sentences (mean over the completion's sentences), a stock TRL reward function;
-* tokens: the seed formula R(s_t, a_t) = w_quality·Q + w_consistency·C with Q = ``LogProbQuality`` under the frozen
-  starting policy (the LoRA adapter switched off, clipped at -10: fluency) and C = ``RepetitionConsistency``
-  (-1 on each token that completes a repeated 3-gram).
+* tokens: the seed formula R(s_t, a_t) = w_quality·Q + w_consistency·C with Q = ``LexiconQuality`` on VADER's
+  human-rated word valences (the tokens of "wonderful" earn, those of "boring" lose; ``--quality logprob``: log-prob
+  under the frozen starting policy instead) and C = ``RepetitionConsistency`` (-1 on each token that completes a
+  repeated 3-gram).
 
 Also here: the prompts (train / held-out), model and classifier preparation, sampling + scoring for the
 before/after comparison, and a ``rich`` progress bar callback with live reward figures.
@@ -36,9 +37,12 @@ HELD_OUT_TEMPLATE = "Write one sentence about the movie {}."
 DEMO_CLASSIFIER = {"train": 2000, "eval": 200, "test": 500, "epochs": 1.0, "max_length": 48, "lr": 1e-3, "seed": 42}
 
 
+SYSTEM = "You are a film critic."  # also replaces SmolLM2's longer default system prompt (fewer tokens per step)
+
+
 def chat(text: str) -> list[dict[str, str]]:
-    """A one-turn conversational prompt."""
-    return [{"role": "user", "content": text}]
+    """A one-turn conversational prompt with a short system message."""
+    return [{"role": "system", "content": SYSTEM}, {"role": "user", "content": text}]
 
 
 def train_prompts() -> list[list[dict[str, str]]]:
@@ -98,6 +102,7 @@ def demo_classifier_path() -> Path:
     from trl_token_ext.sentence.train import train_sentence_classifier
 
     recipe = DEMO_CLASSIFIER
+    print(f"Training the demo's sentiment classifier once (MiniLM + LoRA, {recipe['train']} VADER sentences)...")
     splits = vader_sentiment_splits(seed=recipe["seed"])
     train = splits["train"].shuffle(seed=recipe["seed"]).select(range(recipe["train"]))
     result = train_sentence_classifier(
@@ -113,22 +118,76 @@ def demo_classifier_path() -> Path:
             "learning_rate": recipe["lr"],
             "seed": recipe["seed"],
             "use_cpu": True,
-            "disable_tqdm": True,
         },
     )
     print(f"Demo sentiment classifier: test accuracy {result.metrics.get('test_accuracy', float('nan')):.3f}")
     return Path(result.merged_dir)
 
 
-def build_token_rewards(policy: Any) -> list[Any]:
-    """[Q, C]: ``LogProbQuality`` judged by the frozen starting policy (adapter disabled) and
-    ``RepetitionConsistency``."""
-    from trl_token_ext.models import SharedBaseModel
-    from trl_token_ext.scorers import LogProbQuality, RepetitionConsistency
+def vader_lexicon_path() -> Path:
+    """VADER's ``vader_lexicon.txt`` (word<TAB>valence in [-4, 4]): from an installed ``vaderSentiment`` package, else
+    extracted once from its source distribution (the one that also holds the classifier's sentences) into the cache."""
+    import importlib.util
+    import tarfile
+    import tempfile
 
-    quality = LogProbQuality(SharedBaseModel(policy), tokenizer=None, clip_min=-10.0, name="quality_logprob")
-    consistency = RepetitionConsistency(n=3, penalty=-1.0, name="consistency_repetition")
-    return [quality, consistency]
+    from trl_token_ext.sentence.data import VADER_REQUIREMENT, cache_dir, pip_download
+
+    spec = importlib.util.find_spec("vaderSentiment")
+    if spec is not None and spec.submodule_search_locations:
+        installed = Path(next(iter(spec.submodule_search_locations))) / "vader_lexicon.txt"
+        if installed.is_file():
+            return installed
+    target = cache_dir() / "vader_lexicon.txt"
+    if target.is_file():
+        return target
+    with tempfile.TemporaryDirectory() as tmp:
+        sdist = pip_download(VADER_REQUIREMENT, Path(tmp), source=True)
+        with tarfile.open(sdist) as archive:
+            member = next(m for m in archive.getmembers() if m.name.endswith("vaderSentiment/vader_lexicon.txt"))
+            staging = target.with_suffix(".tmp")
+            staging.write_bytes(archive.extractfile(member).read())
+            staging.replace(target)
+    return target
+
+
+def vader_valences(scale: float = 0.25) -> dict[str, float]:
+    """word → ``scale`` × VADER mean valence (7,500 human-rated words and emoticons; valence in [-4, 4])."""
+    valences = {}
+    for line in vader_lexicon_path().read_text(encoding="utf-8").splitlines():
+        parts = line.split("\t")
+        if len(parts) >= 2:
+            try:
+                valences[parts[0]] = scale * float(parts[1])
+            except ValueError:
+                continue
+    return valences
+
+
+# --tiny (tests, no download): a handful of words with their VADER valences / 4.
+TINY_LEXICON = {"good": 0.475, "great": 0.775, "wonderful": 0.675, "loved": 0.725, "nice": 0.45, "bad": -0.625,
+                "awful": -0.5, "boring": -0.325, "terrible": -0.6, "hated": -0.725, "dull": -0.425}  # fmt: skip
+
+
+def build_token_rewards(policy: Any, quality: str = "lexicon", tiny: bool = False) -> list[Any]:
+    """[Q, C] of the seed formula.
+
+    Q: ``"lexicon"`` — ``LexiconQuality`` with VADER's human-rated word valences / 4 (in [-1, 1]; each word's value
+    split over its tokens; ``TINY_LEXICON`` with ``tiny``), or ``"logprob"`` — ``LogProbQuality`` under the frozen
+    starting policy (adapter disabled, clipped at -10: fluency; one more forward pass per step).
+    C: ``RepetitionConsistency`` (-1 on each token that completes an already generated 3-gram).
+    """
+    from trl_token_ext.scorers import LexiconQuality, LogProbQuality, RepetitionConsistency
+
+    if quality == "lexicon":
+        q = LexiconQuality(TINY_LEXICON if tiny else vader_valences(), name="quality_lexicon")
+    elif quality == "logprob":
+        from trl_token_ext.models import SharedBaseModel
+
+        q = LogProbQuality(SharedBaseModel(policy), clip_min=-10.0, name="quality_logprob")
+    else:
+        raise ValueError(f"Unknown quality scorer {quality!r}; use 'lexicon' or 'logprob'.")
+    return [q, RepetitionConsistency(n=3, penalty=-1.0, name="consistency_repetition")]
 
 
 def load_policy(model_path: str, lora_r: int, load_in_4bit: bool) -> tuple[Any, Any, Any]:
