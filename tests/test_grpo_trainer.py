@@ -341,3 +341,9 @@ def test_plain_grpo_config_is_accepted_with_default_token_settings(tiny_model_di
     assert batch["advantages"].shape == batch["completion_mask"].shape  # default λ = 1: token advantages applied
     trainer.train()
     assert "token_advantages/mean" in trainer.state.log_history[0]
+
+
+def test_reward_funcs_is_optional_as_in_trl(tiny_model_dir, prompt_dataset, tmp_path):
+    """TRL 1.16 lets the reward come from an environment; without any reward source it raises its own error."""
+    with pytest.raises(ValueError, match="No reward source provided"):
+        TokenGRPOTrainer(model=tiny_model_dir, args=grpo_args(tmp_path), train_dataset=prompt_dataset)

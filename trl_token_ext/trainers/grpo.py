@@ -26,7 +26,9 @@ class TokenGRPOTrainer(TokenRewardMixin, GRPOTrainer):
     With no token reward functions, or ``token_advantage_coef == 0``, training is identical to `GRPOTrainer`'s.
     """
 
-    def __init__(self, model, reward_funcs, args: GRPOConfig | None = None, *rest, token_reward_funcs=None, **kwargs):
+    def __init__(
+        self, model, reward_funcs=None, args: GRPOConfig | None = None, *rest, token_reward_funcs=None, **kwargs
+    ):
         token_reward_funcs = check_token_reward_funcs(token_reward_funcs, token_setting(args, "token_reward_weights"))
         super().__init__(model, reward_funcs, args, *rest, **kwargs)
         self._init_token_rewards(token_reward_funcs)
