@@ -102,7 +102,11 @@ class HeatmapRow:
 
 
 def completion_heatmap(
-    tokenizer: Any, completion_ids: Sequence[int], values: Sequence[float], prompt: Any = None, caption: str = None
+    tokenizer: Any,
+    completion_ids: Sequence[int],
+    values: Sequence[float],
+    prompt: Any = None,
+    caption: str | None = None,
 ) -> HeatmapRow:
     """A :class:`HeatmapRow` for one completion: token texts from ``tokenizer``, one value per completion id."""
     if len(values) != len(completion_ids):
