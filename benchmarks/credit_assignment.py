@@ -12,7 +12,7 @@ score of a step is the share of target tokens among the tokens generated in that
 threshold" is the first step whose 3-step moving average reaches ``--threshold`` (``--max-steps`` + 1 if never).
 Writes both learning curves (every seed) as a PNG (``--plot``).
 
-    python benchmarks/credit_assignment.py [--seeds 3] [--max-steps 60] [--threshold 0.5] [--plot PATH]
+    python benchmarks/credit_assignment.py [--seeds 5] [--max-steps 60] [--threshold 0.5] [--plot PATH]
 
 Last line: ``credit_ratio: <mean steps token arm / mean steps outcome arm>`` (lower is better; target ≤ 0.5).
 """
@@ -90,6 +90,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, model_dir: str, targe
         use_cpu=True,
         save_strategy="no",
         disable_tqdm=True,
+        bf16=False,  # TRL's default bf16 autocast is emulated (slow) on CPUs without native bf16
         seed=seed,
     )
     dataset = Dataset.from_dict({"prompt": ["The movie was", "I loved this", "The food was", "A cat sat"] * 64})
@@ -142,13 +143,13 @@ def plot(curves: dict[str, list[list[float]]], threshold: float, path: Path) -> 
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--max-steps", type=int, default=60)
     parser.add_argument("--threshold", type=float, default=0.5)
     parser.add_argument("--target-share", type=float, default=0.1, help="share of the vocabulary that is rewarded")
     parser.add_argument("--batch-size", type=int, default=16)
     parser.add_argument("--num-generations", type=int, default=8)
-    parser.add_argument("--completion-length", type=int, default=16)
+    parser.add_argument("--completion-length", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-2)
     parser.add_argument("--mode", default="immediate", choices=["immediate", "reward_to_go", "min"])
     parser.add_argument("--plot", default="reports/credit_assignment.png", help="learning-curve PNG path")
