@@ -23,6 +23,7 @@ _LAZY: dict[str, str] = {
     "TokenClassifierQuality": "trl_token_ext.scorers",
     "TokenGRPOConfig": "trl_token_ext.trainers.grpo",
     "TokenGRPOTrainer": "trl_token_ext.trainers.grpo",
+    "TokenHeatmapCallback": "trl_token_ext.visualize",
     "TokenRLOOConfig": "trl_token_ext.trainers.rloo",
     "TokenRLOOTrainer": "trl_token_ext.trainers.rloo",
     "TokenRewardConfigMixin": "trl_token_ext.config",
@@ -31,11 +32,15 @@ _LAZY: dict[str, str] = {
     "WeightedTokenReward": "trl_token_ext.scorers",
     "align_sentences": "trl_token_ext.sentence.split",
     "build_reward_func": "trl_token_ext.registry",
+    "heatmap_page": "trl_token_ext.visualize",
     "load_policy": "trl_token_ext.models",
     "load_scorer_model": "trl_token_ext.models",
+    "plot_reward_curves": "trl_token_ext.visualize",
     "register_reward": "trl_token_ext.registry",
     "sentiment_classifier_path": "trl_token_ext.sentence.recipes",
+    "smollm2_path": "trl_token_ext.pretrained",
     "split_sentences": "trl_token_ext.sentence.split",
+    "token_heatmap_html": "trl_token_ext.visualize",
     "train_classifier_main": "trl_token_ext.sentence.recipes",
     "train_sentence_classifier": "trl_token_ext.sentence.train",
 }
@@ -54,6 +59,7 @@ __all__ = [
     "TokenClassifierQuality",
     "TokenGRPOConfig",
     "TokenGRPOTrainer",
+    "TokenHeatmapCallback",
     "TokenRLOOConfig",
     "TokenRLOOTrainer",
     "TokenRewardConfigMixin",
@@ -62,11 +68,15 @@ __all__ = [
     "WeightedTokenReward",
     "align_sentences",
     "build_reward_func",
+    "heatmap_page",
     "load_policy",
     "load_scorer_model",
+    "plot_reward_curves",
     "register_reward",
     "sentiment_classifier_path",
+    "smollm2_path",
     "split_sentences",
+    "token_heatmap_html",
     "train_classifier_main",
     "train_sentence_classifier",
 ]
@@ -74,6 +84,7 @@ __all__ = [
 if TYPE_CHECKING:
     from trl_token_ext.config import TokenRewardConfigMixin
     from trl_token_ext.models import SharedBaseModel, load_policy, load_scorer_model
+    from trl_token_ext.pretrained import smollm2_path
     from trl_token_ext.registry import build_reward_func, register_reward
     from trl_token_ext.scorers import (
         ImplicitPRMQuality,
@@ -98,6 +109,7 @@ if TYPE_CHECKING:
     from trl_token_ext.sentence.train import train_sentence_classifier
     from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
     from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
+    from trl_token_ext.visualize import TokenHeatmapCallback, heatmap_page, plot_reward_curves, token_heatmap_html
 
 
 def __getattr__(name: str) -> Any:
