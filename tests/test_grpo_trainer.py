@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from trainer_helpers import grpo_args, length_reward, max_param_diff, parity_token_reward, snapshot
+from trainer_helpers import (
+    favour_target_tokens,
+    grpo_args,
+    length_reward,
+    max_param_diff,
+    parity_token_reward,
+    snapshot,
+    target_mass,
+    zero_reward,
+)
 from trl import GRPOConfig, GRPOTrainer
 
 from trl_token_ext import TokenGRPOTrainer
@@ -111,23 +120,11 @@ def test_advantages_are_outcome_plus_coef_times_token_advantages(
 
 def test_token_reward_raises_frequency_of_rewarded_tokens(tiny_model_dir, prompt_dataset, tmp_path):
     """A token reward on a set of token ids raises their probability; the same run without it does not."""
-    target = set(range(100, 140))
-
-    def favour_target(completion_ids, **kwargs):
-        return [[1.0 if t in target else 0.0 for t in ids] for ids in completion_ids]
-
-    def constant(completions, **kwargs):
-        return [0.0] * len(completions)
-
-    def target_mass(model, tokenizer):
-        inputs = tokenizer(["The movie was", "A cat sat", "It is a"], return_tensors="pt", padding=True)
-        with torch.no_grad():
-            probs = model(**inputs).logits[:, -1].softmax(-1)
-        return probs[:, sorted(target)].sum(-1).mean().item()
-
     settings = dict(max_steps=30, learning_rate=3e-2, token_advantage_mode="immediate", beta=0.0)
-    with_token = run_token(tiny_model_dir, prompt_dataset, tmp_path, [favour_target], "with", constant, **settings)
-    without = run_token(tiny_model_dir, prompt_dataset, tmp_path, None, "without", constant, **settings)
+    with_token = run_token(
+        tiny_model_dir, prompt_dataset, tmp_path, [favour_target_tokens], "with", zero_reward, **settings
+    )
+    without = run_token(tiny_model_dir, prompt_dataset, tmp_path, None, "without", zero_reward, **settings)
     tokenizer = with_token.processing_class
     before = target_mass(type(without.model).from_pretrained(tiny_model_dir), tokenizer)
     after_with, after_without = target_mass(with_token.model, tokenizer), target_mass(without.model, tokenizer)

@@ -4,7 +4,16 @@ from __future__ import annotations
 
 import pytest
 import torch
-from trainer_helpers import grpo_args, length_reward, max_param_diff, parity_token_reward, snapshot
+from trainer_helpers import (
+    favour_target_tokens,
+    grpo_args,
+    length_reward,
+    max_param_diff,
+    parity_token_reward,
+    snapshot,
+    target_mass,
+    zero_reward,
+)
 from trl import RLOOConfig, RLOOTrainer
 
 from trl_token_ext import TokenRLOOConfig, TokenRLOOTrainer
@@ -101,23 +110,10 @@ def test_per_token_clipped_loss_by_hand():
 
 
 def test_learns_from_token_rewards(tiny_model_dir, prompt_dataset, tmp_path):
-    target = set(range(100, 140))
-
-    def favour_target(completion_ids, **kwargs):
-        return [[1.0 if t in target else 0.0 for t in ids] for ids in completion_ids]
-
-    def constant(completions, **kwargs):
-        return [0.0] * len(completions)
-
-    def target_mass(model, tokenizer):
-        inputs = tokenizer(["The movie was", "A cat sat", "It is a"], return_tensors="pt", padding=True)
-        with torch.no_grad():
-            return model(**inputs).logits[:, -1].softmax(-1)[:, sorted(target)].sum(-1).mean().item()
-
     settings = dict(max_steps=30, learning_rate=1e-2, token_advantage_mode="immediate")
-    with_token = make(tiny_model_dir, prompt_dataset, tmp_path / "w", [favour_target], constant, **settings)
+    with_token = make(tiny_model_dir, prompt_dataset, tmp_path / "w", [favour_target_tokens], zero_reward, **settings)
     with_token.train()
-    without = make(tiny_model_dir, prompt_dataset, tmp_path / "o", None, constant, **settings)
+    without = make(tiny_model_dir, prompt_dataset, tmp_path / "o", None, zero_reward, **settings)
     without.train()
     tokenizer = with_token.processing_class
     before = target_mass(type(without.model).from_pretrained(tiny_model_dir), tokenizer)

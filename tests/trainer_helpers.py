@@ -43,3 +43,24 @@ def snapshot(model) -> dict[str, torch.Tensor]:
 
 def max_param_diff(before: dict[str, torch.Tensor], after: dict[str, torch.Tensor]) -> float:
     return max((before[name] - after[name]).abs().max().item() for name in before)
+
+
+TARGET_TOKENS = frozenset(range(100, 140))
+
+
+def favour_target_tokens(completion_ids, **kwargs):
+    """Token reward: 1.0 on each token id in TARGET_TOKENS."""
+    return [[1.0 if t in TARGET_TOKENS else 0.0 for t in ids] for ids in completion_ids]
+
+
+def zero_reward(completions, **kwargs):
+    """Outcome reward with no signal."""
+    return [0.0] * len(completions)
+
+
+def target_mass(model, tokenizer) -> float:
+    """Mean next-token probability of TARGET_TOKENS after a few prompts."""
+    inputs = tokenizer(["The movie was", "A cat sat", "It is a"], return_tensors="pt", padding=True)
+    with torch.no_grad():
+        probs = model(**inputs).logits[:, -1].softmax(-1)
+    return probs[:, sorted(TARGET_TOKENS)].sum(-1).mean().item()
