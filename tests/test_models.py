@@ -69,26 +69,12 @@ def test_4bit_lora_grpo_trains_adapter_only_and_reference_is_adapter_disabled(ti
     import bitsandbytes as bnb
     from peft import PeftModel
     from peft.tuners.tuners_utils import BaseTunerLayer
+    from trainer_helpers import grpo_args
     from trl.trainer.utils import add_fused_lm_head
 
-    from trl_token_ext import TokenGRPOConfig, TokenGRPOTrainer
+    from trl_token_ext import TokenGRPOTrainer
 
-    args = TokenGRPOConfig(
-        output_dir=str(tmp_path),
-        per_device_train_batch_size=6,
-        num_generations=3,
-        max_completion_length=8,
-        max_steps=2,
-        beta=0.1,
-        learning_rate=5e-2,
-        gradient_checkpointing=True,
-        report_to="none",
-        use_cpu=True,
-        seed=0,
-        save_strategy="no",
-        disable_tqdm=True,
-        logging_steps=1,
-    )
+    args = grpo_args(tmp_path, max_steps=2, beta=0.1, learning_rate=5e-2, gradient_checkpointing=True)
     model, peft_config = load_policy(qlora_args(tiny64_dir), args)
     assert model.is_loaded_in_4bit
     layer = model.model.layers[0].self_attn.q_proj

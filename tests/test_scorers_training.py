@@ -7,8 +7,9 @@ import math
 import pytest
 import torch
 from scorer_fixtures import CharRuleTagger, char_tokenizer
+from trainer_helpers import grpo_args
 
-from trl_token_ext import TokenGRPOConfig, TokenGRPOTrainer
+from trl_token_ext import TokenGRPOTrainer
 from trl_token_ext.scorers import (
     ImplicitPRMQuality,
     LexiconQuality,
@@ -67,11 +68,7 @@ def test_scorer_trains_in_token_grpo(name, tiny_model_dir, prompt_dataset, tmp_p
         model=tiny_model_dir,
         reward_funcs=outcome,
         token_reward_funcs=[scorer],
-        args=TokenGRPOConfig(
-            output_dir=str(tmp_path), per_device_train_batch_size=6, num_generations=3, max_completion_length=8,
-            max_steps=2, report_to="none", use_cpu=True, seed=0, save_strategy="no", disable_tqdm=True,
-            logging_steps=1, learning_rate=1e-2,
-        ),
+        args=grpo_args(tmp_path, max_steps=2, learning_rate=1e-2),
         train_dataset=prompt_dataset,
     )  # fmt: skip
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
@@ -97,11 +94,7 @@ def test_seed_formula_trains_in_token_rloo(tiny_model_dir, prompt_dataset, tmp_p
         model=tiny_model_dir,
         reward_funcs=length_reward,
         token_reward_funcs=[seed],
-        args=TokenRLOOConfig(
-            output_dir=str(tmp_path), per_device_train_batch_size=6, num_generations=3, max_completion_length=8,
-            max_steps=2, report_to="none", use_cpu=True, seed=0, save_strategy="no", disable_tqdm=True,
-            logging_steps=1, learning_rate=1e-2,
-        ),
+        args=grpo_args(tmp_path, TokenRLOOConfig, max_steps=2, learning_rate=1e-2),
         train_dataset=prompt_dataset,
     )  # fmt: skip
     before = {n: p.detach().clone() for n, p in trainer.model.named_parameters()}
