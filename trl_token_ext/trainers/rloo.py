@@ -40,22 +40,12 @@ class TokenRLOOTrainer(TokenRewardMixin, RLOOTrainer):
         token_reward_funcs = check_token_reward_funcs(token_reward_funcs, token_setting(args, "token_reward_weights"))
         super().__init__(model, reward_funcs, args, *rest, **kwargs)
         self._init_token_rewards(token_reward_funcs)
-        self._old_per_token_logps: torch.Tensor | None = None
-        self._capture_old_logps = False
 
     def _uses_token_loss(self) -> bool:
         return bool(self.token_reward_funcs) and token_setting(self.args, "token_advantage_coef") != 0.0
 
-    def _get_per_token_logps_and_entropies(self, model, *args, **kwargs):
-        result = super()._get_per_token_logps_and_entropies(model, *args, **kwargs)
-        if self._capture_old_logps:  # RLOO's first call during generation computes the old policy's log-probs
-            self._old_per_token_logps, self._capture_old_logps = result[0], False
-        return result
-
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        self._capture_old_logps = self._uses_token_loss()
         output = super()._generate_and_score_completions(inputs)
-        self._capture_old_logps = False
         group_size = self.num_generations if self.model.training else self.num_generations_eval
         token_advantages = self._token_advantages(output, group_size)
         if token_advantages is not None and self._uses_token_loss():
@@ -65,8 +55,32 @@ class TokenRLOOTrainer(TokenRewardMixin, RLOOTrainer):
                 output["completion_mask"],
                 token_setting(self.args, "token_advantage_coef"),
             )
-            output["old_per_token_logps"], self._old_per_token_logps = self._old_per_token_logps, None
+            output["old_per_token_logps"] = self._old_per_token_logps(output)
+        self._record_token_step(output)
         return output
+
+    def _old_per_token_logps(self, output: dict[str, Any]) -> torch.Tensor:
+        """(B, T) log-probs of the completion tokens under the policy that sampled them, for the per-token ratio.
+
+        TRL's RLOO keeps only their masked sum (``output["old_logps"]``), so they are computed here, explicitly, from
+        the returned batch with the same forward pass TRL uses for it (no grad, gradient checkpointing off, the
+        batch's prompt and completion masks): one more forward pass per generation batch, no reliance on call order.
+        """
+        from trl.models.utils import disable_gradient_checkpointing
+
+        mode = "train" if self.model.training else "eval"
+        batch_size = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
+        prompt_ids, completion_ids = output["prompt_ids"], output["completion_ids"]
+        with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
+            old_per_token_logps, _, _ = self._get_per_token_logps_and_entropies(
+                self.model,
+                torch.cat([prompt_ids, completion_ids], dim=1),
+                torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1),
+                completion_ids.size(1),
+                batch_size,
+                **{key: output.get(key) for key in _FORWARD_KEYS},
+            )
+        return old_per_token_logps
 
     def _compute_loss(self, model, inputs):
         if inputs["advantages"].dim() == 1:
