@@ -30,6 +30,8 @@ def test_callback_advantages_are_the_trainers(
         mask_truncated_completions=True,
         token_reward_weights=[2.0],
         generation_kwargs={"sequence_bias": [[[tiny_tokenizer.eos_token_id], 2.5]]},
+        # RLOO: two passes over the batch, so the per-token loss needs the old log-probs computed at generation.
+        num_iterations=2 if trainer_class is TokenRLOOTrainer else 1,
     )
     trainer = trainer_class(
         model=tiny_model_dir,
@@ -63,6 +65,6 @@ def test_callback_advantages_are_the_trainers(
         assert rewards[b] == pytest.approx(expected_reward)
     assert trainer.token_step_record.completion_ids == ids
     if trainer_class is TokenRLOOTrainer:
-        # The explicitly computed old per-token log-probs sum to TRL's own per-sequence old log-probs.
+        # Off-policy: the explicitly computed old per-token log-probs sum to TRL's own per-sequence old log-probs.
         summed = (output["old_per_token_logps"] * output["completion_mask"]).sum(1)
         assert torch.allclose(summed, output["old_logps"], atol=1e-4)

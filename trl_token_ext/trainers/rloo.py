@@ -55,16 +55,23 @@ class TokenRLOOTrainer(TokenRewardMixin, RLOOTrainer):
                 output["completion_mask"],
                 token_setting(self.args, "token_advantage_coef"),
             )
-            output["old_per_token_logps"] = self._old_per_token_logps(output)
+            if not self._on_policy():
+                output["old_per_token_logps"] = self._old_per_token_logps(output)
         self._record_token_step(output)
         return output
+
+    def _on_policy(self) -> bool:
+        """True when every use of a generation batch falls in the optimizer step that generated it (GRPO's rule):
+        then π_old is the current policy and the loss takes the old log-probs as its own, detached."""
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        return self.args.gradient_accumulation_steps % generate_every == 0
 
     def _old_per_token_logps(self, output: dict[str, Any]) -> torch.Tensor:
         """(B, T) log-probs of the completion tokens under the policy that sampled them, for the per-token ratio.
 
         TRL's RLOO keeps only their masked sum (``output["old_logps"]``), so they are computed here, explicitly, from
         the returned batch with the same forward pass TRL uses for it (no grad, gradient checkpointing off, the
-        batch's prompt and completion masks): one more forward pass per generation batch, no reliance on call order.
+        batch's prompt and completion masks): one more forward pass per generation batch, only when off-policy.
         """
         from trl.models.utils import disable_gradient_checkpointing
 
@@ -95,8 +102,11 @@ class TokenRLOOTrainer(TokenRewardMixin, RLOOTrainer):
             compute_entropy=True,
             **{key: inputs.get(key) for key in _FORWARD_KEYS},
         )
+        old_per_token_logps = inputs.get("old_per_token_logps")  # None on-policy: π_old is the current policy
+        if old_per_token_logps is None:
+            old_per_token_logps = per_token_logps.detach()
         loss, is_low, is_high = per_token_clipped_pg_loss(
-            per_token_logps, inputs["old_per_token_logps"], inputs["advantages"], mask, self.epsilon_low,
+            per_token_logps, old_per_token_logps, inputs["advantages"], mask, self.epsilon_low,
             self.epsilon_high,
         )  # fmt: skip
         metrics = self._metrics["train" if self.model.training else "eval"]
