@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 
 TOKEN_ADVANTAGE_MODES = ("reward_to_go", "immediate", "min")
 TOKEN_REWARD_NORMALIZATIONS = ("group", "batch", "none")
+TOKEN_KL_ESTIMATORS = ("k1", "k2", "k3")
 
 
 @dataclass
@@ -66,6 +67,24 @@ class TokenRewardConfigMixin:
         metadata={"help": "ε added to the std in token reward normalization (TRL uses 1e-4 for outcome rewards)."},
     )
 
+    token_kl_coef: float = field(
+        default=0.0,
+        metadata={
+            "help": "β_kl of the per-token KL penalty folded into the token reward: r_t += -β_kl * k(log π_θ(y_t) - "
+            "log π_ref(y_t)) (verl's use_kl_in_reward). 0.0 disables it. Independent of TRL's loss-side KL (`beta`); "
+            "the reference is TRL's when beta > 0, else the adapter-disabled policy (PEFT) or a frozen copy of the "
+            "initial policy. See docs/kl_in_reward.md."
+        },
+    )
+    token_kl_estimator: str = field(
+        default="k1",
+        metadata={
+            "help": "Estimator k of the per-token KL in the reward: 'k1' (log-ratio), 'k2' (½ log-ratio²) or 'k3' "
+            "(exp(-log-ratio) - 1 + log-ratio).",
+            "choices": list(TOKEN_KL_ESTIMATORS),
+        },
+    )
+
     def __post_init__(self):
         self._validate_token_fields()
         super().__post_init__()
@@ -87,6 +106,13 @@ class TokenRewardConfigMixin:
             raise ValueError(f"token_advantage_coef must be a finite number, got {self.token_advantage_coef}.")
         if not self.token_reward_epsilon > 0:
             raise ValueError(f"token_reward_epsilon must be > 0, got {self.token_reward_epsilon}.")
+        if not (math.isfinite(self.token_kl_coef) and self.token_kl_coef >= 0.0):
+            raise ValueError(f"token_kl_coef must be a finite number >= 0, got {self.token_kl_coef}.")
+        if self.token_kl_estimator not in TOKEN_KL_ESTIMATORS:
+            raise ValueError(
+                f"token_kl_estimator={self.token_kl_estimator!r} is not supported; choose one of "
+                f"{list(TOKEN_KL_ESTIMATORS)}."
+            )
         if self.token_reward_weights is not None:
             bad = [w for w in self.token_reward_weights if not math.isfinite(float(w))]
             if bad:

@@ -12,13 +12,7 @@ from trl_token_ext.advantages import combine_advantages
 from trl_token_ext.config import TokenRewardConfigMixin
 from trl_token_ext.losses import per_token_clipped_pg_loss
 from trl_token_ext.token_rewards import check_token_reward_funcs
-from trl_token_ext.trainers.token_mixin import TokenRewardMixin, token_setting
-
-# Inputs of RLOO's `_compute_loss` that are forwarded to the model (multimodal models), by name.
-_FORWARD_KEYS = (
-    "pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes", "num_tiles",
-    "image_sizes", "token_type_ids", "mm_token_type_ids", "image_position_ids",
-)  # fmt: skip
+from trl_token_ext.trainers.token_mixin import FORWARD_KEYS, TokenRewardMixin, token_setting
 
 
 @dataclass
@@ -42,7 +36,7 @@ class TokenRLOOTrainer(TokenRewardMixin, RLOOTrainer):
         self._init_token_rewards(token_reward_funcs)
 
     def _uses_token_loss(self) -> bool:
-        return bool(self.token_reward_funcs) and token_setting(self.args, "token_advantage_coef") != 0.0
+        return self._token_path_active() and token_setting(self.args, "token_advantage_coef") != 0.0
 
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
         output = super()._generate_and_score_completions(inputs)
@@ -73,21 +67,7 @@ class TokenRLOOTrainer(TokenRewardMixin, RLOOTrainer):
         the returned batch with the same forward pass TRL uses for it (no grad, gradient checkpointing off, the
         batch's prompt and completion masks): one more forward pass per generation batch, only when off-policy.
         """
-        from trl.models.utils import disable_gradient_checkpointing
-
-        mode = "train" if self.model.training else "eval"
-        batch_size = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
-        prompt_ids, completion_ids = output["prompt_ids"], output["completion_ids"]
-        with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
-            old_per_token_logps, _, _ = self._get_per_token_logps_and_entropies(
-                self.model,
-                torch.cat([prompt_ids, completion_ids], dim=1),
-                torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1),
-                completion_ids.size(1),
-                batch_size,
-                **{key: output.get(key) for key in _FORWARD_KEYS},
-            )
-        return old_per_token_logps
+        return self._completion_logps(output, self.model)
 
     def _compute_loss(self, model, inputs):
         if inputs["advantages"].dim() == 1:
@@ -100,7 +80,7 @@ class TokenRLOOTrainer(TokenRewardMixin, RLOOTrainer):
             torch.cat([inputs["prompt_mask"], mask], dim=1),
             completion_ids.size(1),
             compute_entropy=True,
-            **{key: inputs.get(key) for key in _FORWARD_KEYS},
+            **{key: inputs.get(key) for key in FORWARD_KEYS},
         )
         old_per_token_logps = inputs.get("old_per_token_logps")  # None on-policy: π_old is the current policy
         if old_per_token_logps is None:

@@ -2,11 +2,16 @@
 
 The mixin relies on the TRL internals listed in docs/trl_internals.md: ``_calculate_rewards`` (called inside the
 parent's ``_generate_and_score_completions``, with the final prompts and decoded completions), the
-``completion_mask``/``tool_mask`` of the returned batch, ``_log_completion_extra``/``_log_metric`` and ``_metrics``.
+``completion_mask``/``tool_mask`` of the returned batch, ``_log_completion_extra``/``_log_metric`` and ``_metrics``;
+for the KL in the reward also ``_get_per_token_logps_and_entropies``, ``ref_model`` and the batch's
+``old_per_token_logps``/``ref_per_token_logps``; for stateful token reward functions Trainer's ``_save_checkpoint``
+and ``_load_from_checkpoint``.
 """
 
 from __future__ import annotations
 
+import copy
+import os
 from dataclasses import dataclass, fields
 from typing import Any
 
@@ -15,6 +20,7 @@ import torch.nn.functional as F
 
 from trl_token_ext.advantages import token_advantages
 from trl_token_ext.config import TokenRewardConfigMixin
+from trl_token_ext.kl_reward import kl_token_rewards
 from trl_token_ext.token_rewards import (
     TokenRewardBatch,
     compute_token_rewards,
@@ -25,6 +31,12 @@ from trl_token_ext.token_rewards import (
 
 _TOKEN_FIELD_DEFAULTS = {f.name: f.default for f in fields(TokenRewardConfigMixin)}
 _OWN_COLUMNS = ("prompt", "completion", "completion_ids")
+# Keys of a generated batch that are forwarded to the model (multimodal models), by name.
+FORWARD_KEYS = (
+    "pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes", "num_tiles",
+    "image_sizes", "token_type_ids", "mm_token_type_ids", "image_position_ids",
+)  # fmt: skip
+KL_REWARD_NAME = "kl"
 
 
 def token_setting(args: Any, name: str) -> Any:
@@ -52,6 +64,23 @@ class TokenStepRecord:
     mask: torch.Tensor
 
 
+@dataclass
+class OutcomeRewards:
+    """The step's outcome rewards, passed to token reward functions as the ``outcome_rewards`` keyword.
+
+    Attributes:
+        per_func: (B, M) float32 CPU tensor, this process's rows (the completions the function is called with), one
+            column per outcome reward function (``trainer.reward_func_names``); NaN where a function returned None.
+        weighted: (B,) Σ_m v_m·f_m with TRL's ``reward_weights`` v (NaN-skipping sum, as TRL computes it before
+            normalization; NaN where no function scored the completion).
+        names: (M,) the outcome reward functions' names.
+    """
+
+    per_func: torch.Tensor
+    weighted: torch.Tensor
+    names: list[str]
+
+
 class TokenRewardMixin:
     """Calls token reward functions next to the outcome rewards and turns them into (B, T) token advantages."""
 
@@ -69,6 +98,27 @@ class TokenRewardMixin:
         self._token_step_inputs: tuple[list, list] | None = None
         self._token_step_partial: dict[str, torch.Tensor] | None = None
         self.token_step_record: TokenStepRecord | None = None
+        self._outcome_rewards: OutcomeRewards | None = None
+        self.token_kl_ref_model = None
+        if token_setting(self.args, "token_kl_coef") > 0.0 and self._kl_reference_source() == "copy":
+            # No TRL reference (beta == 0) and no adapter to disable: keep a frozen copy of the initial policy.
+            self.token_kl_ref_model = copy.deepcopy(self.accelerator.unwrap_model(self.model)).eval()
+            self.token_kl_ref_model.requires_grad_(False)
+        for func in token_reward_funcs:
+            if hasattr(func, "bind_trainer"):
+                func.bind_trainer(self)
+
+    def _token_path_active(self) -> bool:
+        """True when token advantages are computed: token reward functions, or a KL term in the reward."""
+        return bool(self.token_reward_funcs) or token_setting(self.args, "token_kl_coef") > 0.0
+
+    def _kl_reference_source(self) -> str:
+        """Where π_ref of the KL in the reward comes from: 'trl_ref_model', 'adapter_disabled' or 'copy'."""
+        if getattr(self, "ref_model", None) is not None:
+            return "trl_ref_model"
+        from accelerate.utils import is_peft_model
+
+        return "adapter_disabled" if is_peft_model(self.accelerator.unwrap_model(self.model)) else "copy"
 
     def _token_reward_kwargs(self, inputs: list[dict]) -> dict[str, Any]:
         """The keyword arguments TRL passes to reward functions, plus ``processing_class``."""
@@ -80,12 +130,34 @@ class TokenRewardMixin:
         if getattr(self, "environments", None) is not None:
             kwargs["environments"] = self.environments
         kwargs["processing_class"] = self.processing_class
+        kwargs["outcome_rewards"] = self._outcome_rewards
         return kwargs
+
+    def _local_outcome_rewards(self, rewards_per_func: torch.Tensor, num_local: int) -> OutcomeRewards:
+        """This process's rows of the gathered (B_all, M) outcome rewards (TRL's rank-major layout)."""
+        start = self.accelerator.process_index * num_local
+        per_func = rewards_per_func[start : start + num_local].detach().float().cpu()
+        weights = self.reward_weights.detach().float().cpu()
+        weighted = (per_func * weights.unsqueeze(0)).nansum(dim=1)
+        weighted[torch.isnan(per_func).all(dim=1)] = torch.nan
+        return OutcomeRewards(per_func=per_func, weighted=weighted, names=list(self.reward_func_names))
 
     def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         if self.token_reward_funcs:
-            self._token_reward_batch = self._call_token_reward_funcs(inputs, prompts, completions, completion_ids_list)
+            self._outcome_rewards = self._local_outcome_rewards(rewards_per_func, len(prompts))
+            try:
+                self._token_reward_batch = self._call_token_reward_funcs(
+                    inputs, prompts, completions, completion_ids_list
+                )
+            finally:
+                self._outcome_rewards = None
+        elif self._token_path_active():  # KL in the reward only: no function columns
+            length = max((len(ids) for ids in completion_ids_list), default=0)
+            self._token_reward_batch = TokenRewardBatch(
+                rewards=torch.zeros(len(prompts), 0, length), present=torch.zeros(len(prompts), 0, dtype=torch.bool)
+            )
+        if self._token_path_active():
             self._token_step_inputs = (list(prompts), [list(ids) for ids in completion_ids_list])
         return rewards_per_func
 
@@ -150,8 +222,17 @@ class TokenRewardMixin:
         loss_mask = output["completion_mask"]
         if output.get("tool_mask") is not None:
             loss_mask = loss_mask * output["tool_mask"]
+        names, weights = self.token_reward_func_names, self.token_reward_weights
+        kl_rewards = self._kl_token_rewards(output, loss_mask)
+        if kl_rewards is not None:  # one more reward column, always present, weight 1 (β_kl is in its values)
+            batch = TokenRewardBatch(
+                rewards=torch.cat([F.pad(batch.rewards, (0, kl_rewards.size(1) - batch.rewards.size(2))),
+                                   kl_rewards.cpu().unsqueeze(1)], dim=1),
+                present=torch.cat([batch.present, torch.ones(batch.present.size(0), 1, dtype=torch.bool)], dim=1),
+            )  # fmt: skip
+            names, weights = [*names, KL_REWARD_NAME], torch.cat([weights, torch.ones(1)])
         rewards, present, mask = self._gather_token_rewards(batch, loss_mask)
-        weighted, has_reward = weighted_token_rewards(rewards, present, self.token_reward_weights.to(rewards.device))
+        weighted, has_reward = weighted_token_rewards(rewards, present, weights.to(rewards.device))
         valid = mask * has_reward.unsqueeze(1)
         advantages = token_advantages(
             weighted,
@@ -165,7 +246,7 @@ class TokenRewardMixin:
             leave_one_out=self.token_leave_one_out,
         )
         metrics = self._metrics["train" if self.model.training else "eval"]
-        for k, name in enumerate(self.token_reward_func_names):
+        for k, name in enumerate(names):
             func_mask = mask * present[:, k].unsqueeze(1)
             mean, std = masked_stats(rewards[:, k], func_mask)
             metrics[f"token_rewards/{name}/mean"].append(mean)
@@ -178,6 +259,77 @@ class TokenRewardMixin:
         local = slice(start, start + rows), slice(0, loss_mask.size(1))
         self._token_step_partial = {"rewards": weighted[local], "token_advantages": advantages[local]}
         return advantages[local]
+
+    def _kl_token_rewards(self, output: dict[str, Any], loss_mask: torch.Tensor) -> torch.Tensor | None:
+        """(B, T) r^KL = −β_kl·k(log π_old − log π_ref) on the loss mask, or None when ``token_kl_coef`` is 0.
+
+        Uses the batch's ``old_per_token_logps`` / ``ref_per_token_logps`` when TRL computed them, else one no-grad
+        forward pass each (the policy as it sampled; the reference of `_kl_reference_source`).
+        """
+        coef = token_setting(self.args, "token_kl_coef")
+        if coef == 0.0:
+            return None
+        logps = output.get("old_per_token_logps")
+        if logps is None:
+            logps = self._completion_logps(output, self.model)
+        ref_logps = output.get("ref_per_token_logps")
+        if ref_logps is None:
+            source = self._kl_reference_source()
+            if source == "adapter_disabled":
+                from trl.trainer.utils import use_adapter
+
+                model = self.accelerator.unwrap_model(self.model)
+                with use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None):
+                    ref_logps = self._completion_logps(output, self.model)
+            else:
+                ref_logps = self._completion_logps(
+                    output, self.ref_model if source == "trl_ref_model" else self.token_kl_ref_model
+                )
+        return kl_token_rewards(logps, ref_logps, loss_mask, coef, token_setting(self.args, "token_kl_estimator"))
+
+    def _completion_logps(self, output: dict[str, Any], model: Any) -> torch.Tensor:
+        """(B, T) log-probs of the batch's completion tokens under ``model``: TRL's own forward pass, no grad,
+        gradient checkpointing off, the batch's prompt and completion masks."""
+        from trl.models.utils import disable_gradient_checkpointing
+
+        mode = "train" if self.model.training else "eval"
+        batch_size = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
+        prompt_ids, completion_ids = output["prompt_ids"], output["completion_ids"]
+        with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
+            logps, _, _ = self._get_per_token_logps_and_entropies(
+                model,
+                torch.cat([prompt_ids, completion_ids], dim=1),
+                torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1),
+                completion_ids.size(1),
+                batch_size,
+                **{key: output.get(key) for key in FORWARD_KEYS},
+            )
+        return logps
+
+    def _stateful_token_funcs(self) -> list[tuple[int, Any]]:
+        return [(k, f) for k, f in enumerate(self.token_reward_funcs) if hasattr(f, "save_checkpoint")]
+
+    def _save_checkpoint(self, model, trial):
+        """Trainer's checkpoint, plus the state of stateful token reward functions (e.g. an online PRM) in
+        ``checkpoint-N/token_reward_funcs/<index>/``."""
+        super()._save_checkpoint(model, trial)
+        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
+
+        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+        for index, func in self._stateful_token_funcs():
+            if self.args.should_save:
+                func.save_checkpoint(os.path.join(folder, "token_reward_funcs", str(index)))
+
+    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
+        super()._load_from_checkpoint(resume_from_checkpoint, model)
+        for index, func in self._stateful_token_funcs():
+            folder = os.path.join(resume_from_checkpoint, "token_reward_funcs", str(index))
+            if not os.path.isdir(folder):
+                raise FileNotFoundError(
+                    f"Resuming from {resume_from_checkpoint}: token_reward_funcs[{index}] "
+                    f"({self.token_reward_func_names[index]}) keeps state, but the checkpoint has no {folder}."
+                )
+            func.load_checkpoint(folder)
 
     def _record_token_step(self, output: dict[str, Any]) -> None:
         """Keep what this step used as ``self.token_step_record`` and hand it to every callback that has an
