@@ -6,8 +6,10 @@ Each scorer is a picklable callable class with a ``__name__``, usable in ``token
 from trl_token_ext.scorers._common import TokenScorer
 from trl_token_ext.scorers.combine import WeightedTokenReward
 from trl_token_ext.scorers.consistency import ReferenceConsistency, RepetitionConsistency, SelfConsistency, jaccard
+from trl_token_ext.scorers.distill import TeacherDistillReward
 from trl_token_ext.scorers.lexicon import LexiconQuality
 from trl_token_ext.scorers.metrics import MetricReward, load_metric
+from trl_token_ext.scorers.online_prm import OnlineImplicitPRM
 from trl_token_ext.scorers.quality import ImplicitPRMQuality, LogProbQuality, TokenClassifierQuality
 from trl_token_ext.scorers.shaping import PotentialShaping
 
@@ -16,10 +18,12 @@ __all__ = [
     "LexiconQuality",
     "LogProbQuality",
     "MetricReward",
+    "OnlineImplicitPRM",
     "PotentialShaping",
     "ReferenceConsistency",
     "RepetitionConsistency",
     "SelfConsistency",
+    "TeacherDistillReward",
     "TokenClassifierQuality",
     "TokenScorer",
     "WeightedTokenReward",
