@@ -14,12 +14,15 @@ _LAZY: dict[str, str] = {
     "LexiconQuality": "trl_token_ext.scorers",
     "LogProbQuality": "trl_token_ext.scorers",
     "MetricReward": "trl_token_ext.scorers",
+    "OnlineImplicitPRM": "trl_token_ext.scorers",
+    "OutcomeRewards": "trl_token_ext.trainers.token_mixin",
     "PotentialShaping": "trl_token_ext.scorers",
     "ReferenceConsistency": "trl_token_ext.scorers",
     "RepetitionConsistency": "trl_token_ext.scorers",
     "SelfConsistency": "trl_token_ext.scorers",
     "SentenceClassifierReward": "trl_token_ext.sentence.reward",
     "SharedBaseModel": "trl_token_ext.models",
+    "TeacherDistillReward": "trl_token_ext.scorers",
     "TokenClassifierQuality": "trl_token_ext.scorers",
     "TokenGRPOConfig": "trl_token_ext.trainers.grpo",
     "TokenGRPOTrainer": "trl_token_ext.trainers.grpo",
@@ -50,12 +53,15 @@ __all__ = [
     "LexiconQuality",
     "LogProbQuality",
     "MetricReward",
+    "OnlineImplicitPRM",
+    "OutcomeRewards",
     "PotentialShaping",
     "ReferenceConsistency",
     "RepetitionConsistency",
     "SelfConsistency",
     "SentenceClassifierReward",
     "SharedBaseModel",
+    "TeacherDistillReward",
     "TokenClassifierQuality",
     "TokenGRPOConfig",
     "TokenGRPOTrainer",
@@ -91,10 +97,12 @@ if TYPE_CHECKING:
         LexiconQuality,
         LogProbQuality,
         MetricReward,
+        OnlineImplicitPRM,
         PotentialShaping,
         ReferenceConsistency,
         RepetitionConsistency,
         SelfConsistency,
+        TeacherDistillReward,
         TokenClassifierQuality,
         TokenScorer,
         WeightedTokenReward,
@@ -109,6 +117,7 @@ if TYPE_CHECKING:
     from trl_token_ext.sentence.train import train_sentence_classifier
     from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
     from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
+    from trl_token_ext.trainers.token_mixin import OutcomeRewards
     from trl_token_ext.visualize import TokenHeatmapCallback, heatmap_page, plot_reward_curves, token_heatmap_html
 
 

@@ -27,6 +27,8 @@ _REGISTRY: dict[str, str] = {
     "self_consistency": "trl_token_ext.scorers:SelfConsistency",
     "logprob_quality": "trl_token_ext.scorers:LogProbQuality",
     "implicit_prm": "trl_token_ext.scorers:ImplicitPRMQuality",
+    "online_implicit_prm": "trl_token_ext.scorers:OnlineImplicitPRM",
+    "teacher_distill": "trl_token_ext.scorers:TeacherDistillReward",
     "lexicon_quality": "trl_token_ext.scorers:LexiconQuality",
     "token_classifier": "trl_token_ext.scorers:TokenClassifierQuality",
     "potential_shaping": "trl_token_ext.scorers:PotentialShaping",

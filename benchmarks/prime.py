@@ -1,0 +1,178 @@
+"""PRIME: steps to an outcome threshold with an online implicit PRM (outcome + process rewards) vs outcome only.
+
+Task (verifiable outcome): a tiny random policy should write tokens from a fixed target set (``--target-share`` of the
+vocabulary, drawn per seed). The outcome is binary: 1 when at least ``--success-share`` of a completion's tokens are
+target tokens, else 0. Nobody tells either arm which tokens count:
+
+* outcome arm — stock ``trl.GRPOTrainer`` on the 0/1 outcome;
+* PRIME arm — ``TokenGRPOTrainer`` on the same 0/1 outcome plus the token reward of an ``OnlineImplicitPRM``
+  (a LoRA adapter on a copy of the initial policy, reference = adapter disabled), which is trained after every
+  generation batch on that batch's outcome labels with PRIME's cross-entropy and then scores the batch.
+
+Same model, data, optimizer, learning rate and seed in both arms; the arms alternate seed by seed. The score of a
+step is the success rate of that step's batch; "steps to threshold" is the first step whose 3-step moving average
+reaches ``--threshold`` (``--max-steps`` + 1 if never). The PRM's learning is shown by the correlation, before each
+update, between its sequence reward z_i = β·Σ_t log π_φ/π_ref and the outcome (first vs last steps).
+
+    python benchmarks/prime.py [--seeds 3] [--max-steps 60] [--threshold 0.5]
+
+Last line: ``prime_ratio: <mean steps PRIME arm / mean steps outcome arm>`` (lower is better; target ≤ 0.6).
+"""
+
+from __future__ import annotations
+
+import argparse
+import random
+import statistics
+import tempfile
+import time
+
+import torch
+
+torch.set_num_threads(1)  # tiny models on 2 shared cores: one thread is several times faster than two
+
+
+def steps_to_threshold(curve: list[float], threshold: float, window: int = 3) -> int | None:
+    """First step (1-based) whose trailing ``window``-step mean reaches ``threshold``; None if none does."""
+    for step in range(1, len(curve) + 1):
+        recent = curve[max(0, step - window) : step]
+        if len(recent) == window and sum(recent) / window >= threshold:
+            return step
+    return None
+
+
+def run_arm(arm: str, seed: int, args: argparse.Namespace, model_dir: str, target: set[int]):
+    """Train one arm until the threshold (or ``max_steps``); returns the success-rate curve and PRM correlations."""
+    from datasets import Dataset
+    from peft import LoraConfig
+    from transformers import PrinterCallback, TrainerCallback
+    from trl import GRPOConfig, GRPOTrainer
+
+    from trl_token_ext import TokenGRPOConfig, TokenGRPOTrainer
+    from trl_token_ext.scorers import OnlineImplicitPRM
+
+    curve: list[float] = []
+
+    def success(completion_ids, **kwargs) -> list[float]:
+        shares = [sum(t in target for t in ids) / max(1, len(ids)) for ids in completion_ids]
+        values = [float(share >= args.success_share) for share in shares]
+        curve.append(sum(values) / len(values))
+        return values
+
+    class StopAtThreshold(TrainerCallback):
+        def on_step_end(self, args_, state, control, **kwargs):
+            if steps_to_threshold(curve, args.threshold) is not None:
+                control.should_training_stop = True
+            return control
+
+    common = dict(
+        output_dir=tempfile.mkdtemp(prefix=f"prime-{arm}-"),
+        per_device_train_batch_size=args.batch_size,
+        num_generations=args.num_generations,
+        max_completion_length=args.completion_length,
+        max_steps=args.max_steps,
+        learning_rate=args.learning_rate,
+        logging_steps=10_000,
+        report_to="none",
+        use_cpu=True,
+        save_strategy="no",
+        disable_tqdm=True,
+        bf16=False,  # TRL's default bf16 autocast is emulated (slow) on CPUs without native bf16
+        seed=seed,
+    )
+    dataset = Dataset.from_dict({"prompt": ["The movie was", "I loved this", "The food was", "A cat sat"] * 64})
+    correlations: list[float] = []
+    if arm == "outcome":
+        trainer = GRPOTrainer(model=model_dir, reward_funcs=success, args=GRPOConfig(**common), train_dataset=dataset)
+    else:
+        torch.manual_seed(seed)
+        lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear")
+        prm = OnlineImplicitPRM(
+            model_dir, peft_config=lora, beta=args.prm_beta, learning_rate=args.prm_learning_rate, device="cpu"
+        )
+        update = prm.update
+
+        def recorded_update(*update_args, **update_kwargs):
+            stats = update(*update_args, **update_kwargs)
+            correlations.append(stats.get("correlation", float("nan")))
+            return stats
+
+        prm.update = recorded_update
+        trainer = TokenGRPOTrainer(
+            model=model_dir,
+            reward_funcs=success,
+            token_reward_funcs=[prm],
+            args=TokenGRPOConfig(**common, token_advantage_mode=args.mode, token_advantage_coef=args.token_coef),
+            train_dataset=dataset,
+        )
+    trainer.add_callback(StopAtThreshold())
+    trainer.remove_callback(PrinterCallback)  # keep the output to one line per run
+    trainer.train()
+    return curve, correlations
+
+
+def mean_finite(values: list[float]) -> float:
+    finite = [v for v in values if v == v]
+    return statistics.mean(finite) if finite else float("nan")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--max-steps", type=int, default=60)
+    parser.add_argument("--threshold", type=float, default=0.7, help="success rate to reach (3-step mean)")
+    parser.add_argument("--target-share", type=float, default=0.1, help="share of the vocabulary that counts")
+    parser.add_argument("--success-share", type=float, default=0.18, help="share of target tokens for outcome 1")
+    parser.add_argument("--batch-size", type=int, default=16)
+    parser.add_argument("--num-generations", type=int, default=8)
+    parser.add_argument("--completion-length", type=int, default=16)
+    parser.add_argument("--learning-rate", type=float, default=1e-2)
+    parser.add_argument("--mode", default="immediate", choices=["immediate", "reward_to_go", "min"])
+    parser.add_argument("--token-coef", type=float, default=1.0)
+    parser.add_argument("--normalization", default="none", choices=["group", "batch", "none"])
+    parser.add_argument("--prm-beta", type=float, default=0.5)
+    parser.add_argument("--prm-learning-rate", type=float, default=1e-2)
+    args = parser.parse_args()
+
+    from trl_token_ext.tiny_models import build_tiny_tokenizer, save_tiny_causal_lm
+
+    tokenizer = build_tiny_tokenizer()
+    special = set(tokenizer.all_special_ids)
+    vocabulary = [i for i in range(len(tokenizer)) if i not in special]
+    steps: dict[str, list[int]] = {"outcome": [], "prime": []}
+    seconds: dict[str, float] = {"outcome": 0.0, "prime": 0.0}
+    early, late = [], []
+    print(
+        f"tiny policy, {args.batch_size} completions × {args.completion_length} tokens per step, lr "
+        f"{args.learning_rate}, outcome 1 at ≥ {args.success_share} target tokens, threshold {args.threshold}, PRM β "
+        f"{args.prm_beta} lr {args.prm_learning_rate}, token mode {args.mode}, normalization {args.normalization}, "
+        f"max {args.max_steps} steps"
+    )
+    for seed in range(args.seeds):
+        model_dir = str(save_tiny_causal_lm(tempfile.mkdtemp(prefix="prime-model-"), seed=seed))
+        target = set(random.Random(seed).sample(vocabulary, max(1, round(args.target_share * len(vocabulary)))))
+        order = ["outcome", "prime"] if seed % 2 == 0 else ["prime", "outcome"]  # interleaved arms
+        for arm in order:
+            start = time.perf_counter()
+            curve, correlations = run_arm(arm, seed, args, model_dir, target)
+            seconds[arm] += time.perf_counter() - start
+            reached = steps_to_threshold(curve, args.threshold)
+            steps[arm].append(reached if reached is not None else args.max_steps + 1)
+            shown = reached if reached is not None else f">{args.max_steps}"
+            line = (
+                f"seed {seed} {arm:7s}: steps to threshold {shown}, success first {curve[0]:.2f} last {curve[-1]:.2f}"
+            )
+            if correlations:
+                early.append(mean_finite(correlations[:3]))
+                late.append(mean_finite(correlations[-3:]))
+                line += f", PRM corr(z, outcome) first 3 steps {early[-1]:.2f}, last 3 steps {late[-1]:.2f}"
+            print(line)
+    for arm in ("outcome", "prime"):
+        print(f"{arm:7s}: mean steps {statistics.mean(steps[arm]):.1f} {steps[arm]}, {seconds[arm]:.0f} s")
+    print(f"PRM correlation with the outcome (before each update): first steps {mean_finite(early):.2f}, "
+          f"last steps {mean_finite(late):.2f}")  # fmt: skip
+    print(f"prime_ratio: {statistics.mean(steps['prime']) / statistics.mean(steps['outcome']):.3f}")
+
+
+if __name__ == "__main__":
+    main()
