@@ -6,8 +6,8 @@ target tokens, else 0. Nobody tells either arm which tokens count:
 
 * outcome arm — stock ``trl.GRPOTrainer`` on the 0/1 outcome;
 * PRIME arm — ``TokenGRPOTrainer`` on the same 0/1 outcome plus the token reward of an ``OnlineImplicitPRM``
-  (a LoRA adapter on a copy of the initial policy, reference = adapter disabled), which is trained after every
-  generation batch on that batch's outcome labels with PRIME's cross-entropy and then scores the batch.
+  (a LoRA adapter plus a trainable output layer on a copy of the initial policy, reference = adapter disabled),
+  trained after every generation batch on that batch's outcome labels with PRIME's cross-entropy, then scoring it.
 
 Same model, data, optimizer, learning rate and seed in both arms; the arms alternate seed by seed. The score of a
 step is the success rate of that step's batch; "steps to threshold" is the first step whose 3-step moving average
@@ -86,7 +86,11 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, model_dir: str, targe
         trainer = GRPOTrainer(model=model_dir, reward_funcs=success, args=GRPOConfig(**common), train_dataset=dataset)
     else:
         torch.manual_seed(seed)
-        lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear")
+        # The tiny model's tied, small embeddings bound how far LoRA on the linear layers can move a token's log-prob;
+        # a trainable copy of the output layer (modules_to_save) lets the PRM raise or lower individual tokens.
+        lora = LoraConfig(
+            r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", modules_to_save=["lm_head"]
+        )
         prm = OnlineImplicitPRM(
             model_dir, peft_config=lora, beta=args.prm_beta, learning_rate=args.prm_learning_rate, device="cpu"
         )
@@ -102,7 +106,12 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, model_dir: str, targe
             model=model_dir,
             reward_funcs=success,
             token_reward_funcs=[prm],
-            args=TokenGRPOConfig(**common, token_advantage_mode=args.mode, token_advantage_coef=args.token_coef),
+            args=TokenGRPOConfig(
+                **common,
+                token_advantage_mode=args.mode,
+                token_advantage_coef=args.token_coef,
+                token_reward_normalization=args.normalization,
+            ),
             train_dataset=dataset,
         )
     trainer.add_callback(StopAtThreshold())

@@ -174,3 +174,11 @@ def test_trainer_updates_checkpoints_and_resumes_the_prm(tiny_model_dir, prompt_
     for key, value in saved_optimizer.items():
         torch.testing.assert_close(optimizer[key], value, atol=0, rtol=0)
     assert resumed.num_updates == 3
+
+
+def test_modules_to_save_are_trained_with_the_adapter(tiny_tokenizer):
+    lora = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], modules_to_save=["lm_head"])
+    prm = OnlineImplicitPRM(build_tiny_causal_lm(tiny_tokenizer, seed=1), tokenizer=tiny_tokenizer, peft_config=lora)
+    names = [name for name, _ in prm.trainable_parameters()]
+    assert any("modules_to_save" in name for name in names) and any("lora_" in name for name in names)
+    assert all("lora_" in name or "modules_to_save" in name for name in names)

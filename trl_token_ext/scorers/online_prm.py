@@ -109,8 +109,8 @@ class OnlineImplicitPRM(_CausalLMScorer):
                 r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
             )
             self.model = get_peft_model(self.model, config)
-        for param_name, param in self.model.named_parameters():
-            param.requires_grad_("lora_" in param_name)
+        for param_name, param in self.model.named_parameters():  # the adapter (and its modules_to_save) only
+            param.requires_grad_("lora_" in param_name or "modules_to_save" in param_name)
         self.model.eval()  # no dropout; gradients still flow through the adapter
         self.optimizer: torch.optim.Optimizer | None = None
         self.num_updates = 0
