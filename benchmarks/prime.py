@@ -137,10 +137,10 @@ def main() -> None:
     parser.add_argument("--completion-length", type=int, default=16)
     parser.add_argument("--learning-rate", type=float, default=1e-2)
     parser.add_argument("--mode", default="immediate", choices=["immediate", "reward_to_go", "min"])
-    parser.add_argument("--token-coef", type=float, default=1.0)
-    parser.add_argument("--normalization", default="none", choices=["group", "batch", "none"])
-    parser.add_argument("--prm-beta", type=float, default=0.5)
-    parser.add_argument("--prm-learning-rate", type=float, default=1e-2)
+    parser.add_argument("--token-coef", type=float, default=0.3)
+    parser.add_argument("--normalization", default="group", choices=["group", "batch", "none"])
+    parser.add_argument("--prm-beta", type=float, default=1.0)
+    parser.add_argument("--prm-learning-rate", type=float, default=3e-2)
     args = parser.parse_args()
 
     from trl_token_ext.tiny_models import build_tiny_tokenizer, save_tiny_causal_lm
