@@ -28,7 +28,7 @@ def load_model_and_sentences(tiny: bool, count: int):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     if tiny:
-        from trl_token_ext.sentence.tiny import CORPUS, save_tiny_sequence_classifier
+        from trl_token_ext.testing import CORPUS, save_tiny_sequence_classifier
 
         path = save_tiny_sequence_classifier(tempfile.mkdtemp())
         model = AutoModelForSequenceClassification.from_pretrained(path)

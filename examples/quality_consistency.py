@@ -42,7 +42,7 @@ PROMPTS = [
 
 def _resolve_model(name: str) -> str:
     if name == "tiny":
-        from trl_token_ext.tiny_models import save_tiny_causal_lm
+        from trl_token_ext.testing import save_tiny_causal_lm
 
         return str(save_tiny_causal_lm(Path(tempfile.mkdtemp(prefix="tiny-lm-"))))
     from trl_token_ext.pretrained import resolve_model_name

@@ -51,7 +51,7 @@ if TINY:  # offline: a tiny random Qwen2 and a handful of prompts instead of the
 
     from datasets import Dataset
 
-    from trl_token_ext.tiny_models import save_tiny_causal_lm
+    from trl_token_ext.testing import save_tiny_causal_lm
 
     torch.set_num_threads(1)
     model = os.path.join(tempfile.gettempdir(), "trl-token-ext-tiny64")

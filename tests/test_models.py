@@ -27,7 +27,7 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 @pytest.fixture(scope="module")
 def tiny64_dir(tmp_path_factory):
     """Tiny Qwen2 with hidden size 64 (bnb quantizes its linear layers in 64-value blocks)."""
-    from trl_token_ext.tiny_models import save_tiny_causal_lm
+    from trl_token_ext.testing import save_tiny_causal_lm
 
     return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny64"), hidden_size=64))
 

@@ -52,7 +52,7 @@ def _unigram_tokenizer():
     from tokenizers import SentencePieceUnigramTokenizer
     from transformers import PreTrainedTokenizerFast
 
-    from trl_token_ext.sentence.tiny import CORPUS
+    from trl_token_ext.testing import CORPUS
 
     raw = SentencePieceUnigramTokenizer()
     raw.train_from_iterator(
@@ -64,11 +64,11 @@ def _unigram_tokenizer():
 @pytest.fixture(scope="module", params=["byte_level_bpe", "wordpiece", "sentencepiece_unigram"])
 def any_tokenizer(request):
     if request.param == "byte_level_bpe":
-        from trl_token_ext.tiny_models import build_tiny_tokenizer
+        from trl_token_ext.testing import build_tiny_tokenizer
 
         return request.param, build_tiny_tokenizer()
     if request.param == "wordpiece":
-        from trl_token_ext.sentence.tiny import build_wordpiece_tokenizer
+        from trl_token_ext.testing import build_wordpiece_tokenizer
 
         return request.param, build_wordpiece_tokenizer()
     return request.param, _unigram_tokenizer()
@@ -95,7 +95,7 @@ def test_alignment_maps_each_sentence_to_its_tokens(any_tokenizer):
 
 
 def test_alignment_byte_level_bpe_hand_checked():
-    from trl_token_ext.tiny_models import build_tiny_tokenizer
+    from trl_token_ext.testing import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
     ids = tokenizer("Hi. Bye", add_special_tokens=False)["input_ids"]
@@ -108,7 +108,7 @@ def test_alignment_byte_level_bpe_hand_checked():
 
 
 def test_alignment_skips_special_tokens():
-    from trl_token_ext.tiny_models import build_tiny_tokenizer
+    from trl_token_ext.testing import build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
     ids = tokenizer("Hi. Bye", add_special_tokens=False)["input_ids"] + [tokenizer.eos_token_id]

@@ -63,7 +63,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def _resolve_model(args: argparse.Namespace, work: Path) -> str:
     if args.tiny:
-        from trl_token_ext.tiny_models import save_tiny_causal_lm
+        from trl_token_ext.testing import save_tiny_causal_lm
 
         return str(save_tiny_causal_lm(work / "tiny-policy", seed=args.seed))
     from trl_token_ext.pretrained import resolve_model_name

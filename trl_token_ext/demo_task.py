@@ -62,7 +62,7 @@ def prepare_classifier(tiny: bool, work: Path, classifier: str | None = None) ->
     if classifier:
         return classifier
     if tiny:
-        from trl_token_ext.sentence.tiny import save_tiny_sequence_classifier
+        from trl_token_ext.testing import save_tiny_sequence_classifier
 
         return str(save_tiny_sequence_classifier(work / "tiny-classifier"))
     from dataclasses import asdict
