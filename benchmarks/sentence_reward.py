@@ -35,7 +35,7 @@ def load_model_and_sentences(tiny: bool, count: int):
         base = [s for text in CORPUS for s in text.split(". ")]
         sentences = [f"{base[i % len(base)]} (variant {i})." for i in range(count)]
         return model, AutoTokenizer.from_pretrained(path), sentences
-    from trl_token_ext.sentence.data import load_vader_sentences, minilm_dir
+    from trl_token_ext.demo.data import load_vader_sentences, minilm_dir
 
     path = minilm_dir()
     model = AutoModelForSequenceClassification.from_pretrained(

@@ -41,7 +41,7 @@ def main() -> None:
 
     work = tempfile.mkdtemp(prefix="sentence-rewards-")
     if args.classifier == "sentiment":
-        from trl_token_ext.sentence import sentiment_classifier_path
+        from trl_token_ext.demo.classifier import sentiment_classifier_path
 
         classifier = str(sentiment_classifier_path())
     elif args.classifier == "tiny":

