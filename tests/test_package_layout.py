@@ -56,3 +56,14 @@ def test_train_classifier_arguments_require_model_and_data(tmp_path):
     recipe.write_text("model_name_or_path: some/encoder\noutput_dir: out\n")
     with pytest.raises(ValueError, match=r"does not set the required \['dataset_name'\]"):
         train_classifier_main([str(recipe)])
+
+
+def test_train_classifier_command_is_wired_through_the_cli(capsys):
+    import pytest
+
+    from trl_token_ext import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train-classifier", "--help"])
+    assert exit_info.value.code == 0
+    assert "--model_name_or_path" in capsys.readouterr().out

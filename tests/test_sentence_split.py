@@ -47,20 +47,6 @@ def test_split_sentences_rejects_non_string():
         split_sentences(["not", "a", "string"])
 
 
-def _unigram_tokenizer():
-    """A SentencePiece-style (Unigram + Metaspace ▁) tokenizer trained offline."""
-    from tokenizers import SentencePieceUnigramTokenizer
-    from transformers import PreTrainedTokenizerFast
-
-    from trl_token_ext.testing import CORPUS
-
-    raw = SentencePieceUnigramTokenizer()
-    raw.train_from_iterator(
-        CORPUS * 3, vocab_size=120, special_tokens=["<unk>"], unk_token="<unk>", show_progress=False
-    )
-    return PreTrainedTokenizerFast(tokenizer_object=raw, unk_token="<unk>")
-
-
 @pytest.fixture(scope="module", params=["byte_level_bpe", "wordpiece", "sentencepiece_unigram"])
 def any_tokenizer(request):
     if request.param == "byte_level_bpe":
@@ -71,7 +57,9 @@ def any_tokenizer(request):
         from trl_token_ext.testing import build_wordpiece_tokenizer
 
         return request.param, build_wordpiece_tokenizer()
-    return request.param, _unigram_tokenizer()
+    from trl_token_ext.testing import build_unigram_tokenizer
+
+    return request.param, build_unigram_tokenizer()
 
 
 def test_alignment_maps_each_sentence_to_its_tokens(any_tokenizer):

@@ -7,10 +7,11 @@ Hub: the builders return objects, and the ``save_*`` helpers write folders that 
   distinct from EOS, a chat template and offsets.
 * Sequence classifiers: a 2-layer BERT with an uncased WordPiece tokenizer whose vocabulary is built directly from
   :data:`CORPUS` + :data:`CJK_CORPUS` (every corpus word is one token; other words fall back to characters).
+* A SentencePiece-style (Unigram + Metaspace ``▁``) tokenizer, for the third tokenizer family.
 
 Everything is deterministic: the BPE trainer is (checked by the tests), the WordPiece vocabulary is built by hand
-rather than trained (``tokenizers``' WordPiece trainer assigns different merges and ids in different processes), and
-model weights are initialised under ``torch.manual_seed(seed)``.
+rather than trained (``tokenizers``' WordPiece and Unigram trainers give different vocabularies in different
+processes), so is the Unigram one, and model weights are initialised under ``torch.manual_seed(seed)``.
 """
 
 from __future__ import annotations
@@ -147,6 +148,29 @@ def build_wordpiece_tokenizer(corpus: list[str] | None = None):
         mask_token="[MASK]",
         model_max_length=64,
     )
+
+
+def build_unigram_tokenizer(corpus: list[str] | None = None):
+    """A SentencePiece-style tokenizer (Unigram model, Metaspace ``▁`` word marks, case kept) over ``corpus``
+    (default :data:`CORPUS`): every word and punctuation mark of the corpus is one piece (``▁The``, ``▁movie``,
+    ``.``), anything else falls back to single characters. Built by hand, so identical in every process."""
+    import re
+
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    pieces: set[str] = set()
+    for text in corpus or CORPUS:
+        for word in text.split():
+            parts = re.findall(r"\w+|[^\w\s]", word)
+            pieces.update(["\u2581" + parts[0], *parts[1:]] if parts else [])
+    chars = sorted({char for piece in pieces for char in piece} | {"\u2581"})
+    vocab = [("<unk>", 0.0)] + [(char, -10.0) for char in chars]
+    vocab += [(piece, -1.0) for piece in sorted(pieces - set(chars))]
+    tokenizer = Tokenizer(models.Unigram(vocab, unk_id=0))
+    tokenizer.pre_tokenizer = pre_tokenizers.Metaspace(replacement="\u2581", prepend_scheme="always")
+    tokenizer.decoder = decoders.Metaspace(replacement="\u2581", prepend_scheme="always")
+    return PreTrainedTokenizerFast(tokenizer_object=tokenizer, unk_token="<unk>")
 
 
 def build_tiny_sequence_classifier(

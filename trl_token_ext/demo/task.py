@@ -9,8 +9,8 @@ Rewards (see docs/demo.md):
   under the frozen starting policy instead) and C = ``RepetitionConsistency`` (-1 on each token that completes a
   repeated 3-gram).
 
-Also here: the prompts (train / held-out), model and classifier preparation, sampling + scoring for the
-before/after comparison, and a ``rich`` progress bar callback with live reward figures.
+Also here: the prompts (train / held-out), loading the policy, sampling + scoring for the before/after comparison,
+and a ``rich`` progress bar callback with live reward figures (the classifier is prepared in ``classifier.py``).
 """
 
 from __future__ import annotations
