@@ -170,3 +170,78 @@ def test_integer_token_rewards_are_accepted(dtype):
 def test_bool_or_complex_token_rewards_name_the_dtype(entry):
     with pytest.raises(ValueError, match=r"'f' returned dtype torch\.(bool|complex64) for sample 1; .*real numbers"):
         validate_token_rewards([[0.0, 1.0], entry], "f", [[5, 6], [7, 8]])
+
+
+# ------------------------------------------------------------------ 2. classifier training data
+def _split(texts, labels):
+    from datasets import Dataset
+
+    return Dataset.from_dict({"text": texts, "label": labels})
+
+
+GOOD = _split(["good film", "bad film", "nice", "awful"], ["pos", "neg", "pos", "neg"])
+
+
+@pytest.mark.parametrize(
+    ("train", "evaluation", "message"),
+    [
+        (_split(["a", "b", "c"], ["pos"] * 3), GOOD, r"train_dataset: column 'label' has a single class \['pos'\]"),
+        (_split(["a", "b"], [0, 0]), GOOD, r"train_dataset: column 'label' has a single class \['0'\] in all 2"),
+        (_split(["a", "b", "c"], ["pos", None, "neg"]), GOOD, r"train_dataset: column 'label', example 1: missing"),
+        (_split(["a", "b", "c"], ["pos", " ", "neg"]), GOOD, r"train_dataset: column 'label', example 1: missing"),
+        (_split(["a", None, "c"], ["pos", "neg", "neg"]), GOOD, r"train_dataset: column 'text', example 1: .*None"),
+        (GOOD, GOOD.rename_column("text", "sentence"), r"eval_dataset: text column 'text' not found"),
+        (GOOD, _split(["a", "b"], ["pos", None]), r"eval_dataset: column 'label', example 1: missing label"),
+    ],
+    ids=["one-class", "all-zero", "none-label", "blank-label", "none-text", "eval-no-text", "eval-none-label"],
+)
+def test_classifier_data_is_validated_before_loading_a_model(train, evaluation, message, tmp_path):
+    from trl_token_ext.sentence.train import train_sentence_classifier
+
+    with pytest.raises(ValueError, match=message):
+        train_sentence_classifier("no-such-model", train, evaluation, tmp_path)
+
+
+def test_single_class_among_given_labels_is_rejected(tmp_path):
+    from trl_token_ext.sentence.train import train_sentence_classifier
+
+    train = _split(["a", "b", "c"], ["pos"] * 3)
+    with pytest.raises(ValueError, match=r"train_dataset: column 'label' holds the single class 'pos' in all 3"):
+        train_sentence_classifier("no-such-model", train, GOOD, tmp_path, labels=["neg", "pos"])
+
+
+def test_test_split_without_text_column_is_named(tmp_path):
+    from trl_token_ext.sentence.train import train_sentence_classifier
+
+    with pytest.raises(ValueError, match=r"test_dataset: text column 'text' not found"):
+        train_sentence_classifier("no-such-model", GOOD, GOOD, tmp_path, test_dataset=GOOD.remove_columns("text"))
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [
+        ("", r"bad\.csv: the file is empty"),
+        ("text,label\n", r"bad\.csv: the file has a header \['text', 'label'\] but no rows"),
+        ("text,label\nfine,pos\nnot, fine,neg\nok,neg\n", r"bad\.csv, line 3: 3 fields, but the header .* has 2"),
+        ("text,label\nfine,pos\nempty label,\nok,neg\n", r"bad\.csv \(train\): column 'label', example 1: missing"),
+        ("text,label\nfine,pos\n,neg\nok,neg\n", r"bad\.csv \(train\): column 'text', example 1: .*None"),
+    ],
+    ids=["empty", "header-only", "malformed-row", "empty-label-cell", "empty-text-cell"],
+)
+def test_unreadable_csv_names_file_and_line(tmp_path, content, message):
+    from trl_token_ext.sentence.recipes import train_classifier_main
+
+    path = tmp_path / "bad.csv"
+    path.write_text(content)
+    argv = ["--dataset_name", str(path), "--model_name_or_path", "no-such-model", "--output_dir", str(tmp_path)]
+    with pytest.raises(ValueError, match=message):
+        train_classifier_main(argv)
+
+
+def test_unreadable_jsonl_names_file_and_cause(tmp_path):
+    from trl_token_ext.sentence.recipes import load_data_file
+
+    path = tmp_path / "bad.jsonl"
+    path.write_text('{"text": "a", "label": "pos"}\n{"text": "b", "label"\n')
+    with pytest.raises(ValueError, match=r"bad\.jsonl: could not be read as json: \w+"):
+        load_data_file(path)
