@@ -280,3 +280,18 @@ def test_check_output_dir_allows_resume_empty_or_overwrite(tmp_path):
     assert (tmp_path / "checkpoint-3").is_dir()
     check_output_dir(str(tmp_path), None, True)
     assert not (tmp_path / "checkpoint-3").exists() and (tmp_path / "logs").is_dir()
+
+
+# ------------------------------------------------------------------ 5. LogProbQuality without processing_class
+def test_logprob_quality_without_processing_class_names_the_sample():
+    from scorer_fixtures import char_tokenizer, encode, successor_bigram
+
+    from trl_token_ext.scorers import LogProbQuality
+
+    judge = LogProbQuality(successor_bigram(len(char_tokenizer())), tokenizer=char_tokenizer())
+    ascii_ids = char_tokenizer()("ab", add_special_tokens=False)["input_ids"]
+    assert len(judge(prompts=["x"], completions=["ab"], completion_ids=[ascii_ids])[0]) == 2  # judge ids: fine
+    policy_ids = encode(" wonderful wonderful")
+    assert max(policy_ids) >= len(char_tokenizer())
+    with pytest.raises(ValueError, match=r"logprob_quality: completion_ids of sample 1 hold token id \d+, outside"):
+        judge(prompts=["x", "x"], completions=["ab", "w"], completion_ids=[ascii_ids, policy_ids])
