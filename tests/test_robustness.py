@@ -6,6 +6,7 @@ Each case was first reproduced as a failing test (see the branch history), then 
 from __future__ import annotations
 
 import math
+from pathlib import Path
 
 import pytest
 import torch
@@ -295,3 +296,46 @@ def test_logprob_quality_without_processing_class_names_the_sample():
     assert max(policy_ids) >= len(char_tokenizer())
     with pytest.raises(ValueError, match=r"logprob_quality: completion_ids of sample 1 hold token id \d+, outside"):
         judge(prompts=["x", "x"], completions=["ab", "w"], completion_ids=[ascii_ids, policy_ids])
+
+
+# ------------------------------------------------------------------ 5. staging folders of a killed SmolLM2 conversion
+def test_staging_folders_of_killed_conversions_are_removed(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from trl_token_ext import pretrained
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(finished.stdout)
+    name = pretrained.SMOLLM2_FOLDER
+    legacy = tmp_path / f".{name}-k2j4h5g6"  # the name used before the pid was added
+    killed = tmp_path / f".{name}-staging-{dead_pid}-a1b2c3"
+    running = tmp_path / f".{name}-staging-{os.getpid()}-d4e5f6"  # a live conversion: kept
+    other = tmp_path / ".other-staging-1-x"
+    for folder in (legacy, killed, running, other):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"partial")
+    monkeypatch.setenv("TRL_TOKEN_EXT_CACHE", str(tmp_path))
+    monkeypatch.setattr(pretrained, "locate_smollm2_gguf", lambda: tmp_path / "S.gguf")
+    monkeypatch.setattr(pretrained, "convert_gguf", lambda gguf, target: Path(target))
+    pretrained.smollm2_path(verbose=False)
+    assert not legacy.exists() and not killed.exists()
+    assert running.is_dir() and other.is_dir()
+
+
+def test_failed_conversion_removes_its_staging_folder(tmp_path, monkeypatch):
+    import transformers
+
+    from trl_token_ext import pretrained
+
+    class Interrupted:
+        def save_pretrained(self, folder):
+            (Path(folder) / "model.safetensors").write_bytes(b"partial")
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: Interrupted())
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: None)
+    with pytest.raises(KeyboardInterrupt):
+        pretrained.convert_gguf(tmp_path / "S.gguf", tmp_path / "converted")
+    assert list(tmp_path.iterdir()) == []
