@@ -339,3 +339,18 @@ def test_failed_conversion_removes_its_staging_folder(tmp_path, monkeypatch):
     with pytest.raises(KeyboardInterrupt):
         pretrained.convert_gguf(tmp_path / "S.gguf", tmp_path / "converted")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_weighted_sum_overflowing_float32_names_both_functions():
+    from trl_token_ext.advantages import token_advantages
+    from trl_token_ext.token_rewards import weighted_token_rewards
+
+    rewards = torch.zeros(2, 2, 3)
+    rewards[1, :, 0] = LOWEST  # each value is finite; their sum is not
+    present, weights, mask = torch.ones(2, 2, dtype=torch.bool), torch.tensor([1.0, 1.0]), torch.ones(2, 3)
+    weighted, _ = weighted_token_rewards(rewards, present, weights)
+    advantages = token_advantages(weighted, mask, group_size=2)
+    with pytest.raises(
+        ValueError, match=r"'f' \(sample 1, token 0: -3\.403e\+38, weight 1\), 'g' \(sample 1, token 0"
+    ):
+        check_token_advantages(advantages, mask, rewards, present, weights, ["f", "g"], 1.0)

@@ -73,8 +73,10 @@ def check_token_advantages(
     raise ValueError(
         f"Token advantages are not finite or too large (|λ·A_tok| > {limit:.3g}, which overflows the float32 loss) "
         f"for sample(s) {rows.tolist()[:20]} of the batch. Largest weighted token rewards on them: "
-        f"{', '.join(culprits)}. Return smaller token rewards (None for a completion a function does not score), "
-        "lower token_reward_weights / token_advantage_coef, or use token_reward_normalization='group' or 'batch'."
+        f"{', '.join(culprits)}. Rewards this large overflow float32 (in the weighted sum Σ_k w_k·g_k, or in the loss "
+        "when they are not normalized): return smaller token rewards (None for a completion a function does not "
+        "score), lower token_reward_weights / token_advantage_coef, or normalize them (token_reward_normalization="
+        "'group' or 'batch')."
     )
 
 
