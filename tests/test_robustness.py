@@ -354,3 +354,27 @@ def test_weighted_sum_overflowing_float32_names_both_functions():
         ValueError, match=r"'f' \(sample 1, token 0: -3\.403e\+38, weight 1\), 'g' \(sample 1, token 0"
     ):
         check_token_advantages(advantages, mask, rewards, present, weights, ["f", "g"], 1.0)
+
+
+@pytest.mark.parametrize("normalization", ["group", "none"])
+def test_rloo_lowest_float32_token_reward(tiny_model_dir, prompt_dataset, tmp_path, normalization):
+    from trl_token_ext import TokenRLOOConfig, TokenRLOOTrainer
+
+    trainer = TokenRLOOTrainer(
+        model=tiny_model_dir,
+        reward_funcs=length_reward,
+        token_reward_funcs=[masked_sample],
+        args=grpo_args(tmp_path, TokenRLOOConfig, max_steps=2, token_reward_normalization=normalization),
+        train_dataset=prompt_dataset,
+    )
+    before = snapshot(trainer.model)
+    if normalization == "none":
+        # the leave-one-out baseline carries sample 1's value to the rest of its group
+        match = r"sample\(s\) \[0, 1, 2\].*'masked_sample' \(sample 1, token 0: -3\.403e\+38"
+        with pytest.raises(ValueError, match=match):
+            trainer.train()
+        assert max_param_diff(before, snapshot(trainer.model)) == 0.0
+    else:
+        trainer.train()
+        after = snapshot(trainer.model)
+        assert all(torch.isfinite(p).all() for p in after.values()) and max_param_diff(before, after) > 0
