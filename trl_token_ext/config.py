@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 TOKEN_ADVANTAGE_MODES = ("reward_to_go", "immediate", "min")
 TOKEN_REWARD_NORMALIZATIONS = ("group", "batch", "none")
@@ -71,6 +72,16 @@ class TokenRewardConfigMixin:
         super().__post_init__()
 
     def _validate_token_fields(self) -> None:
+        self.token_advantage_coef = _real_number("token_advantage_coef", self.token_advantage_coef)
+        self.token_reward_gamma = _real_number("token_reward_gamma", self.token_reward_gamma)
+        self.token_reward_epsilon = _real_number("token_reward_epsilon", self.token_reward_epsilon)
+        if self.token_reward_weights is not None:
+            weights = self.token_reward_weights
+            if isinstance(weights, (str, bytes)) or not hasattr(weights, "__iter__"):
+                weights = [weights]  # a YAML scalar `token_reward_weights: 1.0` is one weight
+            self.token_reward_weights = [
+                _real_number(f"token_reward_weights[{index}]", weight) for index, weight in enumerate(weights)
+            ]
         if self.token_advantage_mode not in TOKEN_ADVANTAGE_MODES:
             raise ValueError(
                 f"token_advantage_mode={self.token_advantage_mode!r} is not supported; choose one of "
@@ -85,9 +96,18 @@ class TokenRewardConfigMixin:
             raise ValueError(f"token_reward_gamma must be in [0, 1], got {self.token_reward_gamma}.")
         if not math.isfinite(self.token_advantage_coef):
             raise ValueError(f"token_advantage_coef must be a finite number, got {self.token_advantage_coef}.")
-        if not self.token_reward_epsilon > 0:
-            raise ValueError(f"token_reward_epsilon must be > 0, got {self.token_reward_epsilon}.")
-        if self.token_reward_weights is not None:
-            bad = [w for w in self.token_reward_weights if not math.isfinite(float(w))]
-            if bad:
-                raise ValueError(f"token_reward_weights must be finite numbers, got {self.token_reward_weights}.")
+        if not (self.token_reward_epsilon > 0 and math.isfinite(self.token_reward_epsilon)):
+            raise ValueError(f"token_reward_epsilon must be a finite number > 0, got {self.token_reward_epsilon}.")
+        bad = [w for w in self.token_reward_weights or [] if not math.isfinite(w)]
+        if bad:
+            raise ValueError(f"token_reward_weights must be finite numbers, got {self.token_reward_weights}.")
+
+
+def _real_number(name: str, value: Any) -> float:
+    """``value`` as a float (numbers and numeric strings such as ``"0.5"``); a ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{name} must be a real number, got {value!r}.")
+    try:
+        return float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number, got {type(value).__name__} {value!r}.") from None

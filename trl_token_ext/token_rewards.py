@@ -15,7 +15,10 @@ from typing import Any
 
 import torch
 
+from trl_token_ext.advantages import overflow_safe_scale
+
 TokenRewardFunc = Callable[..., Sequence[Any]]
+_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 def token_reward_func_name(func: Any) -> str:
@@ -88,10 +91,19 @@ def validate_token_rewards(
             raise ValueError(
                 f"Token reward function '{func_name}' returned a non-numeric value for sample {index}: {error}"
             ) from error
-        if values.dim() != 1 or not (values.is_floating_point() or values.dtype in (torch.int32, torch.int64)):
+        if (
+            values.dtype == torch.bool
+            or values.is_complex()
+            or not (values.is_floating_point() or values.dtype in _INTEGER_DTYPES)
+        ):
             raise ValueError(
-                f"Token reward function '{func_name}' returned a {tuple(values.shape)} {values.dtype} value for "
-                f"sample {index}; expected a 1-D sequence of {len(ids)} numbers."
+                f"Token reward function '{func_name}' returned dtype {values.dtype} for sample {index}; token rewards "
+                "must be real numbers (a float or integer dtype), not bool or complex: convert them with .float()."
+            )
+        if values.dim() != 1:
+            raise ValueError(
+                f"Token reward function '{func_name}' returned a {values.dim()}-D value of shape "
+                f"{tuple(values.shape)} for sample {index}; expected a 1-D sequence of {len(ids)} numbers."
             )
         if values.numel() != len(ids):
             raise ValueError(
@@ -163,13 +175,18 @@ def weighted_token_rewards(
 
 
 def masked_stats(values: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
-    """Mean and unbiased std (NaN if undefined, as TRL logs) of ``values`` over ``mask``; any shapes that broadcast."""
+    """Mean and unbiased std (NaN if undefined, as TRL logs) of ``values`` over ``mask``; any shapes that broadcast.
+
+    Overflow-safe: computed on ``values / overflow_safe_scale`` and scaled back as Python (double) floats.
+    """
     mask = mask.to(values.dtype).expand_as(values)
     count = mask.sum().item()
     if count == 0:
         return math.nan, math.nan
+    scale = overflow_safe_scale(values, mask).item()
+    values = values / scale
     mean = ((values * mask).sum() / count).item()
     if count < 2:
-        return mean, math.nan
+        return mean * scale, math.nan
     var = (((values - mean) ** 2) * mask).sum().item() / (count - 1)
-    return mean, math.sqrt(var)
+    return mean * scale, math.sqrt(var) * scale

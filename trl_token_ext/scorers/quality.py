@@ -36,9 +36,18 @@ class _CausalLMScorer(TokenScorer):
             raise ValueError(f"{self.__name__}: batch_size must be >= 1, got {batch_size}.")
         self.batcher = JudgeBatcher(self.__name__, self.tokenizer, max_length, batch_size, max_batch_tokens)
 
-    def _policy_tokenizer(self, processing_class: Any) -> Any:
-        """The policy tokenizer; without one, the judge's own (then completion ids must be judge ids)."""
+    def _policy_tokenizer(self, processing_class: Any, completion_ids: list[list[int]]) -> Any:
+        """The policy tokenizer; without one, the judge's own (then completion ids must be judge ids: checked)."""
         if processing_class is None and self.tokenizer is not None:
+            vocab = len(self.tokenizer)
+            for index, ids in enumerate(completion_ids):
+                outside = [t for t in ids if not 0 <= t < vocab]
+                if outside:
+                    raise ValueError(
+                        f"{self.__name__}: completion_ids of sample {index} hold token id {outside[0]}, outside the "
+                        f"judge tokenizer's {vocab} ids; without processing_class they are read as judge ids. Pass "
+                        "processing_class=<the policy tokenizer> (TokenGRPOTrainer does) to decode and re-tokenize."
+                    )
             return self.tokenizer
         return self.require_tokenizer(processing_class)
 
@@ -103,7 +112,9 @@ class LogProbQuality(_CausalLMScorer):
         self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, load_kwargs)
 
     def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
-        samples, judge = self.batcher.prepare(prompts, completion_ids, self._policy_tokenizer(processing_class))
+        samples, judge = self.batcher.prepare(
+            prompts, completion_ids, self._policy_tokenizer(processing_class, completion_ids)
+        )
         logps, entropies = completion_logprobs(
             self.model, self.batcher, samples, self._pad_id(judge), with_entropy=self.center == "entropy"
         )
@@ -187,7 +198,9 @@ class ImplicitPRMQuality(_CausalLMScorer):
             self.ref_model = load_model(ref_model, "AutoModelForCausalLM", self.__name__, device=device)
 
     def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
-        samples, judge = self.batcher.prepare(prompts, completion_ids, self._policy_tokenizer(processing_class))
+        samples, judge = self.batcher.prepare(
+            prompts, completion_ids, self._policy_tokenizer(processing_class, completion_ids)
+        )
         pad = self._pad_id(judge)
         logps, _ = completion_logprobs(self.model, self.batcher, samples, pad)
         if self.ref_model is None:

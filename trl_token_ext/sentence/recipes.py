@@ -13,7 +13,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trl_token_ext.sentence.train import ClassifierTrainingResult, train_sentence_classifier
+from trl_token_ext.sentence.train import (
+    ClassifierTrainingResult,
+    check_labels,
+    check_texts,
+    train_sentence_classifier,
+)
 
 REQUIRED_FIELDS = ("model_name_or_path", "dataset_name")
 
@@ -56,30 +61,26 @@ class TrainClassifierArguments:
 
 
 def load_classifier_datasets(args: TrainClassifierArguments):
-    """``(train, eval, test)`` for ``args.dataset_name``.
+    """``(train, eval, test)`` for ``args.dataset_name``, with texts and labels checked (errors name split and row).
 
     A dataset with ``train``/``validation``(or ``eval``)/``test`` splits is used as is; a single split is divided
     by ``eval_fraction``/``test_fraction`` (stratified when the label column is a ``ClassLabel``).
     """
     import datasets
 
-    from trl_token_ext.cli import DATA_FILE_BUILDERS
-
     path = Path(args.dataset_name)
     if path.is_dir():
         loaded = datasets.load_from_disk(str(path))
     elif path.is_file():
-        kind = DATA_FILE_BUILDERS.get(path.suffix.lower())
-        if kind is None:
-            raise ValueError(
-                f"dataset_name {args.dataset_name!r}: use a file ending in one of {sorted(DATA_FILE_BUILDERS)} or a "
-                "folder saved with save_to_disk."
-            )
-        loaded = datasets.load_dataset(kind, data_files=str(path))
+        loaded = load_data_file(path)
     else:
         loaded = datasets.load_dataset(args.dataset_name)
     if isinstance(loaded, datasets.Dataset):
         loaded = datasets.DatasetDict(train=loaded)
+    for split, dataset in loaded.items():  # before splitting, so that rows are the file's rows
+        where = f"{args.dataset_name} ({split})"
+        check_texts(dataset, args.text_column, where)
+        check_labels(dataset, args.label_column, where)
     train = loaded["train"]
     evaluation = loaded.get("validation", loaded.get("eval"))
     test = loaded.get("test")
@@ -92,6 +93,61 @@ def load_classifier_datasets(args: TrainClassifierArguments):
         parts = train.train_test_split(test_size=share, seed=args.seed, stratify_by_column=stratify)
         train, evaluation = parts["train"], parts["test"]
     return train, evaluation, test
+
+
+def check_csv(path: Path) -> None:
+    """Read ``path`` with the csv module and name the first problem: an empty file, a header without rows, or a row
+    (by line number) whose field count differs from the header's."""
+    import csv
+
+    with open(path, newline="", encoding="utf-8") as handle:
+        reader = csv.reader(handle)
+        header = next(reader, None)
+        if not header:
+            raise ValueError(f"{path}: the file is empty (expected a header line such as 'text,label' and rows).")
+        rows = 0
+        for row in reader:
+            if not row:  # blank line
+                continue
+            rows += 1
+            if len(row) != len(header):
+                raise ValueError(
+                    f"{path}, line {reader.line_num}: {len(row)} fields, but the header {header} has {len(header)} "
+                    "(quote fields that contain commas)."
+                )
+    if rows == 0:
+        raise ValueError(f"{path}: the file has a header {header} but no rows.")
+
+
+def load_data_file(path: Path):
+    """A local .csv/.json/.jsonl/.parquet file as a ``DatasetDict``; unreadable or empty files raise a ValueError
+    naming the file (and, for CSV, the line) instead of ``datasets``' chained ``DatasetGenerationError``."""
+    import datasets
+
+    from trl_token_ext.cli import DATA_FILE_BUILDERS
+
+    kind = DATA_FILE_BUILDERS.get(path.suffix.lower())
+    if kind is None:
+        raise ValueError(
+            f"dataset_name {str(path)!r}: use a file ending in one of {sorted(DATA_FILE_BUILDERS)} or a folder saved "
+            "with save_to_disk."
+        )
+    if kind == "csv":
+        check_csv(path)
+    if path.stat().st_size == 0:
+        raise ValueError(f"{path}: the file is empty.")
+    try:
+        loaded = datasets.load_dataset(kind, data_files=str(path))
+    except Exception as error:  # DatasetGenerationError hides the reason in its cause chain
+        cause = error
+        while cause.__cause__ is not None:
+            cause = cause.__cause__
+        if "corresponds to no data" in str(error):
+            raise ValueError(f"{path}: the file holds no examples.") from error
+        raise ValueError(f"{path}: could not be read as {kind}: {type(cause).__name__}: {cause}") from error
+    if len(loaded["train"]) == 0:
+        raise ValueError(f"{path}: the file holds no examples.")
+    return loaded
 
 
 def run_train_classifier(

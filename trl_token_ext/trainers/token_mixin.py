@@ -7,6 +7,8 @@ parent's ``_generate_and_score_completions``, with the final prompts and decoded
 
 from __future__ import annotations
 
+import math
+from collections.abc import Sequence
 from dataclasses import fields
 from typing import Any
 
@@ -30,6 +32,52 @@ _OWN_COLUMNS = ("prompt", "completion", "completion_ids")
 def token_setting(args: Any, name: str) -> Any:
     """A token field of ``args``; its default when ``args`` is a plain TRL config (drop-in use)."""
     return getattr(args, name, _TOKEN_FIELD_DEFAULTS[name])
+
+
+def check_token_advantages(
+    advantages: torch.Tensor,
+    valid: torch.Tensor,
+    rewards: torch.Tensor,
+    present: torch.Tensor,
+    weights: torch.Tensor,
+    func_names: Sequence[str],
+    coef: float,
+) -> None:
+    """Raise before the loss if λ·A_tok is not finite, or so large that the float32 loss / gradient norm overflow.
+
+    The limit is sqrt(float32 max / N) for N valid tokens (the squared sum of all of them then stays finite).
+
+    Args:
+        advantages: (B, T) token advantages A_tok. valid: (B, T) mask. rewards: (B, K, T) raw token rewards.
+        present: (B, K). weights: (K,). func_names: K names. coef: λ.
+
+    Raises:
+        ValueError: naming the samples (rows of the gathered batch) and the token reward function(s) with the
+            largest |w_k·g_k| on them, with the sample, token and value.
+    """
+    valid = valid.bool()
+    limit = math.sqrt(torch.finfo(torch.float32).max / max(int(valid.sum()), 1))
+    bad = valid & ~((coef * advantages).abs() <= limit)  # NaN compares False: caught too
+    if not bad.any():
+        return
+    rows = bad.any(dim=1).nonzero().flatten()
+    magnitude = rewards[rows].abs() * weights.abs().to(rewards.device).view(1, -1, 1) * present[rows].unsqueeze(-1)
+    peaks = magnitude.amax(dim=(0, 2))
+    culprits = []
+    for k in (peaks == peaks.max()).logical_or(peaks > limit).nonzero().flatten().tolist():
+        row, token = divmod(int(magnitude[:, k].argmax()), magnitude.size(2))
+        culprits.append(
+            f"'{func_names[k]}' (sample {int(rows[row])}, token {token}: {rewards[rows[row], k, token].item():.4g}, "
+            f"weight {weights[k].item():g})"
+        )
+    raise ValueError(
+        f"Token advantages are not finite or too large (|λ·A_tok| > {limit:.3g}, which overflows the float32 loss) "
+        f"for sample(s) {rows.tolist()[:20]} of the batch. Largest weighted token rewards on them: "
+        f"{', '.join(culprits)}. Rewards this large overflow float32 (in the weighted sum Σ_k w_k·g_k, or in the loss "
+        "when they are not normalized): return smaller token rewards (None for a completion a function does not "
+        "score), lower token_reward_weights / token_advantage_coef, or normalize them (token_reward_normalization="
+        "'group' or 'batch')."
+    )
 
 
 class TokenRewardMixin:
@@ -140,6 +188,11 @@ class TokenRewardMixin:
             scale=token_setting(self.args, "token_advantage_scale"),
             leave_one_out=self.token_leave_one_out,
         )
+        coef = token_setting(self.args, "token_advantage_coef")
+        if coef != 0.0:  # every process holds the gathered batch, so all raise together
+            check_token_advantages(
+                advantages, valid, rewards, present, self.token_reward_weights, self.token_reward_func_names, coef
+            )
         metrics = self._metrics["train" if self.model.training else "eval"]
         for k, name in enumerate(self.token_reward_func_names):
             func_mask = mask * present[:, k].unsqueeze(1)
