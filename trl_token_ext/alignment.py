@@ -34,34 +34,36 @@ def _special_ids(tokenizer: Any) -> set[int]:
     return {int(i) for i in getattr(tokenizer, "all_special_ids", [])}
 
 
-def _batch_decoder(tokenizer: Any) -> Callable[[list[list[int]]], list[str]]:
+def _batch_decoder(tokenizer: Any) -> Callable[[list[tuple[int, ...]]], list[str]]:
     """Decode many id lists at once, special tokens kept and no clean-up (one Rust call for fast tokenizers)."""
     backend = getattr(tokenizer, "backend_tokenizer", None)
     if backend is not None:
         return lambda batch: backend.decode_batch(batch, skip_special_tokens=False)
     return lambda batch: [
-        tokenizer.decode(ids, skip_special_tokens=False, clean_up_tokenization_spaces=False) for ids in batch
+        tokenizer.decode(list(ids), skip_special_tokens=False, clean_up_tokenization_spaces=False) for ids in batch
     ]
 
 
-def _char_starts(decode_many: Callable[[list[list[int]]], list[str]], ids: list[int]) -> list[bool]:
+def _char_starts(decode_many: Callable[[list[tuple[int, ...]]], list[str]], ids: tuple[int, ...]) -> list[bool]:
     """(T,) whether each token starts at a character boundary of the decoded text.
 
     Walks from token 0: from a boundary b, the next one is b + k for the smallest k ≤ 4 with ``ids[b:b+k]`` decoding
     to whole characters (no U+FFFD); b + 1 when none does (invalid bytes). Only tokens that do not decode to whole
     characters on their own need the longer windows.
     """
-    whole = [[_REPLACEMENT not in piece] for piece in decode_many([[token] for token in ids])]
-    partial = [p for p in range(len(ids)) if not whole[p][0]]
+    alone = [_REPLACEMENT not in piece for piece in decode_many([ids[p : p + 1] for p in range(len(ids))])]
+    partial = [p for p in range(len(ids)) if not alone[p]]
     longer = decode_many([ids[p : p + k] for p in partial for k in range(2, _MAX_CHAR_TOKENS + 1)])
+    steps = [1] * len(ids)  # tokens from each token to the next character start
     for rank, p in enumerate(partial):
         pieces = longer[rank * (_MAX_CHAR_TOKENS - 1) : (rank + 1) * (_MAX_CHAR_TOKENS - 1)]
-        whole[p] += [_REPLACEMENT not in piece and p + k <= len(ids) for k, piece in enumerate(pieces, start=2)]
+        ok = [k for k, piece in enumerate(pieces, start=2) if _REPLACEMENT not in piece and p + k <= len(ids)]
+        steps[p] = ok[0] if ok else 1
     starts = [False] * len(ids)
     boundary = 0
     while boundary < len(ids):
         starts[boundary] = True
-        boundary += next((k for k, ok in enumerate(whole[boundary], start=1) if ok), 1)
+        boundary += steps[boundary]
     return starts
 
 
@@ -85,7 +87,7 @@ def _context_start(clean: list[bool], block_start: int) -> int:
 
 
 def _token_ends(
-    decode_many: Callable[[list[list[int]]], list[str]], ids: list[int], text: str
+    decode_many: Callable[[list[tuple[int, ...]]], list[str]], ids: tuple[int, ...], text: str
 ) -> tuple[list[int], bool]:
     """(T,) end offset of each token in ``text`` (the decoding of ``ids``), and whether the windows agreed with it.
 
@@ -140,7 +142,8 @@ def token_char_spans(tokenizer, token_ids: Sequence[int], skip_special_tokens: b
     text = tokenizer.decode(token_ids, skip_special_tokens=skip_special_tokens, clean_up_tokenization_spaces=False)
     special = _special_ids(tokenizer) if skip_special_tokens else set()
     kept = [index for index, token in enumerate(token_ids) if token not in special]
-    ends, exact = _token_ends(_batch_decoder(tokenizer), [token_ids[i] for i in kept], text) if kept else ([], True)
+    kept_ids = tuple(token_ids[i] for i in kept)  # tuple windows: fewer objects for the garbage collector to track
+    ends, exact = _token_ends(_batch_decoder(tokenizer), kept_ids, text) if kept else ([], True)
     # Invalid bytes (U+FFFD in the text, e.g. a completion cut inside a character) legitimately disagree.
     if not exact and _REPLACEMENT not in text and type(tokenizer).__name__ not in _WARNED:
         _WARNED.add(type(tokenizer).__name__)
