@@ -40,6 +40,7 @@ def peak_rss_mib(fn: Callable[[], object]) -> float:
     pid = os.fork()
     if pid == 0:  # child
         os.close(read)
+        fn()  # warm-up: one-time initialisation (kernels, thread pools) is not the piece's memory
         with open("/proc/self/clear_refs", "w") as clear:
             clear.write("5")  # reset the peak (VmHWM) to the current resident size
         start = _status_kib("VmRSS")

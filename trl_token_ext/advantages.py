@@ -62,7 +62,7 @@ def normalize_token_rewards(
     return ((grouped - mean) / (std + eps) * grouped_mask).reshape(batch, length)
 
 
-_RTG_CHUNK = 64
+_RTG_CHUNK = 32
 
 
 def _suffix_discounted_sum(values: torch.Tensor, gamma: float) -> torch.Tensor:
