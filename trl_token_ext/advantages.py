@@ -91,8 +91,39 @@ def normalize_token_rewards(
     return _standardize(grouped, grouped_mask, 1, eps).reshape(batch, length)
 
 
+_RTG_CHUNK = 32
+
+
+def _suffix_discounted_sum(values: torch.Tensor, gamma: float) -> torch.Tensor:
+    """S_t = Σ_{j≥t} γ^(j-t) values_j along dim 1, in O(B·T·C) time and O(B·T + C²) memory (C = chunk size).
+
+    Positions are cut into chunks of C: inside a chunk a (C, C) upper-triangular matmul, across chunks the same
+    recursion on the chunk totals with γ^C. Only non-negative powers of γ appear, so γ < 1 cannot overflow.
+    """
+    batch, length = values.shape
+    chunk = min(_RTG_CHUNK, length)
+    if chunk <= 1:
+        return values.clone()
+    chunks = -(-length // chunk)
+    padded = torch.nn.functional.pad(values, (0, chunks * chunk - length)).reshape(batch, chunks, chunk)
+    offsets = torch.arange(chunk, device=values.device)
+    steps = offsets.unsqueeze(1) - offsets.unsqueeze(0)  # steps[j, t] = j - t
+    discount = torch.where(steps >= 0, torch.pow(gamma, steps.clamp(min=0).to(values.dtype)), 0.0)
+    local = padded @ discount  # (B, N, C): suffix sums inside each chunk
+    if chunks > 1:
+        # carry[n] = S at the first position of chunk n+1: the suffix sum over chunks of the chunk totals with γ^C
+        totals = local[:, :, 0]
+        after = _suffix_discounted_sum(totals, gamma**chunk)
+        carry = torch.nn.functional.pad(after[:, 1:], (0, 1))
+        tail = torch.pow(gamma, (chunk - offsets).to(values.dtype))  # γ^(C - t) ≥ 0, from position t to chunk end
+        local = local + carry.unsqueeze(2) * tail
+    return local.reshape(batch, chunks * chunk)[:, :length]
+
+
 def discounted_reward_to_go(rewards: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
     """A_t = Σ_{j≥t} γ^(j-t) r_j over valid positions j (masked positions add nothing but still count as steps).
+
+    Linear in T (chunked suffix sums, see `_suffix_discounted_sum`); numerically safe for any γ in [0, 1].
 
     Args:
         rewards: (B, T). mask: (B, T). gamma: discount in [0, 1].
@@ -100,13 +131,8 @@ def discounted_reward_to_go(rewards: torch.Tensor, mask: torch.Tensor, gamma: fl
     Returns:
         (B, T), zero where ``mask`` is zero.
     """
-    length = rewards.size(1)
-    positions = torch.arange(length, device=rewards.device)
-    steps = positions.unsqueeze(1) - positions.unsqueeze(0)  # steps[j, t] = j - t
-    # discount[j, t] = γ^(j-t) for j ≥ t, else 0: one (T, T) matmul instead of a Python loop over positions
-    discount = torch.where(steps >= 0, torch.pow(gamma, steps.clamp(min=0).to(rewards.dtype)), 0.0)
     mask = mask.to(rewards.dtype)
-    return ((rewards * mask) @ discount) * mask
+    return _suffix_discounted_sum(rewards * mask, float(gamma)) * mask
 
 
 def min_reward_to_go(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:

@@ -94,6 +94,22 @@ class TokenRewardMixin:
         weights = [1.0] * len(token_reward_funcs) if weights is None else [float(w) for w in weights]
         self.token_reward_weights = torch.tensor(weights, dtype=torch.float32)
         self._token_reward_batch: TokenRewardBatch | None = None
+        self._check_token_advantage_support()
+
+    def _check_token_advantage_support(self) -> None:
+        """Raise at construction for a TRL loss path that would mis-broadcast (B, T) advantages.
+
+        A fused Liger GRPO loss (``use_liger_kernel=True`` in TRL versions whose trainer builds ``liger_grpo_loss``)
+        takes one advantage per sequence. TRL 1.16's ``use_liger_kernel`` only patches layer kernels and its loss
+        takes (B, T) advantages, so it passes this check.
+        """
+        active = bool(self.token_reward_funcs) and token_setting(self.args, "token_advantage_coef") != 0.0
+        if active and getattr(self.args, "use_liger_kernel", False) and hasattr(self, "liger_grpo_loss"):
+            raise ValueError(
+                f"{type(self).__name__}: use_liger_kernel=True selects TRL's fused Liger GRPO loss, which takes one "
+                "advantage per sequence and would silently mis-broadcast the (B, T) token advantages. Set "
+                "use_liger_kernel=False, or token_advantage_coef=0 / no token_reward_funcs."
+            )
 
     def _token_reward_kwargs(self, inputs: list[dict]) -> dict[str, Any]:
         """The keyword arguments TRL passes to reward functions, plus ``processing_class``."""
