@@ -118,8 +118,8 @@ def build_scorers(tmp: str) -> dict[str, tuple[Callable, bool]]:
         TokenClassifierQuality,
     )
     from trl_token_ext.sentence.reward import SentenceClassifierReward
-    from trl_token_ext.sentence.tiny import save_tiny_sequence_classifier
-    from trl_token_ext.tiny_models import build_tiny_causal_lm, build_tiny_tokenizer
+    from trl_token_ext.testing import save_tiny_sequence_classifier
+    from trl_token_ext.testing import build_tiny_causal_lm, build_tiny_tokenizer
 
     judge_tokenizer = build_tiny_tokenizer(vocab_size=500)
     judge = build_tiny_causal_lm(judge_tokenizer, hidden_size=16, num_layers=1)
@@ -158,7 +158,7 @@ def trainer_ratio(length: int, tmp: str) -> tuple[float, float, float]:
 
     from trl_token_ext import TokenGRPOConfig, TokenGRPOTrainer
     from trl_token_ext.scorers import LexiconQuality, ReferenceConsistency
-    from trl_token_ext.tiny_models import build_tiny_causal_lm, build_tiny_tokenizer
+    from trl_token_ext.testing import build_tiny_causal_lm, build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
     model = build_tiny_causal_lm(tokenizer, hidden_size=64, num_layers=2)
@@ -223,7 +223,7 @@ def main() -> None:
     import tempfile
 
     from trl_token_ext.alignment import token_char_spans
-    from trl_token_ext.tiny_models import build_tiny_tokenizer
+    from trl_token_ext.testing import build_tiny_tokenizer
 
     lengths = sorted(args.lengths)
     tokenizer = build_tiny_tokenizer()

@@ -1,6 +1,6 @@
 """Offline builders of the three tokenizer kinds people use, for alignment tests and benchmarks.
 
-* byte-level BPE (GPT-2 / Qwen2 / Llama-3 / SmolLM2 style): `trl_token_ext.tiny_models.build_tiny_tokenizer`;
+* byte-level BPE (GPT-2 / Qwen2 / Llama-3 / SmolLM2 style): `trl_token_ext.testing.build_tiny_tokenizer`;
 * SentencePiece BPE with byte fallback (Llama-2 / Mistral style): "▁" pieces, <0xXX> byte tokens, leading-space strip;
 * WordPiece (BERT style): lower-casing, "##" continuations, [CLS]/[SEP]/[UNK].
 """
@@ -21,7 +21,7 @@ MIXED_TEXT = "The café was great! 这部电影很好看。 I loved it 😀👍 
 
 
 def byte_level_bpe():
-    from trl_token_ext.tiny_models import build_tiny_tokenizer
+    from trl_token_ext.testing import build_tiny_tokenizer
 
     return build_tiny_tokenizer()
 

@@ -19,7 +19,7 @@ LENGTH = 2048
 @pytest.fixture(scope="module")
 def long_context_model_dir(tmp_path_factory):
     """The tiny random Qwen2 with room for 2k-token completions."""
-    from trl_token_ext.tiny_models import build_tiny_causal_lm, build_tiny_tokenizer
+    from trl_token_ext.testing import build_tiny_causal_lm, build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
     model = build_tiny_causal_lm(tokenizer, hidden_size=16, num_layers=1)
