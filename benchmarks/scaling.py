@@ -118,8 +118,7 @@ def build_scorers(tmp: str) -> dict[str, tuple[Callable, bool]]:
         TokenClassifierQuality,
     )
     from trl_token_ext.sentence.reward import SentenceClassifierReward
-    from trl_token_ext.testing import save_tiny_sequence_classifier
-    from trl_token_ext.testing import build_tiny_causal_lm, build_tiny_tokenizer
+    from trl_token_ext.testing import build_tiny_causal_lm, build_tiny_tokenizer, save_tiny_sequence_classifier
 
     judge_tokenizer = build_tiny_tokenizer(vocab_size=500)
     judge = build_tiny_causal_lm(judge_tokenizer, hidden_size=16, num_layers=1)
