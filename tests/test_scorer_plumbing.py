@@ -66,7 +66,7 @@ def test_every_model_backed_scorer_loads_through_load_scorer_model(loads, tiny_m
     tasks = [task for _, task, _ in loads]
     assert tasks == ["causal-lm", "causal-lm", "causal-lm", "token-classification", "sequence-classification"]
     assert all(kwargs["attn_implementation"] == "eager" for _, _, kwargs in loads)  # ImplicitPRM's model_kwargs too
-    assert loads[1][2]["dtype"] == torch.float32 and loads[0][2]["dtype"] == "auto"  # None keeps the checkpoint's
+    assert loads[1][2]["dtype"] == torch.float32 and loads[0][2]["dtype"] == "float32"  # the default
     assert not any(p.requires_grad for p in prm.model.parameters()) and not prm.model.training
 
 

@@ -354,7 +354,9 @@ def load_scorer_model(
     if task not in SCORER_TASKS:
         raise ValueError(f"{owner}: task={task!r} is not supported; choose one of {list(SCORER_TASKS)}.")
     if is_model_object(model_name_or_path):
-        return model_name_or_path if device is None else model_name_or_path.to(device)
+        model = model_name_or_path
+        quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
+        return model if device is None or quantized else model.to(device)  # a k-bit model stays where it was put
     if not isinstance(model_name_or_path, str) and not hasattr(model_name_or_path, "__fspath__"):
         raise TypeError(
             f"{owner}: model must be a model id, a path or a model object, got {type(model_name_or_path).__name__}."

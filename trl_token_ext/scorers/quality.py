@@ -23,8 +23,8 @@ REDUCE_MODES = ("split", "sum", "mean")
 
 
 def scorer_load_kwargs(owner: str, dtype=None, task: str = "causal-lm", **kwargs: Any) -> dict[str, Any]:
-    """`load_scorer_model` keywords from a scorer's constructor arguments (dtype None: the checkpoint's, "auto")."""
-    return dict(task=task, dtype="auto" if dtype is None else dtype, owner=owner, **kwargs)
+    """`load_scorer_model` keywords from a scorer's constructor arguments (dtype None: float32)."""
+    return dict(task=task, dtype=dtype, owner=owner, **kwargs)
 
 
 class _CausalLMScorer(TokenScorer):
@@ -67,7 +67,7 @@ class LogProbQuality(_CausalLMScorer):
         max_length: judge context (default ``config.max_position_embeddings``); longer inputs are cut from the left.
         batch_size, max_batch_tokens: forward-pass batching.
         dtype, device, quantization_config, load_in_4bit, model_kwargs: how `trl_token_ext.models.load_scorer_model`
-            (the loader of every model-backed scorer) loads ``model``; dtype None keeps the checkpoint's.
+            (the loader of every model-backed scorer) loads ``model``; dtype None: float32.
     """
 
     default_name = "logprob_quality"
