@@ -232,8 +232,11 @@ def test_potential_prefixes_keep_their_end_when_truncated(tiny_classifier_dir):
     # Φ2 = score of the whole text truncated on the LEFT to 4 word pieces + [CLS]/[SEP]: "i hated it ."
     phi1 = reward.score_texts(["the movie was wonderful and great."], truncation_side="left")[0]
     phi2 = reward.score_texts(["i hated it."])[0]
-    nonzero = [v for v in out if v != 0.0]
-    assert nonzero == pytest.approx([phi1, phi2 - phi1], abs=1e-5)
+    from trl_token_ext.sentence.split import align_sentences
+
+    ends = align_sentences(policy, ids).last_tokens()  # Φ_k − Φ_{k−1} sits on sentence k's last token, 0 elsewhere
+    assert [out[i] for i in ends] == pytest.approx([phi1, phi2 - phi1], abs=1e-5)
+    assert all(value == 0.0 for i, value in enumerate(out) if i not in ends)
     assert sum(out) == pytest.approx(phi2, abs=1e-5)  # the rewards telescope to the last prefix score
 
 
