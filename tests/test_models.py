@@ -215,13 +215,11 @@ def test_scorer_model_on_another_checkpoint_loads_frozen_in_4bit(tiny64_dir, tin
 def test_scorer_freezing_a_shared_base_leaves_the_policy_trainable(tiny64_dir):
     from peft import LoraConfig, get_peft_model
 
-    from trl_token_ext.scorers._common import load_model
-
     base, _ = load_policy(ModelConfig(model_name_or_path=tiny64_dir))
     policy = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj"]))
     policy.train()
     trainable = [n for n, p in policy.named_parameters() if p.requires_grad]
-    judge = load_model(SharedBaseModel(base), "AutoModelForCausalLM", "judge")
+    judge = load_scorer_model(SharedBaseModel(base))
     assert isinstance(judge, SharedBaseModel)
     judge.eval()  # what a scorer may do to "its" model: must not reach the policy
     judge.requires_grad_(False)

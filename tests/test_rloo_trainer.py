@@ -93,7 +93,7 @@ def test_advantages_are_rloo_outcome_plus_leave_one_out_token_part(
             baseline = sum(others) / len(others) if others else 0.0
             expected[b, t] = captured["outcome"][b] + 0.5 * (value - baseline)
     torch.testing.assert_close(batch["advantages"], expected)
-    assert batch["old_per_token_logps"].shape == mask.shape
+    assert "old_per_token_logps" not in batch  # on-policy: the per-token loss takes its own log-probs, detached
 
 
 def test_per_token_clipped_loss_by_hand():

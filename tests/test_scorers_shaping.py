@@ -110,7 +110,7 @@ def test_metric_reward_offline_metrics_hand_computed():
     assert chrf == [pytest.approx(1.0), pytest.approx(0.0)]
     with pytest.raises(ValueError, match="sacrebleu_reward: the dataset column 'answer' is missing"):
         MetricReward("sacrebleu", reference_column="answer")(completions=["a"], reference=["a"])
-    with pytest.raises(ValueError, match="No offline module for metric 'meteor'"):
+    with pytest.raises(ValueError, match="No built-in implementation for metric 'meteor'"):
         load_metric("meteor", source="local")
 
 
@@ -126,27 +126,41 @@ def test_metric_reward_as_token_reward_telescopes():
     assert values[0][-1] > 0 and shaping.__name__ == "rouge_reward_shaping"
 
 
-def test_load_metric_prefers_hub_and_falls_back_offline(monkeypatch):
-    import evaluate
+def test_metric_reward_scores_the_batch_in_one_metric_call_with_the_libraries_values():
+    import sacrebleu
+    from rouge_score import rouge_scorer
 
-    real_load = evaluate.load
+    metric = load_metric("sacrebleu")
     calls = []
+    score_batch = metric.score_batch
+    metric.score_batch = lambda predictions, references: (
+        calls.append(len(predictions)) or score_batch(predictions, references)
+    )
+    reward = MetricReward(metric)
+    completions = ["the cat sat on a mat", "a dog ran", "the cat sat on a mat", "x"]
+    refs = ["the cat sat on the mat", "a dog ran far", "the cat sat on the mat", None]
+    scores = reward(completions=completions, reference=refs)
+    assert calls == [2]  # one call, the two distinct scored pairs
+    for score, text, ref in zip(scores[:3], completions, refs):
+        assert score == pytest.approx(sacrebleu.corpus_bleu([text], [[ref]]).score / 100)
+    assert scores[3] is None
+    rouge = MetricReward("rouge", compute_kwargs={"use_stemmer": True})
+    expected = rouge_scorer.RougeScorer(["rougeL"], use_stemmer=True).score("cats sitting", "the cat sits")
+    assert rouge(completions=["the cat sits"], reference=["cats sitting"]) == [
+        pytest.approx(expected["rougeL"].fmeasure)
+    ]
 
-    def hub_down(path, **kwargs):
-        calls.append(path)
-        if path == "chrf":
-            raise FileNotFoundError("Couldn't find a module script ... on the Hugging Face Hub")
-        return real_load(path, **kwargs)
 
-    monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.delenv("HF_EVALUATE_OFFLINE", raising=False)
-    monkeypatch.setattr(evaluate, "load", hub_down)
-    metric = load_metric("chrf")
-    assert calls[0] == "chrf" and calls[1].endswith("evaluate_metrics/chrf.py")
-    assert metric.compute(predictions=["abc"], references=["abc"])["score"] == pytest.approx(100.0)
-    sentinel = object()
-    monkeypatch.setattr(evaluate, "load", lambda path, **kwargs: sentinel)
-    assert load_metric("chrf") is sentinel  # a reachable Hub is the first choice
-    with pytest.raises(FileNotFoundError):
-        monkeypatch.setattr(evaluate, "load", hub_down)
-        load_metric("chrf", source="hub")
+class _ExactMatch:
+    name = "exact_match"
+
+    def compute(self, predictions, references):
+        return {"exact_match": float(predictions[0] in references[0])}
+
+
+def test_metric_reward_takes_any_metric_object_with_compute():
+    reward = MetricReward(_ExactMatch(), key="exact_match")
+    assert reward.__name__ == "exact_match_reward"
+    assert reward(completions=["a", "b"], reference=["a", ["c", "b"]]) == [1.0, 1.0]
+    with pytest.raises(ValueError, match="pass key="):
+        MetricReward(_ExactMatch())

@@ -5,7 +5,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 from html.parser import HTMLParser
-from types import SimpleNamespace
 
 import pytest
 
@@ -111,20 +110,31 @@ def test_completion_heatmap_tokens_rebuild_the_text(tiny_tokenizer):
         completion_heatmap(tiny_tokenizer, ids, [0.0])
 
 
-def test_callback_combines_weighted_rewards_and_reward_to_go(tmp_path):
+def test_callback_shows_the_recorded_step_values(tmp_path):
+    import torch
+
+    from trl_token_ext.trainers.token_mixin import TokenStepRecord
+
     callback = TokenHeatmapCallback(tmp_path, value="reward")
-    funcs = callback.watch([lambda completion_ids, **kw: [[1.0, 2.0], [0.0, 0.0]], lambda **kw: [[1.0, 1.0], None]])
-    assert [f.__name__ for f in funcs] == ["<lambda>", "<lambda>"]
-    for func in funcs:
-        func(prompts=["a", "a"], completions=["x", "y"], completion_ids=[[5, 6], [7, 8]])
-    args = SimpleNamespace(token_reward_weights=[2.0, -1.0], num_generations=2)
-    _, ids, values = callback.combined_values(args)
-    assert ids == [[5, 6], [7, 8]]
-    assert values == [[1.0, 3.0], [0.0, 0.0]]  # 2·[1, 2] − [1, 1]; None adds nothing
+    assert callback.combined_values() is None  # nothing recorded yet
+    funcs = [lambda **kw: None]
+    assert callback.watch(funcs) == funcs  # kept for compatibility: the functions, unchanged
+    record = TokenStepRecord(
+        prompts=["a", "a"],
+        completion_ids=[[5, 6, 7], [8]],
+        rewards=torch.tensor([[1.0, 3.0, 0.5], [2.0, 0.0, 0.0]]),
+        token_advantages=torch.tensor([[0.5, -0.5, 1.0], [4.0, 0.0, 0.0]]),
+        advantages=torch.tensor([[1.5, 0.5, 2.0], [-1.0, 0.0, 0.0]]),
+        mask=torch.tensor([[1.0, 1.0, 1.0], [1.0, 0.0, 0.0]]),
+    )
+    callback.on_token_step(None, None, record)
+    prompts, ids, values = callback.combined_values()
+    assert prompts == ["a", "a"] and ids == [[5, 6, 7], [8]]
+    assert values == [[1.0, 3.0, 0.5], [2.0]]  # cut to each completion's length
     callback.value = "advantage"
-    args.token_reward_normalization, args.token_advantage_mode = "none", "reward_to_go"
-    _, _, advantages = callback.combined_values(args)
-    assert advantages == [[4.0, 3.0], [0.0, 0.0]]  # reward-to-go of [1, 3]
+    assert callback.combined_values()[2] == [[1.5, 0.5, 2.0], [-1.0]]
+    callback.value = "token_advantage"
+    assert callback.combined_values()[2] == [[0.5, -0.5, 1.0], [4.0]]
     with pytest.raises(ValueError, match="value must be one of"):
         TokenHeatmapCallback(tmp_path, value="logits")
 
@@ -139,7 +149,7 @@ def test_callback_writes_pages_during_training(tmp_path, tiny_model_dir, prompt_
     trainer = TokenGRPOTrainer(
         model=tiny_model_dir,
         reward_funcs=length_reward,
-        token_reward_funcs=callback.watch([ones]),
+        token_reward_funcs=[ones],
         args=grpo_args(tmp_path / "run", token_reward_weights=[0.5]),
         train_dataset=prompt_dataset,
         callbacks=[callback],

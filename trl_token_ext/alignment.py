@@ -168,16 +168,27 @@ def overlapping_tokens(token_spans: Sequence[Span], char_span: Span) -> list[int
     return [i for i, (s, e) in enumerate(token_spans) if e > s and s < end and e > start]
 
 
+PLACEMENTS = ("sum", "mean", "split", "even", "last")
+
+
 def spread_span_scores(
     token_spans: Sequence[Span],
     char_spans: Sequence[Span],
     scores: Sequence[float],
     reduce: str = "sum",
 ) -> list[float]:
-    """Per-token scores from scores on character spans.
+    """Per-token scores from scores on character spans: the one span → token placement of every scorer.
 
-    Each token gets the scores of the spans overlapping it, combined by ``reduce``: ``"sum"`` or ``"mean"``
-    (tokens overlapping no span get 0.0).
+    ``reduce`` says how a span's score reaches the (non-empty) tokens overlapping it:
+
+    * ``"sum"``: each gets the full score (a token overlapping several spans gets their sum);
+    * ``"mean"``: each gets the mean score of the spans overlapping it;
+    * ``"split"``: the score is divided in proportion to the characters each shares with the span (the total is
+      conserved; used to move scores between two tokenizations of one text);
+    * ``"even"``: the score is divided equally among them (the total is conserved);
+    * ``"last"``: the last of them gets it (e.g. a sentence's score on its final token).
+
+    Tokens overlapping no span get 0.0; spans overlapping no token are dropped.
 
     Args:
         token_spans: (T,) character spans of the policy tokens.
@@ -186,14 +197,28 @@ def spread_span_scores(
     Returns:
         (T,) list of floats.
     """
-    if reduce not in ("sum", "mean"):
-        raise ValueError(f"reduce must be 'sum' or 'mean', got {reduce!r}.")
+    if reduce not in PLACEMENTS:
+        raise ValueError(f"reduce must be one of {PLACEMENTS}, got {reduce!r}.")
     totals = [0.0] * len(token_spans)
     counts = [0] * len(token_spans)
-    for span, score in zip(char_spans, scores):
-        for index in overlapping_tokens(token_spans, span):
-            totals[index] += float(score)
-            counts[index] += 1
+    for (start, end), score in zip(char_spans, scores):
+        tokens = overlapping_tokens(token_spans, (start, end))
+        if not tokens:
+            continue
+        score = float(score)
+        if reduce == "last":
+            totals[tokens[-1]] += score
+        elif reduce == "even":
+            for index in tokens:
+                totals[index] += score / len(tokens)
+        elif reduce == "split":
+            shared = [min(token_spans[i][1], end) - max(token_spans[i][0], start) for i in tokens]
+            for index, size in zip(tokens, shared):
+                totals[index] += score * size / sum(shared)
+        else:
+            for index in tokens:
+                totals[index] += score
+                counts[index] += 1
     if reduce == "mean":
         return [total / count if count else 0.0 for total, count in zip(totals, counts)]
     return totals

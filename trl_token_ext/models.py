@@ -276,32 +276,124 @@ def same_checkpoint(a: str | None, b: str | None) -> bool:
     return a.rstrip("/") == b.rstrip("/")
 
 
+def default_device() -> torch.device:
+    """CUDA when available, else CPU: where a scorer model loaded by id/path runs unless told otherwise."""
+    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def nf4_config(skip_modules: list[str] | None = None, double_quant: bool = True):
+    """The NF4 4-bit `transformers.BitsAndBytesConfig` scorers use for ``load_in_4bit=True`` (bf16 compute);
+    ``skip_modules`` stay in full precision (a classifier's head); ``double_quant`` also quantizes the scales."""
+    if not bitsandbytes_available():
+        raise ImportError(f"`load_in_4bit=True` needs the bitsandbytes package, not installed: {BITSANDBYTES_HINT}")
+    from transformers import BitsAndBytesConfig
+
+    return BitsAndBytesConfig(
+        load_in_4bit=True,
+        bnb_4bit_quant_type="nf4",
+        bnb_4bit_use_double_quant=double_quant,
+        bnb_4bit_compute_dtype=torch.bfloat16,
+        llm_int8_skip_modules=skip_modules,
+    )
+
+
+def is_model_object(model: Any) -> bool:
+    """A loaded model (anything with ``forward`` and ``parameters``, `SharedBaseModel` included)."""
+    return hasattr(model, "forward") and hasattr(model, "parameters")
+
+
+def has_adapter(model: Any) -> bool:
+    """True when ``model`` carries a PEFT adapter (a `PeftModel`, or adapter layers PEFT/transformers injected)."""
+    try:
+        from peft.tuners.tuners_utils import BaseTunerLayer
+    except ImportError:
+        return False
+    return any(isinstance(module, BaseTunerLayer) for module in model.modules())
+
+
 def load_scorer_model(
-    model_name_or_path: str,
+    model_name_or_path: Any,
     model_args: Any = None,
     task: str = "causal-lm",
     num_labels: int | None = None,
     policy: torch.nn.Module | None = None,
     policy_name_or_path: str | None = None,
     trust_remote_code: bool = False,
+    *,
+    dtype: Any = None,
+    device: Any = None,
+    quantization_config: Any = None,
+    load_in_4bit: bool = False,
+    model_kwargs: dict[str, Any] | None = None,
+    merge_adapter: bool = False,
+    owner: str = "load_scorer_model",
 ) -> Any:
-    """Load a frozen judge / PRM / classifier, in 4-bit when ``model_args.load_in_4bit`` (inference: no LoRA needed).
+    """Load a frozen judge / PRM / classifier: the one loader of every model-backed scorer.
 
     Args:
-        model_name_or_path: checkpoint id or folder.
-        model_args: a `trl.ModelConfig` giving dtype and quantization (its ``use_peft`` is ignored); None: fp32.
+        model_name_or_path: checkpoint id or folder (a full model, or a PEFT adapter folder with
+            ``adapter_config.json``: its base model plus the adapter), or an already loaded model, returned as is
+            (moved to ``device`` when given; it may be trained elsewhere, so it is not frozen).
+        model_args: a `trl.ModelConfig` giving dtype and quantization (its ``use_peft`` is ignored).
         task: 'causal-lm', 'sequence-classification' or 'token-classification'.
         num_labels: for the classification tasks (None keeps the checkpoint's).
         policy, policy_name_or_path: the policy base model and its checkpoint; a causal-LM scorer on the same
             checkpoint gets a `SharedBaseModel` over ``policy`` instead of a second copy.
+        dtype, device: ``from_pretrained`` dtype (default: float32 without ``model_args``) and where the model runs
+            (default: CUDA when available; a quantized model is placed by its ``device_map``).
+        quantization_config, load_in_4bit: an explicit ``BitsAndBytesConfig``, or NF4 (`nf4_config`; a
+            classifier's head stays in full precision).
+        model_kwargs: more ``from_pretrained`` arguments (they win over the ones built here).
+        merge_adapter: merge an adapter folder's weights into its base (not with 4-bit); else the adapter stays
+            (`adapters_disabled` then gives the base model, e.g. an implicit PRM's reference).
+        owner: the scorer's name, used in error messages.
 
     Returns:
-        A model in eval mode with ``requires_grad=False`` everywhere, or a `SharedBaseModel`.
+        A model in eval mode with ``requires_grad=False`` everywhere, a `SharedBaseModel`, or the given model object.
     """
     if task not in SCORER_TASKS:
-        raise ValueError(f"task={task!r} is not supported; choose one of {list(SCORER_TASKS)}.")
-    if task == "causal-lm" and policy is not None and same_checkpoint(model_name_or_path, policy_name_or_path):
+        raise ValueError(f"{owner}: task={task!r} is not supported; choose one of {list(SCORER_TASKS)}.")
+    if is_model_object(model_name_or_path):
+        model = model_name_or_path
+        quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
+        return model if device is None or quantized else model.to(device)  # a k-bit model stays where it was put
+    if not isinstance(model_name_or_path, str) and not hasattr(model_name_or_path, "__fspath__"):
+        raise TypeError(
+            f"{owner}: model must be a model id, a path or a model object, got {type(model_name_or_path).__name__}."
+        )
+    source = str(model_name_or_path)
+    if task == "causal-lm" and policy is not None and same_checkpoint(source, policy_name_or_path):
         return SharedBaseModel(policy)
+    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": "float32"}
+    if model_args is not None:
+        kwargs = model_init_kwargs(model_args, trust_remote_code=trust_remote_code)
+    if dtype is not None:
+        kwargs["dtype"] = dtype
+    if num_labels is not None and task != "causal-lm":
+        kwargs["num_labels"] = num_labels
+    if load_in_4bit and quantization_config is None:
+        # Classifiers (small encoders) keep their head in full precision and skip nested quantization of the scales.
+        classifier = task != "causal-lm"
+        quantization_config = nf4_config(
+            ["classifier", "score", "pooler.dense"] if classifier else None, not classifier
+        )
+    if quantization_config is not None:
+        kwargs["quantization_config"] = quantization_config
+        kwargs["device_map"] = {"": str(device or default_device())}
+    kwargs.update(model_kwargs or {})
+    model = _from_pretrained(source, task, kwargs, merge_adapter and "quantization_config" not in kwargs)
+    if "device_map" not in kwargs and "quantization_config" not in kwargs:
+        model = model.to(device or default_device())
+    model.eval()
+    model.requires_grad_(False)
+    return model
+
+
+def _from_pretrained(source: str, task: str, kwargs: dict[str, Any], merge: bool) -> Any:
+    """``<Auto class for task>.from_pretrained``; a PEFT adapter folder loads its base model then the adapter."""
+    import json
+    import os
+
     import transformers
 
     auto = {
@@ -309,12 +401,15 @@ def load_scorer_model(
         "sequence-classification": transformers.AutoModelForSequenceClassification,
         "token-classification": transformers.AutoModelForTokenClassification,
     }[task]
-    kwargs: dict[str, Any] = {"dtype": "float32"}
-    if model_args is not None:
-        kwargs = model_init_kwargs(model_args, trust_remote_code=trust_remote_code)
-    if num_labels is not None and task != "causal-lm":
-        kwargs["num_labels"] = num_labels
-    model = auto.from_pretrained(model_name_or_path, **kwargs)
-    model.eval()
-    model.requires_grad_(False)
-    return model
+    adapter_config = os.path.join(source, "adapter_config.json")
+    if not os.path.isfile(adapter_config):
+        return auto.from_pretrained(source, **kwargs)
+    from peft import PeftModel
+
+    with open(adapter_config, encoding="utf-8") as handle:
+        base_id = json.load(handle)["base_model_name_or_path"]
+    # A classifier adapter saves the config of its head (labels) beside it; the base's config lacks it.
+    config_source = source if os.path.isfile(os.path.join(source, "config.json")) else base_id
+    config = transformers.AutoConfig.from_pretrained(config_source)
+    model = PeftModel.from_pretrained(auto.from_pretrained(base_id, config=config, **kwargs), source)
+    return model.merge_and_unload() if merge else model

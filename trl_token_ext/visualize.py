@@ -3,9 +3,9 @@
 * :func:`token_heatmap_html` / :func:`heatmap_page`: each token's background colour is its value (green positive,
   red negative, white 0, scaled by ``vmax``); hovering a token shows its text and value (``title`` attribute).
   No scripts, no external files: the page opens anywhere and can be attached to a report or a tracker.
-* :class:`TokenHeatmapCallback`: wraps the trainer's token reward functions (``token_reward_funcs=cb.watch([...])``)
-  to see the completions they scored, and every ``every_n_steps`` writes a heatmap page of a few of them (weighted
-  token reward, or the token advantage A_tok) and logs it to Weights & Biases / MLflow when those report.
+* :class:`TokenHeatmapCallback`: every ``every_n_steps`` writes a heatmap page of a few of the latest completions with
+  the values the trainer recorded for them (weighted token reward, the advantage the loss used, or A_tok) and logs it
+  to Weights & Biases / MLflow when those report.
 * :func:`plot_reward_curves`: a PNG of reward curves from ``trainer.state.log_history`` (matplotlib).
 """
 
@@ -22,7 +22,7 @@ from transformers import TrainerCallback
 
 POSITIVE_RGB = (46, 160, 67)
 NEGATIVE_RGB = (215, 48, 39)
-VALUES = ("reward", "advantage")
+VALUES = ("reward", "advantage", "token_advantage")
 
 PAGE_STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }
@@ -161,32 +161,22 @@ def write_heatmap_page(path: str | Path, rows: Sequence[HeatmapRow], title: str 
     return path
 
 
-class _RecordingTokenReward:
-    """A token reward function that passes through to ``func`` and hands its inputs and outputs to a callback."""
-
-    def __init__(self, func: Callable[..., Any], callback: TokenHeatmapCallback, index: int):
-        from trl_token_ext.token_rewards import token_reward_func_name
-
-        self.func, self.callback, self.index = func, callback, index
-        self.__name__ = token_reward_func_name(func)
-
-    def __call__(self, prompts=None, completions=None, completion_ids=None, **kwargs):
-        output = self.func(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
-        self.callback.record(self.index, prompts, completion_ids, output)
-        return output
-
-
 class TokenHeatmapCallback(TrainerCallback):
     """Writes ``<output_dir>/step_<N>.html`` heatmaps of a few of the latest training completions.
+
+    The values are the ones the trainer used: `TokenGRPOTrainer` and `TokenRLOOTrainer` record each generation
+    batch's weighted token rewards and advantages (`TokenStepRecord`, also kept as ``trainer.token_step_record``)
+    and hand it to :meth:`on_token_step`; nothing is recomputed here.
 
     Args:
         output_dir: folder of the pages.
         every_n_steps: write after every N optimizer steps (and after the last one).
-        num_completions: completions per page (taken from the start of the latest batch, whole groups first).
-        value: ``"reward"`` (Σ_k w_k·g_k per token, weights from ``args.token_reward_weights``) or ``"advantage"``
-            (the token advantage A_tok the trainer computes from those rewards, with the same config fields).
+        num_completions: completions per page (this process's first rows of the latest batch, whole groups first).
+        value: ``"reward"`` (Σ_k w_k·g_k per token), ``"advantage"`` (the per-token advantage the loss used:
+            A_out + λ·A_tok on the loss mask, RLOO's leave-one-out baseline, None rewards, tool and truncation masks
+            included) or ``"token_advantage"`` (A_tok alone).
 
-    Use ``token_reward_funcs=callback.watch([...])`` and ``callbacks=[callback]``.
+    Use ``callbacks=[callback]``.
     """
 
     def __init__(
@@ -199,57 +189,26 @@ class TokenHeatmapCallback(TrainerCallback):
         self.output_dir = Path(output_dir)
         self.every_n_steps, self.num_completions, self.value = every_n_steps, num_completions, value
         self.written: list[Path] = []
-        self._latest: dict[int, tuple[list, list, list]] = {}
-        self._num_funcs = 0
+        self.latest: Any = None
 
-    def watch(self, funcs: Sequence[Callable[..., Any]]) -> list[_RecordingTokenReward]:
-        """Wrap the token reward functions (same order, names and outputs) so that the callback sees their batches."""
-        self._num_funcs = len(funcs)
-        return [_RecordingTokenReward(func, self, index) for index, func in enumerate(funcs)]
+    def watch(self, funcs: Sequence[Callable[..., Any]]) -> list[Callable[..., Any]]:
+        """The token reward functions, unchanged (kept for compatibility: the trainer now reports what it used)."""
+        return list(funcs)
 
-    def record(self, index: int, prompts: list, completion_ids: list, output: list) -> None:
-        """Keep function ``index``'s latest (prompts, completion ids, per-token outputs)."""
-        self._latest[index] = (list(prompts or []), [list(ids) for ids in completion_ids], list(output))
+    def on_token_step(self, args: Any, state: Any, record: Any) -> None:
+        """Called by the token trainers with the `TokenStepRecord` of each generation batch; keeps the latest."""
+        self.latest = record
 
-    def combined_values(self, args: Any) -> tuple[list, list, list[list[float]]] | None:
-        """(prompts, completion_ids, per-token values) of the latest batch: weighted rewards or token advantages."""
-        import torch
-
-        from trl_token_ext.advantages import token_advantages
-        from trl_token_ext.trainers.token_mixin import token_setting
-
-        if not self._latest or len(self._latest) < self._num_funcs:
+    def combined_values(self, args: Any = None) -> tuple[list, list, list[list[float]]] | None:
+        """(prompts, completion_ids, per-token values) of the latest recorded batch, each value list as long as its
+        completion (``value`` picks rewards, advantages or token advantages); None before any batch."""
+        record = self.latest
+        if record is None:
             return None
-        prompts, completion_ids, _ = self._latest[0]
-        weights = token_setting(args, "token_reward_weights") or [1.0] * self._num_funcs
-        length = max((len(ids) for ids in completion_ids), default=0)
-        rewards = torch.zeros(len(completion_ids), length)
-        for index in range(self._num_funcs):
-            _, ids_k, output = self._latest[index]
-            if ids_k != completion_ids:  # functions of different batches: wait for the next complete one
-                return None
-            for b, values in enumerate(output):
-                if values is not None:
-                    values = torch.as_tensor(values, dtype=torch.float32).flatten()
-                    rewards[b, : values.numel()] += float(weights[index]) * values
-        if self.value == "advantage":
-            mask = torch.zeros_like(rewards)
-            for b, ids in enumerate(completion_ids):
-                mask[b, : len(ids)] = 1.0
-            group = int(getattr(args, "num_generations", None) or 1)
-            group = group if len(completion_ids) % group == 0 else 1
-            rewards = token_advantages(
-                rewards,
-                mask,
-                group_size=group,
-                mode=token_setting(args, "token_advantage_mode"),
-                normalization=token_setting(args, "token_reward_normalization"),
-                gamma=token_setting(args, "token_reward_gamma"),
-                eps=token_setting(args, "token_reward_epsilon"),
-                scale=token_setting(args, "token_advantage_scale"),
-            )
-        values = [rewards[b, : len(ids)].tolist() for b, ids in enumerate(completion_ids)]
-        return prompts, completion_ids, values
+        table = {"reward": record.rewards, "advantage": record.advantages, "token_advantage": record.token_advantages}
+        values = table[self.value]
+        rows = [values[b, : len(ids)].tolist() for b, ids in enumerate(record.completion_ids)]
+        return record.prompts, record.completion_ids, rows
 
     def write(self, args: Any, step: int, tokenizer: Any) -> Path | None:
         """Write the page of the latest batch for ``step``; returns its path (None before any complete batch)."""

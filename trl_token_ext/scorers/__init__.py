@@ -7,11 +7,12 @@ from trl_token_ext.scorers._common import TokenScorer
 from trl_token_ext.scorers.combine import WeightedTokenReward
 from trl_token_ext.scorers.consistency import ReferenceConsistency, RepetitionConsistency, SelfConsistency, jaccard
 from trl_token_ext.scorers.lexicon import LexiconQuality
-from trl_token_ext.scorers.metrics import MetricReward, load_metric
+from trl_token_ext.scorers.metrics import BatchMetric, MetricReward, load_metric
 from trl_token_ext.scorers.quality import ImplicitPRMQuality, LogProbQuality, TokenClassifierQuality
 from trl_token_ext.scorers.shaping import PotentialShaping
 
 __all__ = [
+    "BatchMetric",
     "ImplicitPRMQuality",
     "LexiconQuality",
     "LogProbQuality",

@@ -1,4 +1,8 @@
-"""Shared plumbing of the built-in token scorers: base class, text helpers, dataset columns, groups, model loading."""
+"""Shared plumbing of the built-in token scorers: base class, text helpers, dataset columns, groups.
+
+Models load through `trl_token_ext.models.load_scorer_model`; span scores reach tokens through
+`trl_token_ext.alignment.spread_span_scores`.
+"""
 
 from __future__ import annotations
 
@@ -8,7 +12,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from trl_token_ext.alignment import Span, overlapping_tokens, token_char_spans
+from trl_token_ext.alignment import Span, spread_span_scores, token_char_spans
 
 logger = logging.getLogger("trl_token_ext.scorers")
 
@@ -141,39 +145,11 @@ def check_spread(spread: str, scorer_name: str) -> str:
 
 
 def spread_scores(token_spans: Sequence[Span], items: Sequence[tuple[Span, float]], spread: str) -> list[float]:
-    """Per-token values from scores on character spans (words, sentences).
-
-    ``spread``: ``"split"`` divides a span's score evenly over the tokens covering it (the completion's total is
-    preserved), ``"all"`` gives every covering token the full score, ``"last"`` gives it to the last covering token.
-    Returns (T,) floats.
-    """
-    values = [0.0] * len(token_spans)
-    for span, score in items:
-        tokens = overlapping_tokens(token_spans, span)
-        if not tokens or score == 0:
-            continue
-        if spread == "last":
-            values[tokens[-1]] += score
-        elif spread == "all":
-            for index in tokens:
-                values[index] += score
-        else:
-            for index in tokens:
-                values[index] += score / len(tokens)
-    return values
-
-
-def split_span_scores(token_spans: Sequence[Span], char_spans: Sequence[Span], scores: Sequence[float]) -> list[float]:
-    """Per-token values that conserve the total: each span's score is divided over the tokens overlapping it in
-    proportion to the overlapping characters. Returns (T,) floats; spans overlapping no token are dropped."""
-    values = [0.0] * len(token_spans)
-    for (start, end), score in zip(char_spans, scores):
-        overlaps = [(i, min(e, end) - max(s, start)) for i, (s, e) in enumerate(token_spans) if e > s]
-        overlaps = [(i, size) for i, size in overlaps if size > 0]
-        total = sum(size for _, size in overlaps)
-        for index, size in overlaps:
-            values[index] += score * size / total
-    return values
+    """Per-token values (T,) from (character span, score) items, by a word/sentence scorer's ``spread`` option
+    ("split": evenly over the covering tokens, "all": each gets the full score, "last": the last one gets it),
+    through `trl_token_ext.alignment.spread_span_scores`."""
+    reduce = {"split": "even", "all": "sum", "last": "last"}[spread]
+    return spread_span_scores(token_spans, [span for span, _ in items], [score for _, score in items], reduce)
 
 
 def group_indices(prompts: Sequence[Any], num_generations: int | None, scorer_name: str) -> list[list[int]]:
@@ -198,12 +174,6 @@ def group_indices(prompts: Sequence[Any], num_generations: int | None, scorer_na
     return groups
 
 
-def default_device():
-    import torch
-
-    return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-
-
 def model_device(model: Any):
     import torch
 
@@ -211,54 +181,6 @@ def model_device(model: Any):
         return next(model.parameters()).device
     except (StopIteration, AttributeError):
         return torch.device("cpu")
-
-
-def load_model(
-    model: Any,
-    auto_class: str,
-    scorer_name: str,
-    *,
-    dtype: Any = None,
-    device: Any = None,
-    quantization_config: Any = None,
-    load_in_4bit: bool = False,
-    model_kwargs: dict[str, Any] | None = None,
-):
-    """``model`` as an id/path loaded with ``<auto_class>.from_pretrained`` (frozen, eval mode), or a model object.
-
-    ``load_in_4bit=True`` builds an NF4 ``BitsAndBytesConfig`` (bitsandbytes) unless ``quantization_config`` is given.
-    """
-    import transformers
-
-    if isinstance(model, (str, bytes)) or hasattr(model, "__fspath__"):
-        kwargs = dict(model_kwargs or {})
-        if dtype is not None:
-            kwargs["dtype"] = dtype
-        if load_in_4bit and quantization_config is None:
-            import torch
-
-            quantization_config = transformers.BitsAndBytesConfig(
-                load_in_4bit=True,
-                bnb_4bit_quant_type="nf4",
-                bnb_4bit_use_double_quant=True,
-                bnb_4bit_compute_dtype=torch.bfloat16,
-            )
-        if quantization_config is not None:
-            kwargs["quantization_config"] = quantization_config
-            kwargs.setdefault("device_map", {"": str(device or default_device())})
-        loaded = getattr(transformers, auto_class).from_pretrained(str(model), **kwargs)
-        if quantization_config is None:
-            loaded = loaded.to(device or default_device())
-    elif hasattr(model, "forward") and hasattr(model, "parameters"):
-        # A model object is used as is (it may be trained elsewhere, e.g. an online PRM); scoring runs it under
-        # torch.no_grad() in eval mode and restores its mode afterwards (see eval_mode).
-        return model if device is None else model.to(device)
-    else:
-        raise TypeError(f"{scorer_name}: model must be a model id, a path or a model object, got {type(model)}.")
-    loaded.eval()
-    for parameter in loaded.parameters():
-        parameter.requires_grad_(False)
-    return loaded
 
 
 @contextlib.contextmanager

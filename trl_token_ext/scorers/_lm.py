@@ -17,7 +17,6 @@ from trl_token_ext.scorers._common import (
     is_conversational,
     prompt_text,
     same_tokenizer,
-    split_span_scores,
 )
 
 
@@ -216,6 +215,4 @@ def to_policy_tokens(
         return values.tolist()
     if not sample.judge_spans:
         return [0.0] * num_policy_tokens
-    if reduce == "split":
-        return split_span_scores(sample.policy_spans, sample.judge_spans, values.tolist())
     return spread_span_scores(sample.policy_spans, sample.judge_spans, values.tolist(), reduce=reduce)

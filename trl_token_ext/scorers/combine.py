@@ -7,7 +7,12 @@ from typing import Any
 
 import torch
 
-from trl_token_ext.token_rewards import masked_stats, token_reward_func_name, validate_token_rewards
+from trl_token_ext.token_rewards import (
+    compute_token_rewards,
+    masked_stats,
+    token_reward_func_name,
+    weighted_token_rewards,
+)
 
 
 class WeightedTokenReward:
@@ -45,20 +50,20 @@ class WeightedTokenReward:
     def __call__(self, prompts=None, completions=None, completion_ids=None, **kwargs) -> list[list[float] | None]:
         if completion_ids is None:
             raise TypeError(f"{self.__name__}: completion_ids is required.")
+        names = [f"{self.__name__}/{component}" for component in self.component_names]
+        batch = compute_token_rewards(self.scorers, names, prompts, completions, completion_ids, kwargs)
         log_metric = kwargs.get("log_metric")
-        total: list[torch.Tensor | None] = [None] * len(completion_ids)
-        for weight, scorer, component in zip(self.weights, self.scorers, self.component_names):
-            output = scorer(prompts=prompts, completions=completions, completion_ids=completion_ids, **kwargs)
-            values = validate_token_rewards(output, f"{self.__name__}/{component}", completion_ids)
-            for b, value in enumerate(values):
-                if value is not None:
-                    total[b] = weight * value if total[b] is None else total[b] + weight * value
-            if log_metric is not None:
-                scored = [v for v in values if v is not None and v.numel()]
-                if scored:
-                    flat = torch.cat(scored)
-                    mean, std = masked_stats(flat, torch.ones_like(flat))
+        if log_metric is not None:
+            lengths = torch.tensor([len(ids) for ids in completion_ids])
+            tokens = torch.arange(batch.rewards.size(2)) < lengths.unsqueeze(1)  # (B, T)
+            for k, component in enumerate(self.component_names):
+                mean, std = masked_stats(batch.rewards[:, k], tokens & batch.present[:, k].unsqueeze(1))
+                if mean == mean:  # NaN when no token was scored
                     log_metric(f"token_rewards/{self.__name__}/{component}/mean", mean)
-                    if std == std:  # NaN for a single token
-                        log_metric(f"token_rewards/{self.__name__}/{component}/std", std)
-        return [None if t is None else t.tolist() for t in total]
+                if std == std:  # NaN for a single token
+                    log_metric(f"token_rewards/{self.__name__}/{component}/std", std)
+        weighted, has_reward = weighted_token_rewards(batch.rewards, batch.present, torch.tensor(self.weights))
+        return [
+            weighted[b, : len(ids)].tolist() if scored else None
+            for b, (ids, scored) in enumerate(zip(completion_ids, has_reward.tolist()))
+        ]

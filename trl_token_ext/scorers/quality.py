@@ -2,21 +2,19 @@
 
 from __future__ import annotations
 
-import contextlib
 from typing import Any
 
 import torch
 
 from trl_token_ext.alignment import spread_span_scores
+from trl_token_ext.models import adapters_disabled, has_adapter, load_scorer_model
 from trl_token_ext.scorers._common import (
     TokenScorer,
     decode_with_spans,
     eval_mode,
-    load_model,
     load_tokenizer,
     model_device,
     same_tokenizer,
-    split_span_scores,
 )
 from trl_token_ext.scorers._lm import JudgeBatcher, completion_logprobs, to_policy_tokens
 
@@ -24,11 +22,16 @@ CENTER_MODES = (None, "completion", "entropy")
 REDUCE_MODES = ("split", "sum", "mean")
 
 
+def scorer_load_kwargs(owner: str, dtype=None, task: str = "causal-lm", **kwargs: Any) -> dict[str, Any]:
+    """`load_scorer_model` keywords from a scorer's constructor arguments (dtype None: float32)."""
+    return dict(task=task, dtype=dtype, owner=owner, **kwargs)
+
+
 class _CausalLMScorer(TokenScorer):
     """Shared setup of scorers that run a causal LM over prompt + completion."""
 
     def _setup_lm(self, model, tokenizer, max_length, batch_size, max_batch_tokens, load_kwargs) -> None:
-        self.model = load_model(model, "AutoModelForCausalLM", self.__name__, **load_kwargs)
+        self.model = load_scorer_model(model, **scorer_load_kwargs(self.__name__, **load_kwargs))
         self.tokenizer = load_tokenizer(tokenizer, model)
         if max_length is None:
             max_length = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
@@ -72,7 +75,8 @@ class LogProbQuality(_CausalLMScorer):
             predictive entropy, i.e. log p(a_t) − E_{a~p}[log p(a)] (surprise relative to the expected surprise).
         max_length: judge context (default ``config.max_position_embeddings``); longer inputs are cut from the left.
         batch_size, max_batch_tokens: forward-pass batching.
-        dtype, device, quantization_config, load_in_4bit, model_kwargs: passed to ``from_pretrained``.
+        dtype, device, quantization_config, load_in_4bit, model_kwargs: how `trl_token_ext.models.load_scorer_model`
+            (the loader of every model-backed scorer) loads ``model``; dtype None: float32.
     """
 
     default_name = "logprob_quality"
@@ -132,31 +136,14 @@ class LogProbQuality(_CausalLMScorer):
         return results
 
 
-def _has_adapter(model: Any) -> bool:
-    """A PEFT model, or a transformers model with a PEFT adapter loaded (``load_adapter`` / an adapter folder)."""
-    return hasattr(model, "disable_adapter") or bool(getattr(model, "_hf_peft_config_loaded", False))
-
-
-@contextlib.contextmanager
-def _adapter_disabled(model: Any):
-    """Run ``model`` as its base: PEFT's ``disable_adapter()`` or transformers' ``disable_adapters()``."""
-    if hasattr(model, "disable_adapter"):
-        with model.disable_adapter():
-            yield
-        return
-    model.disable_adapters()
-    try:
-        yield
-    finally:
-        model.enable_adapters()
-
-
 class ImplicitPRMQuality(_CausalLMScorer):
     """Implicit process reward (PRIME): r_t = β·(log π_φ(a_t|s_t) − log π_ref(a_t|s_t)).
 
     When ``model`` carries a PEFT adapter (a ``PeftModel``, or an adapter folder loaded by id/path) and ``ref_model``
     is None, π_ref is the same model with its adapter disabled, so only one base model is in memory. Alignment to a
-    policy with another tokenizer works as in :class:`LogProbQuality` (``reduce`` of overlapping PRM tokens).
+    policy with another tokenizer works as in :class:`LogProbQuality` (``reduce`` of overlapping PRM tokens). The
+    loading arguments (``dtype``, ``device``, ``quantization_config``, ``load_in_4bit``, ``model_kwargs``) are
+    LogProbQuality's; ``ref_model`` loads the same way, unquantized, on the PRM's device.
     """
 
     default_name = "implicit_prm_quality"
@@ -176,6 +163,7 @@ class ImplicitPRMQuality(_CausalLMScorer):
         device: Any = None,
         quantization_config: Any = None,
         load_in_4bit: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name)
@@ -183,19 +171,23 @@ class ImplicitPRMQuality(_CausalLMScorer):
             raise ValueError(f"{self.__name__}: reduce must be one of {REDUCE_MODES}, got {reduce!r}.")
         self.beta, self.reduce = float(beta), reduce
         load_kwargs = dict(
-            dtype=dtype, device=device, quantization_config=quantization_config, load_in_4bit=load_in_4bit
+            dtype=dtype,
+            device=device,
+            quantization_config=quantization_config,
+            load_in_4bit=load_in_4bit,
+            model_kwargs=model_kwargs,
         )
         self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, load_kwargs)
         if ref_model is None:
-            if not _has_adapter(self.model):
+            if not has_adapter(self.model):
                 raise ValueError(
                     f"{self.__name__}: ref_model is required unless model is a PEFT model (then the reference is the "
                     "same model with its adapter disabled)."
                 )
             self.ref_model = None
         else:
-            device = model_device(self.model)
-            self.ref_model = load_model(ref_model, "AutoModelForCausalLM", self.__name__, device=device)
+            load_kwargs.update(device=model_device(self.model), quantization_config=None, load_in_4bit=False)
+            self.ref_model = load_scorer_model(ref_model, **scorer_load_kwargs(self.__name__, **load_kwargs))
 
     def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
         samples, judge = self.batcher.prepare(
@@ -204,7 +196,7 @@ class ImplicitPRMQuality(_CausalLMScorer):
         pad = self._pad_id(judge)
         logps, _ = completion_logprobs(self.model, self.batcher, samples, pad)
         if self.ref_model is None:
-            with _adapter_disabled(self.model):
+            with adapters_disabled(self.model):
                 ref_logps, _ = completion_logprobs(self.model, self.batcher, samples, pad)
         else:
             ref_logps, _ = completion_logprobs(self.ref_model, self.batcher, samples, pad)
@@ -219,7 +211,7 @@ class TokenClassifierQuality(TokenScorer):
 
     Classifier tokens are aligned to the policy's by character offsets (``reduce``: "mean" / "sum" of the overlapping
     classifier tokens, or "split" by shared characters). ``score``: "prob" (softmax probability), "log_prob" or
-    "logit" of the label.
+    "logit" of the label. Loading arguments as in :class:`LogProbQuality`.
     """
 
     default_name = "token_classifier_quality"
@@ -238,6 +230,7 @@ class TokenClassifierQuality(TokenScorer):
         dtype: Any = None,
         quantization_config: Any = None,
         load_in_4bit: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name)
@@ -245,14 +238,17 @@ class TokenClassifierQuality(TokenScorer):
             raise ValueError(f"{self.__name__}: score must be 'prob', 'log_prob' or 'logit', got {score!r}.")
         if reduce not in REDUCE_MODES:
             raise ValueError(f"{self.__name__}: reduce must be one of {REDUCE_MODES}, got {reduce!r}.")
-        self.model = load_model(
+        self.model = load_scorer_model(
             model,
-            "AutoModelForTokenClassification",
-            self.__name__,
-            dtype=dtype,
-            device=device,
-            quantization_config=quantization_config,
-            load_in_4bit=load_in_4bit,
+            **scorer_load_kwargs(
+                self.__name__,
+                dtype,
+                task="token-classification",
+                device=device,
+                quantization_config=quantization_config,
+                load_in_4bit=load_in_4bit,
+                model_kwargs=model_kwargs,
+            ),
         )
         self.tokenizer = load_tokenizer(tokenizer, model)
         id2label = {int(k): v for k, v in getattr(self.model.config, "id2label", {}).items()}
@@ -311,10 +307,7 @@ class TokenClassifierQuality(TokenScorer):
                 else:
                     spans = [tuple(s) for s in offsets[i][: len(rows[i])]]
                     _, policy_spans = decoded[i]
-                    if self.reduce == "split":
-                        results.append(split_span_scores(policy_spans, spans, values.tolist()))
-                    else:
-                        results.append(spread_span_scores(policy_spans, spans, values.tolist(), reduce=self.reduce))
+                    results.append(spread_span_scores(policy_spans, spans, values.tolist(), reduce=self.reduce))
         return results
 
     def _truncate(self, row: list[int]) -> list[int]:

@@ -19,6 +19,7 @@ from typing import Any
 
 import torch
 
+from trl_token_ext.alignment import spread_span_scores
 from trl_token_ext.sentence.split import align_sentences, split_sentences
 
 OUTPUTS = ("prob", "logit", "logprob")
@@ -129,15 +130,20 @@ class SentenceClassifierReward:
         """Load model and tokenizer (if given by path) and resolve the target label."""
         if self._model is not None:
             return
-        if isinstance(self.model_source, (str, Path)):
-            self._model, self._tokenizer = self._load_from_path(str(self.model_source))
-        else:
-            self._model = self.model_source
-            self._tokenizer = self.tokenizer_source
-            if self._tokenizer is None:
-                from transformers import AutoTokenizer
+        from transformers import AutoTokenizer
 
-                self._tokenizer = AutoTokenizer.from_pretrained(self._model.config.name_or_path)
+        from trl_token_ext.models import load_scorer_model
+
+        self._model = load_scorer_model(
+            self.model_source,
+            task="sequence-classification",
+            device=self.device,
+            load_in_4bit=self.load_in_4bit,
+            model_kwargs=self.model_kwargs,
+            merge_adapter=True,  # unless 4-bit: quantized weights can't absorb the adapter
+            owner="SentenceClassifierReward",
+        )
+        self._tokenizer = self.tokenizer_source or AutoTokenizer.from_pretrained(self._tokenizer_source())
         if self.tokenizer_source is not None:
             self._tokenizer = self.tokenizer_source
         if self._tokenizer.pad_token is None:
@@ -145,44 +151,17 @@ class SentenceClassifierReward:
         if getattr(self._model.config, "pad_token_id", None) is None:
             self._model.config.pad_token_id = self._tokenizer.pad_token_id
         self._model.eval()
-        if self.device is not None and not self.load_in_4bit:
-            self._model.to(self.device)
         self._label_index = self._resolve_label()
 
-    def _load_from_path(self, source: str):
-        from transformers import AutoConfig, AutoModelForSequenceClassification, AutoTokenizer
-
-        kwargs = dict(self.model_kwargs)
-        if self.load_in_4bit:
-            from transformers import BitsAndBytesConfig
-
-            kwargs.setdefault(
-                "quantization_config",
-                BitsAndBytesConfig(
-                    load_in_4bit=True,
-                    bnb_4bit_quant_type="nf4",
-                    bnb_4bit_compute_dtype=torch.bfloat16,
-                    llm_int8_skip_modules=["classifier", "score", "pooler.dense"],  # the head stays full precision
-                ),
-            )
-            kwargs.setdefault("device_map", {"": str(self.device)} if self.device is not None else "auto")
-        adapter_config = Path(source) / "adapter_config.json"
-        if adapter_config.is_file():
-            from peft import PeftModel
-
-            base_id = json.loads(adapter_config.read_text())["base_model_name_or_path"]
-            config_source = source if (Path(source) / "config.json").is_file() else base_id
-            config = AutoConfig.from_pretrained(config_source)
-            base = AutoModelForSequenceClassification.from_pretrained(base_id, config=config, **kwargs)
-            model = PeftModel.from_pretrained(base, source)
-            if not self.load_in_4bit:
-                model = model.merge_and_unload()
-            tokenizer_source = source if (Path(source) / "tokenizer_config.json").is_file() else base_id
-        else:
-            model = AutoModelForSequenceClassification.from_pretrained(source, **kwargs)
-            tokenizer_source = source
-        tokenizer = self.tokenizer_source or AutoTokenizer.from_pretrained(tokenizer_source)
-        return model, tokenizer
+    def _tokenizer_source(self) -> str:
+        """Where the classifier's tokenizer is saved: the model folder/id, an adapter's base, or a model object's."""
+        if not isinstance(self.model_source, (str, Path)):
+            return self._model.config.name_or_path
+        source = Path(self.model_source)
+        adapter_config = source / "adapter_config.json"
+        if adapter_config.is_file() and not (source / "tokenizer_config.json").is_file():
+            return json.loads(adapter_config.read_text())["base_model_name_or_path"]
+        return str(self.model_source)
 
     def _resolve_label(self) -> int:
         config = self._model.config
@@ -339,8 +318,8 @@ class SentenceClassifierReward:
         for ids, alignment in zip(completion_ids, alignments):
             count = len(alignment.sentence_spans)
             scores, cursor = flat[cursor : cursor + count], cursor + count
-            values = [0.0] * len(ids)
             if count == 0:
+                values = [0.0] * len(ids)
                 if self.empty_reward is None:
                     rewards.append(None)
                     continue
@@ -348,18 +327,10 @@ class SentenceClassifierReward:
                     values[-1] = float(self.empty_reward)
                 rewards.append(values)
                 continue
-            previous = 0.0
-            for score, tokens in zip(scores, alignment.sentence_tokens):
-                if self.placement == "potential":
-                    score, previous = score - previous, score
-                if not tokens:
-                    continue
-                if self.placement == "spread":
-                    for index in tokens:
-                        values[index] += score / len(tokens)
-                else:
-                    values[tokens[-1]] += score
-            rewards.append(values)
+            if self.placement == "potential":  # Φ_k − Φ_{k−1}, Φ_0 = 0
+                scores = [score - previous for score, previous in zip(scores, [0.0] + scores[:-1])]
+            reduce = "even" if self.placement == "spread" else "last"
+            rewards.append(spread_span_scores(alignment.token_spans, alignment.sentence_spans, scores, reduce))
         return rewards
 
     def __call__(

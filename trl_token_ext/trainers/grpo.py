@@ -43,6 +43,7 @@ class TokenGRPOTrainer(TokenRewardMixin, GRPOTrainer):
             if output.get("tool_mask") is not None:
                 loss_mask = loss_mask * output["tool_mask"]
             output["advantages"] = combine_advantages(output["advantages"], token_advantages, loss_mask, coef)
+        self._record_token_step(output)
         return output
 
     # TRL decides these per sequence from the advantage's sign; with (B, T) advantages keep that decision per sequence

@@ -40,22 +40,12 @@ class TokenRLOOTrainer(TokenRewardMixin, RLOOTrainer):
         token_reward_funcs = check_token_reward_funcs(token_reward_funcs, token_setting(args, "token_reward_weights"))
         super().__init__(model, reward_funcs, args, *rest, **kwargs)
         self._init_token_rewards(token_reward_funcs)
-        self._old_per_token_logps: torch.Tensor | None = None
-        self._capture_old_logps = False
 
     def _uses_token_loss(self) -> bool:
         return bool(self.token_reward_funcs) and token_setting(self.args, "token_advantage_coef") != 0.0
 
-    def _get_per_token_logps_and_entropies(self, model, *args, **kwargs):
-        result = super()._get_per_token_logps_and_entropies(model, *args, **kwargs)
-        if self._capture_old_logps:  # RLOO's first call during generation computes the old policy's log-probs
-            self._old_per_token_logps, self._capture_old_logps = result[0], False
-        return result
-
     def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        self._capture_old_logps = self._uses_token_loss()
         output = super()._generate_and_score_completions(inputs)
-        self._capture_old_logps = False
         group_size = self.num_generations if self.model.training else self.num_generations_eval
         token_advantages = self._token_advantages(output, group_size)
         if token_advantages is not None and self._uses_token_loss():
@@ -65,8 +55,39 @@ class TokenRLOOTrainer(TokenRewardMixin, RLOOTrainer):
                 output["completion_mask"],
                 token_setting(self.args, "token_advantage_coef"),
             )
-            output["old_per_token_logps"], self._old_per_token_logps = self._old_per_token_logps, None
+            if not self._on_policy():
+                output["old_per_token_logps"] = self._old_per_token_logps(output)
+        self._record_token_step(output)
         return output
+
+    def _on_policy(self) -> bool:
+        """True when every use of a generation batch falls in the optimizer step that generated it (GRPO's rule):
+        then π_old is the current policy and the loss takes the old log-probs as its own, detached."""
+        generate_every = self.args.steps_per_generation * self.num_iterations
+        return self.args.gradient_accumulation_steps % generate_every == 0
+
+    def _old_per_token_logps(self, output: dict[str, Any]) -> torch.Tensor:
+        """(B, T) log-probs of the completion tokens under the policy that sampled them, for the per-token ratio.
+
+        TRL's RLOO keeps only their masked sum (``output["old_logps"]``), so they are computed here, explicitly, from
+        the returned batch with the same forward pass TRL uses for it (no grad, gradient checkpointing off, the
+        batch's prompt and completion masks): one more forward pass per generation batch, only when off-policy.
+        """
+        from trl.models.utils import disable_gradient_checkpointing
+
+        mode = "train" if self.model.training else "eval"
+        batch_size = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
+        prompt_ids, completion_ids = output["prompt_ids"], output["completion_ids"]
+        with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
+            old_per_token_logps, _, _ = self._get_per_token_logps_and_entropies(
+                self.model,
+                torch.cat([prompt_ids, completion_ids], dim=1),
+                torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1),
+                completion_ids.size(1),
+                batch_size,
+                **{key: output.get(key) for key in _FORWARD_KEYS},
+            )
+        return old_per_token_logps
 
     def _compute_loss(self, model, inputs):
         if inputs["advantages"].dim() == 1:
@@ -81,8 +102,11 @@ class TokenRLOOTrainer(TokenRewardMixin, RLOOTrainer):
             compute_entropy=True,
             **{key: inputs.get(key) for key in _FORWARD_KEYS},
         )
+        old_per_token_logps = inputs.get("old_per_token_logps")  # None on-policy: π_old is the current policy
+        if old_per_token_logps is None:
+            old_per_token_logps = per_token_logps.detach()
         loss, is_low, is_high = per_token_clipped_pg_loss(
-            per_token_logps, inputs["old_per_token_logps"], inputs["advantages"], mask, self.epsilon_low,
+            per_token_logps, old_per_token_logps, inputs["advantages"], mask, self.epsilon_low,
             self.epsilon_high,
         )  # fmt: skip
         metrics = self._metrics["train" if self.model.training else "eval"]

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import fields
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
@@ -80,6 +80,26 @@ def check_token_advantages(
     )
 
 
+@dataclass
+class TokenStepRecord:
+    """What the trainer used for one generation batch, for this process's rows (B completions, padded to T).
+
+    Attributes:
+        prompts: (B,) the prompts as the reward functions saw them. completion_ids: (B,) per-completion token ids.
+        rewards: (B, T) weighted token rewards Σ_k w_k·g_k (0 where no function scored the completion).
+        token_advantages: (B, T) the token advantage A_tok (after RLOO's leave-one-out baseline), 0 off ``mask``.
+        advantages: (B, T) the advantages the loss used: A_out + λ·A_tok on ``mask`` (A_out broadcast when λ = 0).
+        mask: (B, T) the loss mask (completion × tool mask, truncated rows zeroed by ``mask_truncated_completions``).
+    """
+
+    prompts: list
+    completion_ids: list[list[int]]
+    rewards: torch.Tensor
+    token_advantages: torch.Tensor
+    advantages: torch.Tensor
+    mask: torch.Tensor
+
+
 class TokenRewardMixin:
     """Calls token reward functions next to the outcome rewards and turns them into (B, T) token advantages."""
 
@@ -94,6 +114,9 @@ class TokenRewardMixin:
         weights = [1.0] * len(token_reward_funcs) if weights is None else [float(w) for w in weights]
         self.token_reward_weights = torch.tensor(weights, dtype=torch.float32)
         self._token_reward_batch: TokenRewardBatch | None = None
+        self._token_step_inputs: tuple[list, list] | None = None
+        self._token_step_partial: dict[str, torch.Tensor] | None = None
+        self.token_step_record: TokenStepRecord | None = None
         self._check_token_advantage_support()
 
     def _check_token_advantage_support(self) -> None:
@@ -127,6 +150,7 @@ class TokenRewardMixin:
         rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
         if self.token_reward_funcs:
             self._token_reward_batch = self._call_token_reward_funcs(inputs, prompts, completions, completion_ids_list)
+            self._token_step_inputs = (list(prompts), [list(ids) for ids in completion_ids_list])
         return rewards_per_func
 
     def _call_token_reward_funcs(self, inputs, prompts, completions, completion_ids_list) -> TokenRewardBatch:
@@ -220,4 +244,33 @@ class TokenRewardMixin:
         metrics["token_advantages/std"].append(std)
         rows = loss_mask.size(0)
         start = self.accelerator.process_index * rows
-        return advantages[start : start + rows, : loss_mask.size(1)]
+        local = slice(start, start + rows), slice(0, loss_mask.size(1))
+        self._token_step_partial = {"rewards": weighted[local], "token_advantages": advantages[local]}
+        return advantages[local]
+
+    def _record_token_step(self, output: dict[str, Any]) -> None:
+        """Keep what this step used as ``self.token_step_record`` and hand it to every callback that has an
+        ``on_token_step(args, state, record)`` method (e.g. `TokenHeatmapCallback`). Call after the advantages are
+        final."""
+        partial, self._token_step_partial = self._token_step_partial, None
+        inputs, self._token_step_inputs = self._token_step_inputs, None
+        if partial is None or inputs is None:
+            return
+        mask = output["completion_mask"].to(torch.float32)
+        if output.get("tool_mask") is not None:
+            mask = mask * output["tool_mask"]
+        advantages = output["advantages"]
+        if advantages.dim() == 1:
+            advantages = advantages.unsqueeze(1) * mask
+        self.token_step_record = TokenStepRecord(
+            prompts=inputs[0],
+            completion_ids=inputs[1],
+            rewards=partial["rewards"].detach().cpu(),
+            token_advantages=partial["token_advantages"].detach().cpu(),
+            advantages=advantages.detach().float().cpu(),
+            mask=mask.detach().cpu(),
+        )
+        for callback in self.callback_handler.callbacks:
+            hook = getattr(callback, "on_token_step", None)
+            if hook is not None:
+                hook(self.args, self.state, self.token_step_record)

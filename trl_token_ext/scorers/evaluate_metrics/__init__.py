@@ -1,1 +1,0 @@
-"""Offline ``evaluate`` metric scripts (loaded by path with ``evaluate.load``), backed by sacrebleu / rouge-score."""
