@@ -6,6 +6,7 @@ produce scores on character spans; these helpers map them back onto the policy's
 
 from __future__ import annotations
 
+import bisect
 import logging
 from collections.abc import Callable, Sequence
 from typing import Any
@@ -162,8 +163,39 @@ def token_char_spans(tokenizer, token_ids: Sequence[int], skip_special_tokens: b
     return text, spans
 
 
+class TokenSpanIndex:
+    """Answers "which tokens overlap this character span?" in O(log T + k) for sorted token spans.
+
+    Token spans from `token_char_spans` are contiguous and non-decreasing, so the first token ending after a span's
+    start is found by bisection and the scan stops at the first token starting at or after its end: placing S spans
+    costs O(T + S·log T + overlaps) instead of O(S·T). Unsorted spans fall back to a full scan per query.
+    """
+
+    def __init__(self, token_spans: Sequence[Span]):
+        self.spans = [(int(s), int(e)) for s, e in token_spans]
+        self.ends = [e for _, e in self.spans]
+        self.sorted = all(a[0] <= b[0] and a[1] <= b[1] for a, b in zip(self.spans, self.spans[1:]))
+
+    def overlapping(self, char_span: Span) -> list[int]:
+        """Indices of the tokens whose non-empty span overlaps ``char_span`` (half-open intervals), ascending."""
+        start, end = char_span
+        if not self.sorted:
+            return [i for i, (s, e) in enumerate(self.spans) if e > s and s < end and e > start]
+        found = []
+        for i in range(bisect.bisect_right(self.ends, start), len(self.spans)):
+            s, e = self.spans[i]
+            if s >= end:
+                break
+            if e > s:
+                found.append(i)
+        return found
+
+
 def overlapping_tokens(token_spans: Sequence[Span], char_span: Span) -> list[int]:
-    """Indices of the tokens whose non-empty span overlaps ``char_span`` (half-open intervals)."""
+    """Indices of the tokens whose non-empty span overlaps ``char_span`` (half-open intervals).
+
+    For many spans over the same tokens, build one `TokenSpanIndex` instead (O(log T) per span).
+    """
     start, end = char_span
     return [i for i, (s, e) in enumerate(token_spans) if e > s and s < end and e > start]
 
@@ -201,8 +233,9 @@ def spread_span_scores(
         raise ValueError(f"reduce must be one of {PLACEMENTS}, got {reduce!r}.")
     totals = [0.0] * len(token_spans)
     counts = [0] * len(token_spans)
+    span_index = TokenSpanIndex(token_spans)
     for (start, end), score in zip(char_spans, scores):
-        tokens = overlapping_tokens(token_spans, (start, end))
+        tokens = span_index.overlapping((start, end))
         if not tokens:
             continue
         score = float(score)
