@@ -10,9 +10,21 @@ import math
 import pytest
 import torch
 
-from trl_token_ext.advantages import normalize_token_rewards, sequence_level_advantages, token_advantages
+from trl_token_ext.advantages import (
+    discounted_reward_to_go,
+    leave_one_out_baseline,
+    normalize_token_rewards,
+    sequence_level_advantages,
+    token_advantages,
+)
 from trl_token_ext.losses import per_token_clipped_pg_loss
-from trl_token_ext.token_rewards import masked_stats, validate_token_rewards, weighted_token_rewards
+from trl_token_ext.token_rewards import (
+    check_token_reward_funcs,
+    compute_token_rewards,
+    masked_stats,
+    validate_token_rewards,
+    weighted_token_rewards,
+)
 
 # --- advantages: empty groups, constant rewards, ε, scale ---------------------------------------------------------
 
@@ -123,3 +135,90 @@ def test_negative_weights_are_applied_with_their_sign():
     weighted, has_reward = weighted_token_rewards(rewards, present, torch.tensor([-1.0, 0.5]))
     torch.testing.assert_close(weighted, torch.tensor([[-1 + 5.0, -2 + 10.0], [15.0, 20], [0, 0]]))
     assert has_reward.tolist() == [True, True, False]
+
+
+# --- defaults, dtypes, devices and boolean masks ------------------------------------------------------------------
+
+
+def test_defaults_are_group_normalization_eps_1e4_and_gamma_one():
+    rewards = torch.tensor([[0.0, 2], [4, 9]])
+    mask = torch.tensor([[1, 1], [1, 0]])
+    normalized = [[-2 / (2 + 1e-4), 0], [2 / (2 + 1e-4), 0]]  # valid {0, 2, 4}: mean 2, std 2
+    torch.testing.assert_close(normalize_token_rewards(rewards, mask, 2), torch.tensor(normalized))
+    # reward-to-go with γ = 1: row 0 is [-1 + 0, 0]
+    expected = torch.tensor([[normalized[0][0], 0], [normalized[1][0], 0]])
+    torch.testing.assert_close(token_advantages(rewards, mask, 2), expected)
+    torch.testing.assert_close(discounted_reward_to_go(rewards, torch.ones(2, 2)), torch.tensor([[2.0, 2], [13, 9]]))
+
+
+def test_two_valid_tokens_use_the_bessel_corrected_std():
+    # valid {1, 3}: mean 2, unbiased std sqrt(2)
+    result = normalize_token_rewards(torch.tensor([[1.0, 3]]), torch.tensor([[1, 1]]), 1, "group", eps=0.0)
+    torch.testing.assert_close(result, torch.tensor([[-1 / math.sqrt(2), 1 / math.sqrt(2)]]))
+
+
+def test_float64_rewards_and_boolean_masks():
+    rewards = torch.tensor([[1.0, 2, 3], [4, 5, 6]], dtype=torch.float64)
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    rtg = discounted_reward_to_go(rewards, mask, 0.5)
+    assert rtg.dtype == torch.float64
+    torch.testing.assert_close(rtg, torch.tensor([[2.0, 2, 0], [4, 0, 0]], dtype=torch.float64))
+    baseline = leave_one_out_baseline(rewards, mask, group_size=2)
+    torch.testing.assert_close(baseline, torch.tensor([[4.0, 0, 0], [1, 0, 0]], dtype=torch.float64))
+    result = token_advantages(rewards, mask, 2, "immediate", "none", leave_one_out=True)
+    torch.testing.assert_close(result, torch.tensor([[-3.0, 2, 0], [3, 0, 0]], dtype=torch.float64))
+
+
+def test_every_function_stays_on_the_input_device():
+    """On the meta device (no data): a helper tensor created on the default device instead would raise."""
+    rewards = torch.empty(4, 3, device="meta")
+    mask = torch.empty(4, 3, device="meta")
+    for mode in ("reward_to_go", "immediate", "min"):
+        result = token_advantages(rewards, mask, 2, mode, scale=True, leave_one_out=True)
+        assert result.device.type == "meta" and result.shape == (4, 3)
+
+
+def test_group_size_errors_name_the_sizes():
+    with pytest.raises(ValueError, match="Batch of 3 completions is not a multiple of the group size 2"):
+        leave_one_out_baseline(torch.zeros(3, 2), torch.ones(3, 2), 2)
+
+
+def test_entries_without_a_length_are_rejected_even_if_iterable():
+    entries = (x for x in [1.0, 2.0])
+    with pytest.raises(ValueError, match="'gen' returned generator for sample 0; expected a per-token list of 2"):
+        validate_token_rewards([entries], "gen", [[5, 6]])
+
+
+def test_compute_token_rewards_of_no_completions_and_errors_name_the_function():
+    def none_reward(completion_ids, **kwargs):
+        return [None] * len(completion_ids)
+
+    batch = compute_token_rewards([none_reward], ["none_reward"], [], [], [], {})
+    assert batch.rewards.shape == (0, 1, 0) and batch.present.dtype == torch.bool
+    batch = compute_token_rewards([none_reward], ["none_reward"], ["p"], ["c"], [[7, 8]], {})
+    assert batch.present.dtype == torch.bool and batch.present.tolist() == [[False]]
+    with pytest.raises(ValueError, match="Token reward function 'bad' returned 1 token rewards for sample 0"):
+        compute_token_rewards([lambda **kwargs: [[1.0]]], ["bad"], ["p"], ["c"], [[7, 8]], {})
+
+
+def test_weights_of_another_dtype_are_cast_to_the_rewards():
+    weighted, _ = weighted_token_rewards(
+        torch.ones(1, 2, 2), torch.ones(1, 2, dtype=torch.bool), torch.tensor([0.5, 2.0], dtype=torch.float64)
+    )
+    assert weighted.dtype == torch.float32 and weighted.tolist() == [[2.5, 2.5]]
+
+
+def test_check_token_reward_funcs_accepts_any_iterable_and_rejects_async_callables():
+    def f(**kwargs):
+        return []
+
+    assert check_token_reward_funcs(iter([f]), None) == [f]
+
+    class AsyncScorer:
+        async def __call__(self, **kwargs):
+            return []
+
+    with pytest.raises(TypeError, match=r"token_reward_funcs\[1\] \(AsyncScorer\) is async; .* must be synchronous\."):
+        check_token_reward_funcs([f, AsyncScorer()], None)
+    with pytest.raises(TypeError, match="is called like a TRL reward function and returns one per-token list per"):
+        check_token_reward_funcs([3], None)

@@ -8,13 +8,19 @@ import pytest
 from scorer_fixtures import policy_tokenizer
 
 from trl_token_ext import TokenGRPOConfig, alignment
-from trl_token_ext.alignment import overlapping_tokens, token_char_spans
+from trl_token_ext.alignment import overlapping_tokens, spread_span_scores, token_char_spans
 from trl_token_ext.scorers._common import (
     TokenScorer,
+    check_spread,
+    decode_with_spans,
     get_column,
+    group_indices,
+    is_conversational,
     message_text,
     prompt_text,
     same_tokenizer,
+    split_span_scores,
+    spread_scores,
 )
 
 
@@ -105,6 +111,35 @@ def test_special_tokens_get_empty_spans_in_the_fallback():
     assert spans[-1] == (4, 4) and all(e > s for s, e in spans[:-1])
 
 
+def test_fallback_keeps_special_tokens_and_spacing_in_the_middle():
+    tokenizer = policy_tokenizer()
+    good = tokenizer("good", add_special_tokens=False)["input_ids"]
+    comma = tokenizer(" , ok .", add_special_tokens=False)["input_ids"]
+    ids = good + [tokenizer.eos_token_id] + comma  # not re-encodable: the decode-prefix fallback runs
+    text, spans = token_char_spans(tokenizer, ids)
+    assert text == "good , ok ."  # no clean-up of " ," / " ."
+    assert spans[len(good)] == (4, 4)  # the special token in the middle gets an empty span
+    assert spans[-1][1] == len(text) and [s for s, _ in spans[len(good) + 1 :]][0] == 4
+
+
+def test_fallback_credits_a_truncated_multi_byte_character_to_the_last_token():
+    tokenizer = policy_tokenizer()
+    ids = tokenizer("café", add_special_tokens=False)["input_ids"][:-1]  # cut inside é
+    text, spans = token_char_spans(SlowTokenizer(tokenizer), ids)
+    assert text == "caf\ufffd" and spans[-1] == (3, 4)
+
+
+def test_a_decode_only_tokenizer_uses_the_fallback():
+    tokenizer = policy_tokenizer()
+
+    class DecodeOnly:  # no is_fast attribute, not callable
+        def decode(self, *args, **kwargs):
+            return tokenizer.decode(*args, **kwargs)
+
+    ids = tokenizer("a cat", add_special_tokens=False)["input_ids"]
+    assert token_char_spans(DecodeOnly(), ids) == token_char_spans(tokenizer, ids)
+
+
 def test_last_token_of_span_is_gone():
     assert not hasattr(alignment, "last_token_of_span")
 
@@ -182,3 +217,74 @@ def test_prompt_text_without_chat_template_joins_messages_by_line():
     assert prompt_text(messages, SimpleNamespace(chat_template=None)) == "Be kind.\nHi"
     assert prompt_text("plain", SimpleNamespace(chat_template=None)) == "plain"
     assert prompt_text(messages, policy_tokenizer()) == "<|system|>Be kind.<|end|><|user|>Hi<|end|><|assistant|>"
+
+
+def test_require_tokenizer_unwraps_processors_and_rejects_none():
+    tokenizer = policy_tokenizer()
+    assert ConstantScorer().require_tokenizer(SimpleNamespace(tokenizer=tokenizer)) is tokenizer
+    assert ConstantScorer().require_tokenizer(tokenizer) is tokenizer
+    with pytest.raises(TypeError, match="constant: processing_class .* pass it yourself when calling the scorer"):
+        ConstantScorer().require_tokenizer(None)
+
+
+class PromptLengthScorer(TokenScorer):
+    def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
+        return [[float(len(p)), float(c is None)] for p, c in zip(prompts, completions)]
+
+
+def test_scorer_fills_missing_prompts_with_empty_strings_and_completions_with_none():
+    assert PromptLengthScorer()(completion_ids=[[1, 2]]) == [[0.0, 1.0]]
+    assert PromptLengthScorer()(prompts=["abc"], completions=["x"], completion_ids=[(1, 2)]) == [[3.0, 0.0]]
+
+
+def test_is_conversational_needs_role_dicts():
+    assert is_conversational([{"role": "user", "content": "a"}])
+    assert not is_conversational(["a", "b"]) and not is_conversational([]) and not is_conversational("a")
+    assert not is_conversational([{"content": "a"}])
+
+
+def test_prompt_text_of_an_object_without_chat_template():
+    messages = [{"role": "user", "content": "Hi"}, {"role": "user", "content": "there"}]
+    assert prompt_text(messages, object()) == "Hi\nthere"
+
+
+def test_decode_with_spans_of_no_tokens():
+    assert decode_with_spans(policy_tokenizer(), []) == ("", [])
+
+
+def test_get_column_lists_only_dataset_columns():
+    kwargs = {"answer": [1], "trainer_state": 0, "log_extra": 0, "log_metric": 0, "environments": 0}
+    with pytest.raises(ValueError, match=r"\(available columns: \['answer'\]\); add it to the dataset"):
+        get_column(kwargs, "reference", "judge", 1)
+
+
+def test_spread_scores_modes_accumulate_overlapping_spans():
+    spans = [(0, 2), (2, 4), (4, 6)]
+    items = [((0, 0), 9.0), ((0, 4), 2.0), ((7, 9), 5.0), ((2, 6), 1.0)]  # (7, 9) and (0, 0) overlap no token
+    assert spread_scores(spans, items, "all") == [2.0, 3.0, 1.0]
+    assert spread_scores(spans, items, "last") == [0.0, 2.0, 1.0]
+    assert spread_scores(spans, items, "split") == [1.0, 1.5, 0.5]
+    assert spread_scores(spans, [((0, 2), 0.0), ((0, 2), 3.0)], "last") == [3.0, 0.0, 0.0]
+    with pytest.raises(ValueError, match="q: spread must be one of .*got 'first'"):
+        check_spread("first", "q")
+
+
+def test_split_span_scores_ignores_spans_that_only_touch_a_token():
+    assert split_span_scores([(0, 3), (3, 3)], [(3, 5)], [1.0]) == [0.0, 0.0]
+    assert split_span_scores([(0, 3), (3, 4)], [(1, 4)], [3.0]) == [2.0, 1.0]
+
+
+def test_spread_span_scores_default_sum_and_mean():
+    spans = [(0, 2), (2, 4), (4, 6)]
+    assert spread_span_scores(spans, [(0, 4), (2, 4)], [1.0, 3.0]) == [1.0, 4.0, 0.0]
+    assert spread_span_scores(spans, [(0, 4), (2, 4)], [1.0, 3.0], reduce="mean") == [1.0, 2.0, 0.0]
+    with pytest.raises(ValueError, match="reduce must be 'sum' or 'mean', got 'max'"):
+        spread_span_scores(spans, [], [], reduce="max")
+
+
+def test_group_indices_with_groups_of_one_and_of_two():
+    assert group_indices(["a", "a", "b", "b"], 2, "s") == [[0, 1], [2, 3]]
+    assert group_indices(["a", "b"], 1, "s") == [[0], [1]]
+    assert group_indices(["a", "a", "b", "a"], None, "s") == [[0, 1], [2], [3]]
+    with pytest.raises(ValueError, match="s: 3 completions cannot be split into groups of num_generations=2"):
+        group_indices(["a"] * 3, 2, "s")
