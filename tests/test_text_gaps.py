@@ -140,6 +140,33 @@ def test_a_decode_only_tokenizer_uses_the_fallback():
     assert token_char_spans(DecodeOnly(), ids) == token_char_spans(tokenizer, ids)
 
 
+def wordpiece_tokenizer():
+    """A BERT-style WordPiece tokenizer that, like BERT checkpoints, cleans up tokenization spaces by default."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    words = ["[PAD]", "[UNK]", "[CLS]", "[SEP]", "[MASK]", "yes", ",", "it", "is", ".", "ok"]
+    tokenizer = Tokenizer(models.WordPiece({word: i for i, word in enumerate(words)}, unk_token="[UNK]"))
+    tokenizer.pre_tokenizer = pre_tokenizers.BertPreTokenizer()
+    tokenizer.decoder = decoders.WordPiece(cleanup=False)
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer, unk_token="[UNK]", sep_token="[SEP]", clean_up_tokenization_spaces=True
+    )
+
+
+def test_wordpiece_spaces_before_punctuation_are_kept():
+    """WordPiece decoding would "clean up" " ," into ","; spans must index the text as the tokens produce it."""
+    tokenizer = wordpiece_tokenizer()
+    ids = tokenizer("yes , it is . ok", add_special_tokens=False)["input_ids"]
+    text, spans = token_char_spans(tokenizer, ids)
+    assert text == "yes , it is . ok"
+    assert spans == [(0, 3), (4, 5), (6, 8), (9, 11), (12, 13), (14, 16)]  # fast path: offsets without the spaces
+    sep = ids[:2] + [tokenizer.sep_token_id] + ids[2:]  # a special token in the middle: the fallback runs
+    text, spans = token_char_spans(tokenizer, sep)
+    assert text == "yes , it is . ok"
+    assert spans == [(0, 3), (3, 5), (5, 5), (5, 8), (8, 11), (11, 13), (13, 16)]  # decode-prefix: with them
+
+
 def test_last_token_of_span_is_gone():
     assert not hasattr(alignment, "last_token_of_span")
 
@@ -191,6 +218,7 @@ def test_scorer_rejects_length_mismatches(prompts, completions, message):
 
 
 def test_scorer_defaults_and_empty_batch():
+    assert repr(ConstantScorer(name="mine")) == "ConstantScorer(name='mine')"
     assert ConstantScorer()(completion_ids=[[1], [2, 3]]) == [[1.0], [1.0, 1.0]]
     assert ConstantScorer(name="mine")(completion_ids=[]) == []
     with pytest.raises(TypeError, match="mine: completion_ids is required"):
@@ -210,6 +238,7 @@ def test_message_text_joins_multi_part_messages():
     assert message_text([{"role": "user", "content": parts}]) == "Hello world"
     assert message_text([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]) == "ab"
     assert message_text(None) == "" and message_text(3) == "3"
+    assert message_text([{"type": "text"}, {"role": "user"}]) == ""  # missing text / content
 
 
 def test_prompt_text_without_chat_template_joins_messages_by_line():
@@ -223,7 +252,7 @@ def test_require_tokenizer_unwraps_processors_and_rejects_none():
     tokenizer = policy_tokenizer()
     assert ConstantScorer().require_tokenizer(SimpleNamespace(tokenizer=tokenizer)) is tokenizer
     assert ConstantScorer().require_tokenizer(tokenizer) is tokenizer
-    with pytest.raises(TypeError, match="constant: processing_class .* pass it yourself when calling the scorer"):
+    with pytest.raises(TypeError, match="constant: processing_class .* TokenGRPOTrainer passes it, pass it yourself"):
         ConstantScorer().require_tokenizer(None)
 
 
@@ -265,6 +294,7 @@ def test_spread_scores_modes_accumulate_overlapping_spans():
     assert spread_scores(spans, items, "last") == [0.0, 2.0, 1.0]
     assert spread_scores(spans, items, "split") == [1.0, 1.5, 0.5]
     assert spread_scores(spans, [((0, 2), 0.0), ((0, 2), 3.0)], "last") == [3.0, 0.0, 0.0]
+    assert spread_scores(spans, [((0, 4), 2.0), ((2, 4), 3.0)], "last") == [0.0, 5.0, 0.0]
     with pytest.raises(ValueError, match="q: spread must be one of .*got 'first'"):
         check_spread("first", "q")
 
