@@ -37,7 +37,7 @@ bench: $(STAMP)
 	@for f in benchmarks/*.py; do echo "== $$f"; OMP_NUM_THREADS=1 $(BIN)/python $$f || exit 1; done
 
 # Mutation testing of the math core against its fast tests ([tool.mutmut] in pyproject.toml; docs/testing.md).
-# ~15 min on 2 cores; not part of `make test`. Run before each release.
+# ~6 min on 2 cores; not part of `make test`. Run before each release.
 # Scope: every function of the math-core files, and the text/span helpers of scorers/_common.py (its model loading
 # is not math and is covered by the scorer integration tests).
 COMMON := trl_token_ext.scorers._common
