@@ -188,7 +188,8 @@ def token_advantages(
 
     ``leave_one_out=True`` (RLOO) then subtracts `leave_one_out_baseline` of the accumulated values.
     ``scale=True`` finally divides by their std over the valid tokens of the batch (plus ``eps``), keeping
-    ``reward_to_go`` (whose std grows with length) on the scale of the outcome advantage.
+    ``reward_to_go`` (whose std grows with length) on the scale of the outcome advantage. Constant advantages (std 0:
+    all equal, or fewer than two valid tokens) are left as they are instead of being multiplied by 1/``eps``.
     """
     if mode not in TOKEN_ADVANTAGE_MODES:
         raise ValueError(f"Unknown token advantage mode {mode!r}; use one of {TOKEN_ADVANTAGE_MODES}.")
@@ -203,7 +204,7 @@ def token_advantages(
         advantages = advantages - leave_one_out_baseline(advantages, mask, group_size)
     if scale:
         _, std = _masked_mean_std(advantages.reshape(1, -1), mask.to(advantages.dtype).reshape(1, -1), dim=1)
-        advantages = advantages / (std + eps)
+        advantages = torch.where(std > 0, advantages / (std + eps), advantages)
     return advantages
 
 

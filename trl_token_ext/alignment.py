@@ -255,9 +255,3 @@ def spread_span_scores(
     if reduce == "mean":
         return [total / count if count else 0.0 for total, count in zip(totals, counts)]
     return totals
-
-
-def last_token_of_span(token_spans: Sequence[Span], char_span: Span) -> int | None:
-    """Index of the last token overlapping ``char_span``, or None if no token does."""
-    tokens = overlapping_tokens(token_spans, char_span)
-    return tokens[-1] if tokens else None
