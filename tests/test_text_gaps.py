@@ -307,9 +307,7 @@ def test_spread_span_scores_default_sum_and_mean():
     spans = [(0, 2), (2, 4), (4, 6)]
     assert spread_span_scores(spans, [(0, 4), (2, 4)], [1.0, 3.0]) == [1.0, 4.0, 0.0]
     assert spread_span_scores(spans, [(0, 4), (2, 4)], [1.0, 3.0], reduce="mean") == [1.0, 2.0, 0.0]
-    with pytest.raises(
-        ValueError, match=r"reduce must be one of \('sum', 'mean', 'split', 'even', 'last'\), got 'max'"
-    ):
+    with pytest.raises(ValueError, match=r"reduce must be one of \(.*\), got 'max'"):
         spread_span_scores(spans, [], [], reduce="max")
 
 
