@@ -131,18 +131,20 @@ def build_scorers(tmp: str) -> dict[str, tuple[Callable, bool]]:
     return {
         "LexiconQuality": (LexiconQuality({"the": 1.0, "great": 2.0, "bad": -2.0}), True),
         "ReferenceConsistency": (ReferenceConsistency("reference"), True),
-        "SelfConsistency": (SelfConsistency(2), True),
+        # Pairwise sentence comparison within the group: quadratic in T by definition (docstring).
+        "SelfConsistency": (SelfConsistency(2), False),
         "RepetitionConsistency": (RepetitionConsistency(), True),
         "MetricReward(sacrebleu)": (MetricReward("sacrebleu", source="local"), True),
         "SentenceClassifierReward(spread)": (
             SentenceClassifierReward(classifier_dir, label="positive", placement="spread", max_length=64),
             True,
         ),
-        # The judges' attention is quadratic too, but at these sizes their time is the span -> token placement.
-        "LogProbQuality(other tokenizer)": (LogProbQuality(judge, judge_tokenizer, max_length=64_000), True),
+        # Model-backed judges: their own full attention is O(T^2) (as the policy's forward is); everything around
+        # it (decoding, alignment, placement) is linear. Reported, excluded from the exponent.
+        "LogProbQuality(other tokenizer)": (LogProbQuality(judge, judge_tokenizer, max_length=64_000), False),
         "TokenClassifierQuality": (
             TokenClassifierQuality(tagger, "positive", AutoTokenizer.from_pretrained(classifier_dir)),
-            True,
+            False,
         ),
         "PotentialShaping(prefix word count)": (
             PotentialShaping(lambda completions, **_: [float(len(c.split())) for c in completions], name="shaping"),
