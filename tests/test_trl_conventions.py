@@ -56,3 +56,17 @@ def test_hub_tags_and_token_reward_column_in_completions_table(
     # the per-completion mean token reward: 2.0 on even rows, missing on the rows the function did not score
     assert len(values) == 6 and values[0::2] == [2.0, 2.0, 2.0]
     assert all(v is None or math.isnan(v) for v in values[1::2])
+
+
+def test_4bit_layers_keep_their_trainable_layout_on_cpu():
+    """bitsandbytes repacks Linear4bit weights for CPU inference (never undone) when this flag is set; the trainers
+    clear it on the policy (tests/test_cli.py's 4-bit run fails without it on transformers 5.24, see
+    docs/trl_internals.md)."""
+    import torch
+
+    from trl_token_ext.compat import keep_bnb_4bit_trainable_on_cpu
+
+    model = torch.nn.Sequential(torch.nn.Linear(2, 2), torch.nn.Linear(2, 2))
+    model[0].support_avx512bf16_for_cpu = True
+    assert keep_bnb_4bit_trainable_on_cpu(model) == 1 and model[0].support_avx512bf16_for_cpu is False
+    assert keep_bnb_4bit_trainable_on_cpu(model) == 0
