@@ -314,7 +314,7 @@ def workdir(tmp_path_factory) -> Path:
     recipe = {
         "model_name_or_path": str(work / "tiny_lm"),
         "dataset_name": str(work / "prompts.jsonl"),
-        "reward_funcs": ["think_format_reward"],
+        "reward_funcs": ["get_soft_overlong_punishment"],  # think_format_reward needs conversational prompts
         "token_reward_funcs": ["repetition"],
         "output_dir": str(work / "out"),
         "use_cpu": True,
