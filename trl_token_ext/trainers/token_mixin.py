@@ -16,6 +16,7 @@ import torch.nn.functional as F
 from trl_token_ext.advantages import token_advantages
 from trl_token_ext.compat import keep_bnb_4bit_trainable_on_cpu
 from trl_token_ext.config import TokenRewardConfigMixin
+from trl_token_ext.sharding import check_scorers_under_sharding
 from trl_token_ext.token_rewards import (
     TokenRewardBatch,
     compute_token_rewards,
@@ -48,6 +49,7 @@ class TokenRewardMixin:
         self.token_reward_weights = torch.tensor(weights, dtype=torch.float32)
         self._token_reward_batch: TokenRewardBatch | None = None
         keep_bnb_4bit_trainable_on_cpu(self.model)  # 4-bit training on CPU with transformers >= 5.24
+        check_scorers_under_sharding(token_reward_funcs, self.token_reward_func_names, self.accelerator)
 
     def _token_reward_kwargs(self, inputs: list[dict]) -> dict[str, Any]:
         """The keyword arguments TRL passes to reward functions, plus ``processing_class``."""
