@@ -134,6 +134,11 @@ COMMANDS: dict[str, Check] = {
     "accelerate launch -m trl_token_ext.cli grpo --config recipe.yaml": Check(
         run="accelerate launch -m trl_token_ext.cli grpo --config recipe.yaml", expect=TOKEN_LOG
     ),
+    "accelerate launch --config_file <trl>/accelerate_configs/zero2.yaml -m trl_token_ext.cli grpo --config "
+    "recipe.yaml": Check(why="DeepSpeed needs CUDA; the same command runs above without --config_file"),
+    'python -c "import trl; print(trl.__file__)"': Check(
+        run='python -c "import trl; print(trl.__file__)"', expect=("trl/__init__.py",)
+    ),
     # ---- recipes (their header line); CPU override from the headers, tiny model and data substituted
     "trl-token grpo --config examples/recipes/repetition_qlora.yaml": Check(
         run=f"trl-token grpo --config examples/recipes/repetition_qlora.yaml {TINY_RECIPE} "
