@@ -98,8 +98,10 @@ TRAIN = "--max_steps 1 --per_device_train_batch_size 2 --num_generations 2 --gra
 TINY_RECIPE = f"--model_name_or_path {{tiny_lm}} --bf16 false --use_cpu true {TRAIN} --max_completion_length 8"
 RECIPE_OUT = "--output_dir out --save_strategy no --logging_steps 1"
 TOKEN_LOG = ("token_advantages/mean",)
-CLS = json.dumps({"sentence_classifier": {"model": "{tiny_cls}", "label": "positive", "level": "sequence"}})
-CLS_TOKEN = json.dumps({"sentence_classifier": {"model": "{tiny_cls}", "label": "positive", "placement": "end"}})
+# The tiny classifier stays in full precision: bitsandbytes' CPU inference packing rejects its tiny shapes.
+_CLS = {"model": "{tiny_cls}", "label": "positive", "load_in_4bit": False}
+CLS = json.dumps({"sentence_classifier": {**_CLS, "level": "sequence"}})
+CLS_TOKEN = json.dumps({"sentence_classifier": {**_CLS, "placement": "end"}})
 
 COMMANDS: dict[str, Check] = {
     # ---- make targets
@@ -157,7 +159,7 @@ COMMANDS: dict[str, Check] = {
     "trl-token grpo --config examples/recipes/sentence_classifier_qlora.yaml": Check(
         run=f"trl-token grpo --config examples/recipes/sentence_classifier_qlora.yaml {TINY_RECIPE} "
         f"--dataset_name prompts.jsonl {RECIPE_OUT} --reward_kwargs '{CLS}' --token_reward_kwargs '{CLS_TOKEN}'",
-        expect=("token_rewards/sentence_classifier/mean", *TOKEN_LOG),
+        expect=("token_rewards/sentence_positive/mean", *TOKEN_LOG),
     ),
     # ---- demo
     "trl-token demo --tiny": Check(run="trl-token demo --tiny --output_dir demo"),
@@ -337,7 +339,8 @@ def workdir(tmp_path_factory) -> Path:
 
 
 def _argv(template: str, work: Path) -> list[str]:
-    argv = shlex.split(template.format(tiny_lm=work / "tiny_lm", tiny_cls=work / "tiny_cls"))
+    command = template.replace("{tiny_lm}", str(work / "tiny_lm")).replace("{tiny_cls}", str(work / "tiny_cls"))
+    argv = shlex.split(command)
     bindir = Path(sys.executable).parent
     if argv[0] == "python":
         argv[0] = sys.executable
