@@ -39,7 +39,7 @@ if [ "$ROW" = newest ]; then  # the wheel's install changed none of the stack in
 fi
 # The tests import the installed wheel, not the checkout: run pytest from a copy of tests/ outside the source tree.
 rm -rf "$OUT/run" && mkdir -p "$OUT/run" && cp -r tests pyproject.toml "$OUT/run/"
-ln -s "$PWD/examples" "$OUT/run/examples"
+for item in examples docs README.md; do ln -s "$PWD/$item" "$OUT/run/$item"; done
 (cd "$OUT/run" && OMP_NUM_THREADS=1 ../venv/bin/python -c \
     "import trl_token_ext, sys; assert 'site-packages' in trl_token_ext.__file__, trl_token_ext.__file__" \
     && OMP_NUM_THREADS=1 timeout 3000 ../venv/bin/python -m pytest -q -x -p no:cacheprovider) >"$OUT/pytest.log" 2>&1 \

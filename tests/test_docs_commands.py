@@ -249,7 +249,7 @@ COMMANDS: dict[str, Check] = {
         run="python benchmarks/overhead.py --rounds 7 --steps 10 --rounds 1 --steps 1"
     ),
     "python benchmarks/memory.py": Check(
-        run="python benchmarks/memory.py --sizes smollm2-135m --arms qlora", expect=("memory",)
+        run="python benchmarks/memory.py --sizes smollm2-135m --arms qlora", expect=("peak RSS",)
     ),
     "python benchmarks/memory.py --estimate": Check(run="python benchmarks/memory.py --estimate"),
     "python benchmarks/scorers.py --completions 64": Check(
