@@ -11,7 +11,7 @@ ROW=${1:?usage: scripts/compat.sh oldest|newest}
 PYTHON=${PYTHON:-python3}
 TORCH_SPEC=${TORCH_SPEC:-torch==2.13.0}
 STACK="trl transformers accelerate datasets"
-OLDEST="trl==1.14.0 transformers==5.20.0 accelerate==1.10.1 datasets==4.7.0"
+OLDEST="trl==1.16.0 transformers==5.23.0 accelerate==1.15.0 datasets==5.2.0"
 OUT=.compat/$ROW
 rm -rf "$OUT" && mkdir -p "$OUT" .compat/dist
 rm -f .compat/dist/*.whl
