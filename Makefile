@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow lint format bench mutation clean
+.PHONY: install demo test test-slow docs-check test-compat mutation lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -26,6 +26,16 @@ test: $(STAMP)
 
 test-slow: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
+
+# Every command written in README.md, docs/ and the example and recipe headers, on tiny models, offline (~15 min).
+docs-check: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m docs tests/test_docs_commands.py $(PYTEST_ARGS)
+
+# The fast suite against the built wheel in fresh venvs under .compat/: oldest supported trl/transformers/
+# accelerate/datasets, then the newest on the package index (installed before the wheel: no downgrade allowed).
+test-compat: $(STAMP)
+	PYTHON=$(BIN)/python TORCH_SPEC="$(TORCH_SPEC)" bash scripts/compat.sh oldest
+	PYTHON=$(BIN)/python TORCH_SPEC="$(TORCH_SPEC)" bash scripts/compat.sh newest
 
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .

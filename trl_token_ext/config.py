@@ -16,6 +16,28 @@ class TokenRewardConfigMixin:
 
     Put first in the bases (``class TokenGRPOConfig(TokenRewardConfigMixin, GRPOConfig)``): its ``__post_init__``
     validates the token fields, then defers to the TRL config's own ``__post_init__``.
+
+    Parameters:
+        > Parameters that control the token rewards (in addition to those of the TRL config)
+
+        token_reward_weights (`list[float]` or `None`, *optional*, defaults to `None`):
+            Weight w_k of each token reward function: r_t = Σ_k w_k · g_k(x, y)_t, one per function in
+            `token_reward_funcs`. If `None`, every weight is `1.0`.
+        token_advantage_coef (`float`, *optional*, defaults to `1.0`):
+            λ in A_t = A_out + λ · A_tok_t. With `0.0` the trainer computes exactly the stock advantages (token reward
+            functions are still called and logged).
+        token_reward_gamma (`float`, *optional*, defaults to `1.0`):
+            Discount γ in [0, 1] of the `"reward_to_go"` token advantage: A_tok_t = Σ_{j≥t} γ^(j-t) r̃_j.
+        token_advantage_mode (`str`, *optional*, defaults to `"reward_to_go"`):
+            How normalized token rewards r̃ become token advantages: `"reward_to_go"`, `"immediate"` (r̃_t) or
+            `"min"` (min_{j≥t} r̃_j).
+        token_reward_normalization (`str`, *optional*, defaults to `"group"`):
+            Normalization of token rewards before accumulation: `"group"` (over the valid tokens of a prompt's group
+            of completions), `"batch"` (over the valid tokens of the whole batch, across processes) or `"none"`.
+        token_advantage_scale (`bool`, *optional*, defaults to `False`):
+            Divide the accumulated token advantages by their std over the valid tokens of the batch.
+        token_reward_epsilon (`float`, *optional*, defaults to `0.0001`):
+            ε added to the std in token reward normalization.
     """
 
     token_reward_weights: list[float] | None = field(

@@ -16,7 +16,9 @@ import torch
 import torch.nn.functional as F
 
 from trl_token_ext.advantages import token_advantages
+from trl_token_ext.compat import keep_bnb_4bit_trainable_on_cpu
 from trl_token_ext.config import TokenRewardConfigMixin
+from trl_token_ext.sharding import check_scorers_under_sharding
 from trl_token_ext.token_rewards import (
     TokenRewardBatch,
     compute_token_rewards,
@@ -118,6 +120,8 @@ class TokenRewardMixin:
         self._token_step_partial: dict[str, torch.Tensor] | None = None
         self.token_step_record: TokenStepRecord | None = None
         self._check_token_advantage_support()
+        keep_bnb_4bit_trainable_on_cpu(self.model)  # 4-bit training on CPU with transformers >= 5.24
+        check_scorers_under_sharding(token_reward_funcs, self.token_reward_func_names, self.accelerator)
 
     def _check_token_advantage_support(self) -> None:
         """Raise at construction for a TRL loss path that would mis-broadcast (B, T) advantages.
