@@ -289,11 +289,8 @@ RUN = sorted(command for command, check in COMMANDS.items() if check.run)
 
 
 def _tiny_builders():
-    try:  # the merged test helpers module
-        from trl_token_ext.testing import save_tiny_causal_lm, save_tiny_sequence_classifier
-    except ImportError:
-        from trl_token_ext.sentence.tiny import save_tiny_sequence_classifier
-        from trl_token_ext.tiny_models import save_tiny_causal_lm
+    from trl_token_ext.testing import save_tiny_causal_lm, save_tiny_sequence_classifier
+
     return save_tiny_causal_lm, save_tiny_sequence_classifier
 
 

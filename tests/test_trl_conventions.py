@@ -70,3 +70,34 @@ def test_4bit_layers_keep_their_trainable_layout_on_cpu():
     model[0].support_avx512bf16_for_cpu = True
     assert keep_bnb_4bit_trainable_on_cpu(model) == 1 and model[0].support_avx512bf16_for_cpu is False
     assert keep_bnb_4bit_trainable_on_cpu(model) == 0
+
+
+def test_4bit_scorers_keep_cpu_packing_only_where_bitsandbytes_can_pack():
+    """bitsandbytes' CPU inference packing needs whole blocks along in_features and 32-row tiles; narrower layers
+    (tiny models) keep the plain NF4 kernel, packable ones keep the fast packed kernel."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from trl_token_ext.compat import keep_bnb_4bit_inference_working_on_cpu
+
+    def layer(out_features, in_features, blocksize=64):
+        module = torch.nn.Module()
+        module.weight = SimpleNamespace(
+            quant_state=SimpleNamespace(shape=(out_features, in_features), blocksize=blocksize)
+        )
+        module.support_avx512bf16_for_cpu = True
+        return module
+
+    model = torch.nn.ModuleDict(
+        {
+            "narrow": layer(32, 32),
+            "ragged": layer(64, 96),
+            "rows": layer(40, 64),
+            "ok": layer(64, 128),
+            "ok2": layer(32, 64),
+        }
+    )
+    assert keep_bnb_4bit_inference_working_on_cpu(model) == 3
+    assert [name for name, m in model.items() if m.support_avx512bf16_for_cpu] == ["ok", "ok2"]
+    assert keep_bnb_4bit_inference_working_on_cpu(model) == 0

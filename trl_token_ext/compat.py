@@ -20,3 +20,29 @@ def keep_bnb_4bit_trainable_on_cpu(model: Any) -> int:
             module.support_avx512bf16_for_cpu = False
             changed += 1
     return changed
+
+
+def _packable_on_cpu(module: Any) -> bool:
+    """Whether bitsandbytes' CPU packing (``_convert_weight_packed_for_cpu``) can take this layer's shape: it needs
+    whole quantization blocks along the input (in_features a multiple of the blocksize) and out_features a multiple
+    of its 32-row tiles; other shapes raise ``shape '[N, 0]' is invalid`` at the first eval forward."""
+    state = getattr(getattr(module, "weight", None), "quant_state", None)
+    if state is None or getattr(state, "shape", None) is None or len(state.shape) != 2:
+        return True
+    out_features, in_features = int(state.shape[0]), int(state.shape[1])
+    blocksize = int(getattr(state, "blocksize", 64))
+    return in_features >= blocksize and in_features % blocksize == 0 and out_features % 32 == 0
+
+
+def keep_bnb_4bit_inference_working_on_cpu(model: Any) -> int:
+    """Turn bitsandbytes' CPU inference packing off for the 4-bit layers whose shape it cannot pack.
+
+    Frozen scorers (judges, classifiers) keep the faster packed CPU kernel where it works; a layer narrower than one
+    quantization block (tiny test models, some heads) keeps the plain NF4 kernel. Returns the number of layers changed.
+    """
+    changed = 0
+    for module in model.modules():
+        if getattr(module, "support_avx512bf16_for_cpu", False) and not _packable_on_cpu(module):
+            module.support_avx512bf16_for_cpu = False
+            changed += 1
+    return changed

@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from trl_token_ext.compat import keep_bnb_4bit_inference_working_on_cpu
+
 BITSANDBYTES_HINT = 'pip install "trl-token-ext[quantization]"  (or: pip install "bitsandbytes>=0.50.2,<0.51")'
 PEFT_HINT = 'pip install "trl-token-ext[peft]"  (or: pip install "peft>=0.21.2,<0.22")'
 SCORER_TASKS = ("causal-lm", "sequence-classification", "token-classification")
@@ -384,6 +386,7 @@ def load_scorer_model(
     model = _from_pretrained(source, task, kwargs, merge_adapter and "quantization_config" not in kwargs)
     if "device_map" not in kwargs and "quantization_config" not in kwargs:
         model = model.to(device or default_device())
+    keep_bnb_4bit_inference_working_on_cpu(model)
     model.eval()
     model.requires_grad_(False)
     return model
