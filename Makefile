@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow lint format bench clean
+.PHONY: install demo test test-slow docs-check test-compat mutation lint format bench clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -27,6 +27,16 @@ test: $(STAMP)
 test-slow: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m slow $(PYTEST_ARGS)
 
+# Every command written in README.md, docs/ and the example and recipe headers, on tiny models, offline (~15 min).
+docs-check: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python -m pytest -m docs tests/test_docs_commands.py $(PYTEST_ARGS)
+
+# The fast suite against the built wheel in fresh venvs under .compat/: oldest supported trl/transformers/
+# accelerate/datasets, then the newest on the package index (installed before the wheel: no downgrade allowed).
+test-compat: $(STAMP)
+	PYTHON=$(BIN)/python TORCH_SPEC="$(TORCH_SPEC)" bash scripts/compat.sh oldest
+	PYTHON=$(BIN)/python TORCH_SPEC="$(TORCH_SPEC)" bash scripts/compat.sh newest
+
 lint: $(STAMP)
 	$(BIN)/ruff check . && $(BIN)/ruff format --check .
 
@@ -36,5 +46,22 @@ format: $(STAMP)
 bench: $(STAMP)
 	@for f in benchmarks/*.py; do echo "== $$f"; OMP_NUM_THREADS=1 $(BIN)/python $$f || exit 1; done
 
+# Mutation testing of the math core against its fast tests ([tool.mutmut] in pyproject.toml; docs/testing.md).
+# ~6 min on 2 cores; not part of `make test`. Run before each release.
+# Scope: every function of the math-core files, and the text/span helpers of scorers/_common.py (its model loading
+# is not math and is covered by the scorer integration tests).
+COMMON := trl_token_ext.scorers._common
+MUTATION_SCOPE ?= "trl_token_ext.advantages.*" "trl_token_ext.losses.*" "trl_token_ext.token_rewards.*" \
+	"trl_token_ext.config.*" "trl_token_ext.alignment.*" "$(COMMON).x*TokenScorer*" "$(COMMON).x_message_text*" \
+	"$(COMMON).x_is_conversational*" "$(COMMON).x_prompt_text*" "$(COMMON).x_decode_with_spans*" \
+	"$(COMMON).x_get_column*" "$(COMMON).x_word_spans*" "$(COMMON).x_sentence_spans*" "$(COMMON).x_check_spread*" \
+	"$(COMMON).x_spread_scores*" "$(COMMON).x_split_span_scores*" "$(COMMON).x_group_indices*" \
+	"$(COMMON).x_same_tokenizer*"
+mutation: $(STAMP)
+	rm -rf mutants && mkdir mutants
+	OMP_NUM_THREADS=1 $(BIN)/mutmut run --max-children 2 $(MUTATION_SCOPE) > mutants/run.log 2>&1 \
+		|| (tail -c 3000 mutants/run.log; exit 1)
+	$(BIN)/python scripts/mutation_report.py
+
 clean:
-	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache
+	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache mutants

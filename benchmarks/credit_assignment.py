@@ -155,7 +155,7 @@ def main() -> None:
     parser.add_argument("--plot", default="reports/credit_assignment.png", help="learning-curve PNG path")
     args = parser.parse_args()
 
-    from trl_token_ext.tiny_models import build_tiny_tokenizer, save_tiny_causal_lm
+    from trl_token_ext.testing import build_tiny_tokenizer, save_tiny_causal_lm
 
     tokenizer = build_tiny_tokenizer()
     special = set(tokenizer.all_special_ids)

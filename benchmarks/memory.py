@@ -84,7 +84,7 @@ def make_checkpoint(size: str, path: str) -> None:
     import torch
     from transformers import GenerationConfig, LlamaConfig, LlamaForCausalLM, Qwen2Config, Qwen2ForCausalLM
 
-    from trl_token_ext.tiny_models import build_tiny_tokenizer
+    from trl_token_ext.testing import build_tiny_tokenizer
 
     torch.set_num_threads(1)
     tokenizer = build_tiny_tokenizer()

@@ -45,7 +45,7 @@ def main() -> None:
     from trl import GRPOConfig, GRPOTrainer
 
     from trl_token_ext import TokenGRPOConfig, TokenGRPOTrainer
-    from trl_token_ext.tiny_models import save_tiny_causal_lm
+    from trl_token_ext.testing import save_tiny_causal_lm
 
     hf_logging.set_verbosity_error()
     work = Path(tempfile.mkdtemp(prefix="overhead-"))

@@ -143,7 +143,7 @@ def main() -> None:
     parser.add_argument("--prm-learning-rate", type=float, default=3e-2)
     args = parser.parse_args()
 
-    from trl_token_ext.tiny_models import build_tiny_tokenizer, save_tiny_causal_lm
+    from trl_token_ext.testing import build_tiny_tokenizer, save_tiny_causal_lm
 
     tokenizer = build_tiny_tokenizer()
     special = set(tokenizer.all_special_ids)

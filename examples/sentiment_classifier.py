@@ -10,8 +10,8 @@ use into ~/.cache/trl_token_ext. Sentences rated within ±0.5 of neutral are dro
 positive. 2,000 held-out sentences give the test metrics (accuracy, precision, recall, F1).
 
     python examples/sentiment_classifier.py                       # the cached recipe (~30 min on 2 CPU cores)
-    python examples/sentiment_classifier.py --output_dir out/sst --num_train_epochs 1 --max_train_samples 4000
-    trl-token train-classifier --output_dir out/sst               # the same through the CLI
+    python examples/sentiment_classifier.py --model_name_or_path <encoder> --dataset_name my.jsonl --output_dir out/x
+    trl-token train-classifier --model_name_or_path <encoder> --dataset_name my.jsonl --output_dir out/x  # the same
 
 Any ``TrainClassifierArguments`` field can be passed (``--help`` lists them). Outputs: ``<output_dir>/adapter``
 (LoRA adapter + head), ``<output_dir>/merged`` (load it with ``SentenceClassifierReward(path, label="positive")``)
@@ -30,7 +30,8 @@ torch.set_num_threads(1)  # on a few shared cores one thread is several times fa
 
 
 def main(argv: list[str]) -> None:
-    from trl_token_ext.sentence import SentenceClassifierReward, sentiment_classifier_path, train_classifier_main
+    from trl_token_ext.demo.classifier import sentiment_classifier_path
+    from trl_token_ext.sentence import SentenceClassifierReward, train_classifier_main
 
     if argv:  # an explicit run
         merged = Path(train_classifier_main(argv).merged_dir)

@@ -9,9 +9,11 @@
 Launch (one GPU, or several processes):
     python examples/swap_in_grpo.py
     accelerate launch examples/swap_in_grpo.py
-Offline smoke run (tiny random model, CPU, a few seconds):
+Offline smoke run (tiny random model, CPU, a few seconds; each process prints "process i of n"):
     python examples/swap_in_grpo.py --tiny
-    accelerate launch --cpu --num_processes 2 examples/swap_in_grpo.py --tiny
+    accelerate launch --multi_gpu --num_processes 2 examples/swap_in_grpo.py --tiny
+(`--multi_gpu` selects DDP, on CPU processes too with --tiny's `use_cpu=True`; `--cpu --num_processes 2` alone
+starts a single process.)
 
 The diff against TRL's quickstart (docs/consumer_gpu.md shows it too):
 
@@ -51,7 +53,7 @@ if TINY:  # offline: a tiny random Qwen2 and a handful of prompts instead of the
 
     from datasets import Dataset
 
-    from trl_token_ext.tiny_models import save_tiny_causal_lm
+    from trl_token_ext.testing import save_tiny_causal_lm
 
     torch.set_num_threads(1)
     model = os.path.join(tempfile.gettempdir(), "trl-token-ext-tiny64")
@@ -91,3 +93,5 @@ trainer = GRPOTrainer(
     peft_config=LoraConfig(r=16, lora_alpha=32, target_modules="all-linear", task_type="CAUSAL_LM"),
 )
 trainer.train()
+if TINY:  # the docs check counts these lines: as many as `--num_processes`
+    print(f"swap_in_grpo: process {trainer.accelerator.process_index} of {trainer.accelerator.num_processes}")

@@ -17,7 +17,7 @@ torch.set_num_threads(1)  # tiny models on 2 shared cores: one thread is several
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory):
     """A folder with a tiny random Qwen2 causal LM and a byte-level BPE tokenizer (pad != eos, chat template)."""
-    from trl_token_ext.tiny_models import save_tiny_causal_lm
+    from trl_token_ext.testing import save_tiny_causal_lm
 
     return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny-causal-lm")))
 

@@ -12,7 +12,7 @@ from torch import nn
 @functools.cache
 def policy_tokenizer():
     """The tiny byte-level BPE tokenizer (vocab 320) used as the policy's processing_class."""
-    from trl_token_ext.tiny_models import build_tiny_tokenizer
+    from trl_token_ext.testing import build_tiny_tokenizer
 
     return build_tiny_tokenizer()
 
@@ -20,7 +20,7 @@ def policy_tokenizer():
 @functools.cache
 def char_tokenizer():
     """Same family with vocab 262 = 256 bytes + 6 specials: no merges, one token per ASCII character."""
-    from trl_token_ext.tiny_models import build_tiny_tokenizer
+    from trl_token_ext.testing import build_tiny_tokenizer
 
     return build_tiny_tokenizer(vocab_size=262)
 
@@ -28,7 +28,7 @@ def char_tokenizer():
 @functools.cache
 def coarse_tokenizer():
     """Same family with more merges (450 ids): " wonderful" is one token where the policy has five."""
-    from trl_token_ext.tiny_models import build_tiny_tokenizer
+    from trl_token_ext.testing import build_tiny_tokenizer
 
     return build_tiny_tokenizer(vocab_size=500)
 

@@ -143,7 +143,7 @@ def test_command_line_overrides_recipe_and_parses_json_options(tmp_path):
 
 @pytest.fixture(scope="module")
 def tiny64_dir(tmp_path_factory):
-    from trl_token_ext.tiny_models import save_tiny_causal_lm
+    from trl_token_ext.testing import save_tiny_causal_lm
 
     return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny64-cli"), hidden_size=64))
 

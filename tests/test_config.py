@@ -23,7 +23,7 @@ def make(tmp_path, **kwargs):
         ({"token_reward_normalization": "prompt"}, r"token_reward_normalization='prompt' is not supported"),
         ({"token_reward_gamma": 1.5}, r"token_reward_gamma must be in \[0, 1\], got 1.5"),
         ({"token_advantage_coef": float("nan")}, r"token_advantage_coef must be a finite number"),
-        ({"token_reward_epsilon": 0.0}, r"token_reward_epsilon must be > 0"),
+        ({"token_reward_epsilon": 0.0}, r"token_reward_epsilon must be a finite number > 0"),
         ({"token_reward_weights": [1.0, float("inf")]}, r"token_reward_weights must be finite"),
     ],
 )

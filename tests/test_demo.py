@@ -7,7 +7,8 @@ import re
 
 import pytest
 
-from trl_token_ext import demo, demo_task
+from trl_token_ext.demo import run as demo
+from trl_token_ext.demo import task as demo_task
 
 
 def test_parse_fills_the_defaults_of_each_mode():

@@ -11,7 +11,7 @@ from trainer_helpers import grpo_args, length_reward, max_param_diff, snapshot
 
 from trl_token_ext import TokenGRPOTrainer
 from trl_token_ext.scorers import TeacherDistillReward
-from trl_token_ext.tiny_models import build_tiny_causal_lm, build_tiny_tokenizer
+from trl_token_ext.testing import build_tiny_causal_lm, build_tiny_tokenizer
 
 PROMPTS = ["The movie was", "A cat sat"]
 COMPLETIONS = [" good and the music was great.", " on the mat!"]

@@ -12,6 +12,7 @@ pytest.importorskip("bitsandbytes")
 
 from trl import ModelConfig  # noqa: E402
 
+from trl_token_ext.compat import keep_bnb_4bit_trainable_on_cpu  # noqa: E402
 from trl_token_ext.models import (  # noqa: E402
     SharedBaseModel,
     adapters_disabled,
@@ -27,7 +28,7 @@ TARGETS = ["q_proj", "k_proj", "v_proj", "o_proj", "gate_proj", "up_proj", "down
 @pytest.fixture(scope="module")
 def tiny64_dir(tmp_path_factory):
     """Tiny Qwen2 with hidden size 64 (bnb quantizes its linear layers in 64-value blocks)."""
-    from trl_token_ext.tiny_models import save_tiny_causal_lm
+    from trl_token_ext.testing import save_tiny_causal_lm
 
     return str(save_tiny_causal_lm(tmp_path_factory.mktemp("tiny64"), hidden_size=64))
 
@@ -129,6 +130,7 @@ def test_4bit_lora_grpo_trains_adapter_only_and_reference_is_adapter_disabled(ti
     ref_calls = [c for c in calls if c[0]]
     assert ref_calls, "no reference log-prob call ran with the adapter disabled"
     fresh, _ = load_policy(qlora_args(tiny64_dir))
+    keep_bnb_4bit_trainable_on_cpu(fresh)  # the trainers' 4-bit kernel on CPU (not bitsandbytes' bf16 inference one)
     add_fused_lm_head(fresh, temperature=trainer.temperature, cast_lm_head_to_fp32=args.cast_lm_head_to_fp32)
     _, ids, mask, keep, ref_logps = ref_calls[-1]
     with torch.no_grad():

@@ -13,8 +13,8 @@ from trainer_helpers import grpo_args, length_reward
 
 from trl_token_ext import TokenGRPOTrainer
 from trl_token_ext.scorers import OnlineImplicitPRM
-from trl_token_ext.tiny_models import build_tiny_causal_lm
-from trl_token_ext.trainers.token_mixin import OutcomeRewards
+from trl_token_ext.testing import build_tiny_causal_lm
+from trl_token_ext.trainers.records import OutcomeRewards
 
 PROMPTS = ["The movie was", "A cat sat", "It is a"]
 COMPLETIONS = [" good and the music was great.", " on the mat!", " nice day."]

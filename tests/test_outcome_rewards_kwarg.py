@@ -8,7 +8,7 @@ import torch
 from trainer_helpers import grpo_args, length_reward, parity_token_reward
 
 from trl_token_ext import TokenGRPOTrainer, TokenRLOOConfig, TokenRLOOTrainer
-from trl_token_ext.trainers.token_mixin import OutcomeRewards
+from trl_token_ext.trainers.records import OutcomeRewards
 
 
 def short_or_none(completions, **kwargs):

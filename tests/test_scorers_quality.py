@@ -89,7 +89,7 @@ def test_logprob_coarser_judge_split_conserves_total():
 
 
 def _tiny_lm(tokenizer, seed=0):
-    from trl_token_ext.tiny_models import build_tiny_causal_lm
+    from trl_token_ext.testing import build_tiny_causal_lm
 
     return build_tiny_causal_lm(tokenizer, seed=seed)
 

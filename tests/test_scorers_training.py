@@ -37,7 +37,7 @@ def _implicit_prm(model_dir):
 
 
 def _char_judge(model_dir):
-    from trl_token_ext.tiny_models import build_tiny_causal_lm
+    from trl_token_ext.testing import build_tiny_causal_lm
 
     judge = build_tiny_causal_lm(char_tokenizer(), seed=1)
     return LogProbQuality(judge, tokenizer=char_tokenizer(), name="logprob_quality_char")

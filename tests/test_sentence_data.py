@@ -7,7 +7,7 @@ import pytest
 
 @pytest.fixture
 def fake_vader_cache(tmp_path, monkeypatch):
-    from trl_token_ext.sentence.data import VADER_SOURCES
+    from trl_token_ext.demo.data import VADER_SOURCES
 
     monkeypatch.setenv("TRL_TOKEN_EXT_CACHE", str(tmp_path))
     folder = tmp_path / "vader_ground_truth"
@@ -21,7 +21,7 @@ def fake_vader_cache(tmp_path, monkeypatch):
 
 
 def test_load_vader_sentences_parses_rows(fake_vader_cache):
-    from trl_token_ext.sentence.data import load_vader_sentences
+    from trl_token_ext.demo.data import load_vader_sentences
 
     rows = load_vader_sentences()
     assert len(rows) == 40
@@ -33,7 +33,7 @@ def test_load_vader_sentences_parses_rows(fake_vader_cache):
 
 
 def test_vader_splits_drop_near_neutral_and_binarise(fake_vader_cache):
-    from trl_token_ext.sentence.data import vader_sentiment_splits
+    from trl_token_ext.demo.data import vader_sentiment_splits
 
     splits = vader_sentiment_splits(neutral_margin=0.5, test_size=8, eval_size=4, seed=0)
     assert [len(splits[name]) for name in ("train", "eval", "test")] == [16, 4, 8]  # 7 kept × 4 sources = 28

@@ -33,14 +33,14 @@ class FakeReward(SentenceClassifierReward):
 
 @pytest.fixture(scope="module")
 def bpe():
-    from trl_token_ext.tiny_models import build_tiny_tokenizer
+    from trl_token_ext.testing import build_tiny_tokenizer
 
     return build_tiny_tokenizer()
 
 
 @pytest.fixture(scope="module")
 def tiny_classifier_dir(tmp_path_factory):
-    from trl_token_ext.sentence.tiny import save_tiny_sequence_classifier
+    from trl_token_ext.testing import save_tiny_sequence_classifier
 
     return str(save_tiny_sequence_classifier(tmp_path_factory.mktemp("tiny-classifier")))
 
@@ -79,7 +79,7 @@ def test_placements_give_hand_computed_token_vectors(bpe, placement, expected):
 
 
 def test_placements_with_wordpiece_policy_tokenizer():
-    from trl_token_ext.sentence.tiny import build_wordpiece_tokenizer
+    from trl_token_ext.testing import build_wordpiece_tokenizer
 
     tokenizer = build_wordpiece_tokenizer()
     ids = _ids(tokenizer)  # the . i hated it ! → [the, movie, was, great, ., i, hated, it, !]
@@ -221,7 +221,7 @@ def test_classifier_on_gpu_policy_on_cpu(tiny_classifier_dir, bpe):
 
 
 def test_potential_prefixes_keep_their_end_when_truncated(tiny_classifier_dir):
-    from trl_token_ext.sentence.tiny import build_wordpiece_tokenizer
+    from trl_token_ext.testing import build_wordpiece_tokenizer
 
     reward = SentenceClassifierReward(tiny_classifier_dir, label="positive", placement="potential", max_length=6)
     policy = build_wordpiece_tokenizer()
@@ -232,8 +232,9 @@ def test_potential_prefixes_keep_their_end_when_truncated(tiny_classifier_dir):
     # Φ2 = score of the whole text truncated on the LEFT to 4 word pieces + [CLS]/[SEP]: "i hated it ."
     phi1 = reward.score_texts(["the movie was wonderful and great."], truncation_side="left")[0]
     phi2 = reward.score_texts(["i hated it."])[0]
-    nonzero = [v for v in out if v != 0.0]
-    assert nonzero == pytest.approx([phi1, phi2 - phi1], abs=1e-5)
+    # the(0) movie was wonderful and great .(6) i hated it .(10): Φ1 on the first ".", Φ2 − Φ1 on the second. The
+    # tiny random classifier scores all texts within ~1e-4 of each other, so compare by position, not by "nonzero".
+    assert out == pytest.approx([0.0] * 6 + [phi1] + [0.0] * 3 + [phi2 - phi1], abs=1e-6)
     assert sum(out) == pytest.approx(phi2, abs=1e-5)  # the rewards telescope to the last prefix score
 
 

@@ -22,7 +22,7 @@ def _dataset(repeat: int = 3):
 
 @pytest.fixture(scope="module")
 def tiny_classifier_dir(tmp_path_factory):
-    from trl_token_ext.sentence.tiny import save_tiny_sequence_classifier
+    from trl_token_ext.testing import save_tiny_sequence_classifier
 
     return str(save_tiny_sequence_classifier(tmp_path_factory.mktemp("tiny-classifier-train")))
 
@@ -121,7 +121,7 @@ def test_cli_entry_point_stops_early_on_f1(tiny_classifier_dir, tmp_path, capsys
 @pytest.mark.slow
 def test_real_sentiment_classifier_heldout_accuracy():
     """MiniLM + LoRA on the human-rated VADER sentences (fetched from the registry, cached): ≥ 85 % held out."""
-    from trl_token_ext.sentence.recipes import sentiment_classifier_path
+    from trl_token_ext.demo.classifier import sentiment_classifier_path
     from trl_token_ext.sentence.reward import SentenceClassifierReward
 
     path = sentiment_classifier_path()

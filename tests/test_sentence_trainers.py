@@ -11,7 +11,7 @@ from trainer_helpers import grpo_args
 
 @pytest.fixture(scope="module")
 def tiny_classifier_dir(tmp_path_factory):
-    from trl_token_ext.sentence.tiny import save_tiny_sequence_classifier
+    from trl_token_ext.testing import save_tiny_sequence_classifier
 
     return str(save_tiny_sequence_classifier(tmp_path_factory.mktemp("tiny-classifier-trainers")))
 

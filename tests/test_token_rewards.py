@@ -40,7 +40,7 @@ def test_valid_entries_are_converted_and_none_kept():
         ([[1, 2, 3], [1], [1, float("inf")]], r"non-finite value \(inf\) for sample 2 at token 1"),
         ([[1, 2, 3], 0.5, [1, 2]], r"'quality' returned float for sample 1"),
         ([[1, 2, 3], "good", [1, 2]], r"'quality' returned str for sample 1"),
-        ([[1, 2, 3], [1], [[1, 2]]], r"'quality' returned a \(1, 2\) .* value for sample 2"),
+        ([[1, 2, 3], [1], [[1, 2]]], r"'quality' returned a 2-D value of shape \(1, 2\) for sample 2"),
         ([[1, 2, 3], [1], ["a", "b"]], r"'quality' returned a non-numeric value for sample 2"),
         (3.0, r"'quality' returned float; expected a list"),
         ({"a": 1}, r"'quality' returned dict"),

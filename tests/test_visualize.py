@@ -113,7 +113,7 @@ def test_completion_heatmap_tokens_rebuild_the_text(tiny_tokenizer):
 def test_callback_shows_the_recorded_step_values(tmp_path):
     import torch
 
-    from trl_token_ext.trainers.token_mixin import TokenStepRecord
+    from trl_token_ext.trainers.records import TokenStepRecord
 
     callback = TokenHeatmapCallback(tmp_path, value="reward")
     assert callback.combined_values() is None  # nothing recorded yet

@@ -9,13 +9,15 @@ __version__ = "0.1.0.dev0"
 
 # Public name -> module that defines it. Everything is imported lazily so that `import trl_token_ext` stays cheap and
 # optional extras (peft, bitsandbytes, matplotlib) are only imported when the feature that needs them is used.
+# Library names only: the demo (`trl_token_ext.demo`) and the test builders (`trl_token_ext.testing`) are imported
+# by whoever uses them, never from here.
 _LAZY: dict[str, str] = {
     "ImplicitPRMQuality": "trl_token_ext.scorers",
     "LexiconQuality": "trl_token_ext.scorers",
     "LogProbQuality": "trl_token_ext.scorers",
     "MetricReward": "trl_token_ext.scorers",
     "OnlineImplicitPRM": "trl_token_ext.scorers",
-    "OutcomeRewards": "trl_token_ext.trainers.token_mixin",
+    "OutcomeRewards": "trl_token_ext.trainers.records",
     "PotentialShaping": "trl_token_ext.scorers",
     "ReferenceConsistency": "trl_token_ext.scorers",
     "RepetitionConsistency": "trl_token_ext.scorers",
@@ -40,11 +42,8 @@ _LAZY: dict[str, str] = {
     "load_scorer_model": "trl_token_ext.models",
     "plot_reward_curves": "trl_token_ext.visualize",
     "register_reward": "trl_token_ext.registry",
-    "sentiment_classifier_path": "trl_token_ext.sentence.recipes",
-    "smollm2_path": "trl_token_ext.pretrained",
     "split_sentences": "trl_token_ext.sentence.split",
     "token_heatmap_html": "trl_token_ext.visualize",
-    "train_classifier_main": "trl_token_ext.sentence.recipes",
     "train_sentence_classifier": "trl_token_ext.sentence.train",
 }
 
@@ -79,18 +78,14 @@ __all__ = [
     "load_scorer_model",
     "plot_reward_curves",
     "register_reward",
-    "sentiment_classifier_path",
-    "smollm2_path",
     "split_sentences",
     "token_heatmap_html",
-    "train_classifier_main",
     "train_sentence_classifier",
 ]
 
 if TYPE_CHECKING:
     from trl_token_ext.config import TokenRewardConfigMixin
     from trl_token_ext.models import SharedBaseModel, load_policy, load_scorer_model
-    from trl_token_ext.pretrained import smollm2_path
     from trl_token_ext.registry import build_reward_func, register_reward
     from trl_token_ext.scorers import (
         ImplicitPRMQuality,
@@ -107,17 +102,13 @@ if TYPE_CHECKING:
         TokenScorer,
         WeightedTokenReward,
     )
-    from trl_token_ext.sentence.recipes import (
-        TrainClassifierArguments,
-        sentiment_classifier_path,
-        train_classifier_main,
-    )
+    from trl_token_ext.sentence.recipes import TrainClassifierArguments
     from trl_token_ext.sentence.reward import SentenceClassifierReward
     from trl_token_ext.sentence.split import align_sentences, split_sentences
     from trl_token_ext.sentence.train import train_sentence_classifier
     from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
     from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
-    from trl_token_ext.trainers.token_mixin import OutcomeRewards
+    from trl_token_ext.trainers.records import OutcomeRewards
     from trl_token_ext.visualize import TokenHeatmapCallback, heatmap_page, plot_reward_curves, token_heatmap_html
 
 

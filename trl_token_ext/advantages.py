@@ -12,16 +12,45 @@ import torch
 from trl_token_ext.config import TOKEN_ADVANTAGE_MODES, TOKEN_REWARD_NORMALIZATIONS
 
 
+def overflow_safe_scale(values: torch.Tensor, mask: torch.Tensor, dim: int | None = None) -> torch.Tensor:
+    """A power of two s ≥ 1 with max |values / s| < 2 over the valid entries (along ``dim``, keepdim; all if None).
+
+    Dividing by s is exact (a power of two), so statistics of ``values / s`` cannot overflow for any finite float32
+    input and equal those of ``values`` (scaled) bit for bit; s is 1 wherever every valid |value| is below 2.
+    """
+    magnitude = torch.where(mask.bool(), values.abs(), torch.zeros_like(values))
+    peak = magnitude.amax() if dim is None else magnitude.amax(dim=dim, keepdim=True)
+    exponent = torch.frexp(peak).exponent  # peak = m · 2^e with m in [0.5, 1)
+    return torch.ldexp(torch.ones_like(peak), (exponent - 1).clamp(min=0))
+
+
 def _masked_mean_std(values: torch.Tensor, mask: torch.Tensor, dim: int) -> tuple[torch.Tensor, torch.Tensor]:
     """Mean and unbiased (Bessel-corrected, as TRL's ``nanstd``) std of ``values`` where ``mask`` is 1, along ``dim``.
 
-    The std is 0 where fewer than two values are valid.
+    The std is 0 where fewer than two values are valid. Computed on ``values / overflow_safe_scale`` and scaled back,
+    so no intermediate sum overflows; the std itself is inf only if the true std exceeds the dtype's range.
     """
+    mask = mask.to(values.dtype)
+    scale = overflow_safe_scale(values, mask, dim)
+    values = values / scale
     count = mask.sum(dim=dim, keepdim=True)
     mean = (values * mask).sum(dim=dim, keepdim=True) / count.clamp(min=1)
     sq_dev = ((values - mean) ** 2 * mask).sum(dim=dim, keepdim=True)
     var = torch.where(count > 1, sq_dev / (count - 1).clamp(min=1), torch.zeros_like(sq_dev))
-    return mean, var.sqrt()
+    return mean * scale, var.sqrt() * scale
+
+
+def _standardize(values: torch.Tensor, mask: torch.Tensor, dim: int, eps: float) -> torch.Tensor:
+    """(values - mean) / (std + eps) along ``dim`` over ``mask``, zero where ``mask`` is 0; overflow-safe.
+
+    Evaluated as (v/s - mean/s) / (std/s + eps/s) with s = `overflow_safe_scale` (identical to the plain formula
+    whenever s = 1), so a finite float32 reward such as ``torch.finfo(torch.float32).min`` cannot produce inf/NaN.
+    """
+    scale = overflow_safe_scale(values, mask, dim)
+    scaled = values / scale
+    mean, std = _masked_mean_std(scaled, mask, dim)
+    denominator = (std + eps / scale).clamp(min=torch.finfo(values.dtype).tiny)
+    return (scaled - mean) / denominator * mask
 
 
 def normalize_token_rewards(
@@ -32,6 +61,8 @@ def normalize_token_rewards(
     eps: float = 1e-4,
 ) -> torch.Tensor:
     """Standardize token rewards: r̃ = (r - mean) / (std + eps) over the valid tokens of each group, or of the batch.
+
+    Overflow-safe: any finite rewards (even ``torch.finfo(torch.float32).min``) give finite normalized rewards.
 
     Args:
         rewards: (B, T) token rewards.
@@ -51,19 +82,48 @@ def normalize_token_rewards(
     if normalization == "none":
         return rewards * mask
     if normalization == "batch":
-        mean, std = _masked_mean_std(rewards.reshape(1, -1), mask.reshape(1, -1), dim=1)
-        return (rewards - mean) / (std + eps) * mask
+        return _standardize(rewards.reshape(1, -1), mask.reshape(1, -1), 1, eps).reshape(rewards.shape)
     batch, length = rewards.shape
     if batch % group_size != 0:
         raise ValueError(f"Batch of {batch} completions is not a multiple of the group size {group_size}.")
     grouped = rewards.reshape(batch // group_size, group_size * length)
     grouped_mask = mask.reshape(batch // group_size, group_size * length)
-    mean, std = _masked_mean_std(grouped, grouped_mask, dim=1)
-    return ((grouped - mean) / (std + eps) * grouped_mask).reshape(batch, length)
+    return _standardize(grouped, grouped_mask, 1, eps).reshape(batch, length)
+
+
+_RTG_CHUNK = 32
+
+
+def _suffix_discounted_sum(values: torch.Tensor, gamma: float) -> torch.Tensor:
+    """S_t = Σ_{j≥t} γ^(j-t) values_j along dim 1, in O(B·T·C) time and O(B·T + C²) memory (C = chunk size).
+
+    Positions are cut into chunks of C: inside a chunk a (C, C) upper-triangular matmul, across chunks the same
+    recursion on the chunk totals with γ^C. Only non-negative powers of γ appear, so γ < 1 cannot overflow.
+    """
+    batch, length = values.shape
+    chunk = min(_RTG_CHUNK, length)
+    if chunk <= 1:
+        return values.clone()
+    chunks = -(-length // chunk)
+    padded = torch.nn.functional.pad(values, (0, chunks * chunk - length)).reshape(batch, chunks, chunk)
+    offsets = torch.arange(chunk, device=values.device)
+    steps = offsets.unsqueeze(1) - offsets.unsqueeze(0)  # steps[j, t] = j - t
+    discount = torch.where(steps >= 0, torch.pow(gamma, steps.clamp(min=0).to(values.dtype)), 0.0)
+    local = padded @ discount  # (B, N, C): suffix sums inside each chunk
+    if chunks > 1:
+        # carry[n] = S at the first position of chunk n+1: the suffix sum over chunks of the chunk totals with γ^C
+        totals = local[:, :, 0]
+        after = _suffix_discounted_sum(totals, gamma**chunk)
+        carry = torch.nn.functional.pad(after[:, 1:], (0, 1))
+        tail = torch.pow(gamma, (chunk - offsets).to(values.dtype))  # γ^(C - t) ≥ 0, from position t to chunk end
+        local = local + carry.unsqueeze(2) * tail
+    return local.reshape(batch, chunks * chunk)[:, :length]
 
 
 def discounted_reward_to_go(rewards: torch.Tensor, mask: torch.Tensor, gamma: float = 1.0) -> torch.Tensor:
     """A_t = Σ_{j≥t} γ^(j-t) r_j over valid positions j (masked positions add nothing but still count as steps).
+
+    Linear in T (chunked suffix sums, see `_suffix_discounted_sum`); numerically safe for any γ in [0, 1].
 
     Args:
         rewards: (B, T). mask: (B, T). gamma: discount in [0, 1].
@@ -71,13 +131,8 @@ def discounted_reward_to_go(rewards: torch.Tensor, mask: torch.Tensor, gamma: fl
     Returns:
         (B, T), zero where ``mask`` is zero.
     """
-    length = rewards.size(1)
-    positions = torch.arange(length, device=rewards.device)
-    steps = positions.unsqueeze(1) - positions.unsqueeze(0)  # steps[j, t] = j - t
-    # discount[j, t] = γ^(j-t) for j ≥ t, else 0: one (T, T) matmul instead of a Python loop over positions
-    discount = torch.where(steps >= 0, torch.pow(gamma, steps.clamp(min=0).to(rewards.dtype)), 0.0)
     mask = mask.to(rewards.dtype)
-    return ((rewards * mask) @ discount) * mask
+    return _suffix_discounted_sum(rewards * mask, float(gamma)) * mask
 
 
 def min_reward_to_go(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
@@ -133,7 +188,8 @@ def token_advantages(
 
     ``leave_one_out=True`` (RLOO) then subtracts `leave_one_out_baseline` of the accumulated values.
     ``scale=True`` finally divides by their std over the valid tokens of the batch (plus ``eps``), keeping
-    ``reward_to_go`` (whose std grows with length) on the scale of the outcome advantage.
+    ``reward_to_go`` (whose std grows with length) on the scale of the outcome advantage. Constant advantages (std 0:
+    all equal, or fewer than two valid tokens) are left as they are instead of being multiplied by 1/``eps``.
     """
     if mode not in TOKEN_ADVANTAGE_MODES:
         raise ValueError(f"Unknown token advantage mode {mode!r}; use one of {TOKEN_ADVANTAGE_MODES}.")
@@ -148,7 +204,7 @@ def token_advantages(
         advantages = advantages - leave_one_out_baseline(advantages, mask, group_size)
     if scale:
         _, std = _masked_mean_std(advantages.reshape(1, -1), mask.to(advantages.dtype).reshape(1, -1), dim=1)
-        advantages = advantages / (std + eps)
+        advantages = torch.where(std > 0, advantages / (std + eps), advantages)
     return advantages
 
 

@@ -71,6 +71,14 @@ class TokenRewardArguments:
         },
     )
 
+    overwrite_output_dir: bool = field(
+        default=False,
+        metadata={
+            "help": "Train into an `output_dir` that holds another run's `checkpoint-*` folders: remove them first. "
+            "Without it (and without `resume_from_checkpoint`) such an `output_dir` is refused."
+        },
+    )
+
     def __post_init__(self):
         self.reward_kwargs = _parse_options(self.reward_kwargs, "reward_kwargs")
         self.token_reward_kwargs = _parse_options(self.token_reward_kwargs, "token_reward_kwargs")
@@ -191,6 +199,34 @@ def build_reward_funcs(
     return funcs
 
 
+def check_output_dir(output_dir: str, resume_from_checkpoint: Any, overwrite: bool, is_main_process: bool = True):
+    """Refuse an ``output_dir`` holding ``checkpoint-*`` folders of another run unless resuming; with ``overwrite``
+    remove them (on the main process) so that the two runs' checkpoints are never mixed."""
+    import re
+    import shutil
+
+    if resume_from_checkpoint or not os.path.isdir(output_dir):
+        return
+    pattern = re.compile(r"checkpoint-(\d+)$")
+    found = sorted(
+        (name for name in os.listdir(output_dir) if pattern.match(name)),
+        key=lambda name: int(pattern.match(name).group(1)),
+    )
+    if not found:
+        return
+    if overwrite:
+        if is_main_process:
+            for name in found:
+                shutil.rmtree(os.path.join(output_dir, name))
+        return
+    last = os.path.join(output_dir, found[-1])
+    raise ValueError(
+        f"output_dir {output_dir!r} already holds checkpoints of another run ({', '.join(found)}); training into "
+        "it would mix the two runs' checkpoints. Resume that run with --resume_from_checkpoint "
+        f"{last}, choose another --output_dir, or pass --overwrite_output_dir true to delete those checkpoints."
+    )
+
+
 def run_training(command: str, script_args, reward_args, training_args, model_args, dataset_args=None) -> Any:
     """Load data, policy (4-bit + LoRA per `ModelConfig`) and reward functions; train; save. Returns the trainer."""
     from trl_token_ext.models import load_policy
@@ -198,6 +234,12 @@ def run_training(command: str, script_args, reward_args, training_args, model_ar
     _, trainer_class = _trainer_classes(command)
     if not (reward_args.reward_funcs or reward_args.reward_model_name_or_path or reward_args.token_reward_funcs):
         raise ValueError("Give at least one of `reward_funcs`, `reward_model_name_or_path` or `token_reward_funcs`.")
+    check_output_dir(
+        training_args.output_dir,
+        training_args.resume_from_checkpoint,
+        getattr(reward_args, "overwrite_output_dir", False),
+        training_args.process_index == 0,
+    )
     dataset = load_train_dataset(script_args, dataset_args)
     policy, peft_config = load_policy(model_args, training_args)
     training_args.model_init_kwargs = None  # consumed by load_policy

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
 TOKEN_ADVANTAGE_MODES = ("reward_to_go", "immediate", "min")
 TOKEN_REWARD_NORMALIZATIONS = ("group", "batch", "none")
@@ -16,6 +17,28 @@ class TokenRewardConfigMixin:
 
     Put first in the bases (``class TokenGRPOConfig(TokenRewardConfigMixin, GRPOConfig)``): its ``__post_init__``
     validates the token fields, then defers to the TRL config's own ``__post_init__``.
+
+    Parameters:
+        > Parameters that control the token rewards (in addition to those of the TRL config)
+
+        token_reward_weights (`list[float]` or `None`, *optional*, defaults to `None`):
+            Weight w_k of each token reward function: r_t = Σ_k w_k · g_k(x, y)_t, one per function in
+            `token_reward_funcs`. If `None`, every weight is `1.0`.
+        token_advantage_coef (`float`, *optional*, defaults to `1.0`):
+            λ in A_t = A_out + λ · A_tok_t. With `0.0` the trainer computes exactly the stock advantages (token reward
+            functions are still called and logged).
+        token_reward_gamma (`float`, *optional*, defaults to `1.0`):
+            Discount γ in [0, 1] of the `"reward_to_go"` token advantage: A_tok_t = Σ_{j≥t} γ^(j-t) r̃_j.
+        token_advantage_mode (`str`, *optional*, defaults to `"reward_to_go"`):
+            How normalized token rewards r̃ become token advantages: `"reward_to_go"`, `"immediate"` (r̃_t) or
+            `"min"` (min_{j≥t} r̃_j).
+        token_reward_normalization (`str`, *optional*, defaults to `"group"`):
+            Normalization of token rewards before accumulation: `"group"` (over the valid tokens of a prompt's group
+            of completions), `"batch"` (over the valid tokens of the whole batch, across processes) or `"none"`.
+        token_advantage_scale (`bool`, *optional*, defaults to `False`):
+            Divide the accumulated token advantages by their std over the valid tokens of the batch.
+        token_reward_epsilon (`float`, *optional*, defaults to `0.0001`):
+            ε added to the std in token reward normalization.
     """
 
     token_reward_weights: list[float] | None = field(
@@ -90,6 +113,16 @@ class TokenRewardConfigMixin:
         super().__post_init__()
 
     def _validate_token_fields(self) -> None:
+        self.token_advantage_coef = _real_number("token_advantage_coef", self.token_advantage_coef)
+        self.token_reward_gamma = _real_number("token_reward_gamma", self.token_reward_gamma)
+        self.token_reward_epsilon = _real_number("token_reward_epsilon", self.token_reward_epsilon)
+        if self.token_reward_weights is not None:
+            weights = self.token_reward_weights
+            if isinstance(weights, (str, bytes)) or not hasattr(weights, "__iter__"):
+                weights = [weights]  # a YAML scalar `token_reward_weights: 1.0` is one weight
+            self.token_reward_weights = [
+                _real_number(f"token_reward_weights[{index}]", weight) for index, weight in enumerate(weights)
+            ]
         if self.token_advantage_mode not in TOKEN_ADVANTAGE_MODES:
             raise ValueError(
                 f"token_advantage_mode={self.token_advantage_mode!r} is not supported; choose one of "
@@ -104,8 +137,8 @@ class TokenRewardConfigMixin:
             raise ValueError(f"token_reward_gamma must be in [0, 1], got {self.token_reward_gamma}.")
         if not math.isfinite(self.token_advantage_coef):
             raise ValueError(f"token_advantage_coef must be a finite number, got {self.token_advantage_coef}.")
-        if not self.token_reward_epsilon > 0:
-            raise ValueError(f"token_reward_epsilon must be > 0, got {self.token_reward_epsilon}.")
+        if not (self.token_reward_epsilon > 0 and math.isfinite(self.token_reward_epsilon)):
+            raise ValueError(f"token_reward_epsilon must be a finite number > 0, got {self.token_reward_epsilon}.")
         if not (math.isfinite(self.token_kl_coef) and self.token_kl_coef >= 0.0):
             raise ValueError(f"token_kl_coef must be a finite number >= 0, got {self.token_kl_coef}.")
         if self.token_kl_estimator not in TOKEN_KL_ESTIMATORS:
@@ -113,7 +146,16 @@ class TokenRewardConfigMixin:
                 f"token_kl_estimator={self.token_kl_estimator!r} is not supported; choose one of "
                 f"{list(TOKEN_KL_ESTIMATORS)}."
             )
-        if self.token_reward_weights is not None:
-            bad = [w for w in self.token_reward_weights if not math.isfinite(float(w))]
-            if bad:
-                raise ValueError(f"token_reward_weights must be finite numbers, got {self.token_reward_weights}.")
+        bad = [w for w in self.token_reward_weights or [] if not math.isfinite(w)]
+        if bad:
+            raise ValueError(f"token_reward_weights must be finite numbers, got {self.token_reward_weights}.")
+
+
+def _real_number(name: str, value: Any) -> float:
+    """``value`` as a float (numbers and numeric strings such as ``"0.5"``); a ValueError naming ``name`` otherwise."""
+    if isinstance(value, bool) or value is None:
+        raise ValueError(f"{name} must be a real number, got {value!r}.")
+    try:
+        return float(value.strip() if isinstance(value, str) else value)
+    except (TypeError, ValueError):
+        raise ValueError(f"{name} must be a real number, got {type(value).__name__} {value!r}.") from None

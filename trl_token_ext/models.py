@@ -17,6 +17,8 @@ from typing import Any
 
 import torch
 
+from trl_token_ext.compat import keep_bnb_4bit_inference_working_on_cpu
+
 BITSANDBYTES_HINT = 'pip install "trl-token-ext[quantization]"  (or: pip install "bitsandbytes>=0.50.2,<0.51")'
 PEFT_HINT = 'pip install "trl-token-ext[peft]"  (or: pip install "peft>=0.21.2,<0.22")'
 SCORER_TASKS = ("causal-lm", "sequence-classification", "token-classification")
@@ -354,7 +356,9 @@ def load_scorer_model(
     if task not in SCORER_TASKS:
         raise ValueError(f"{owner}: task={task!r} is not supported; choose one of {list(SCORER_TASKS)}.")
     if is_model_object(model_name_or_path):
-        return model_name_or_path if device is None else model_name_or_path.to(device)
+        model = model_name_or_path
+        quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
+        return model if device is None or quantized else model.to(device)  # a k-bit model stays where it was put
     if not isinstance(model_name_or_path, str) and not hasattr(model_name_or_path, "__fspath__"):
         raise TypeError(
             f"{owner}: model must be a model id, a path or a model object, got {type(model_name_or_path).__name__}."
@@ -382,6 +386,7 @@ def load_scorer_model(
     model = _from_pretrained(source, task, kwargs, merge_adapter and "quantization_config" not in kwargs)
     if "device_map" not in kwargs and "quantization_config" not in kwargs:
         model = model.to(device or default_device())
+    keep_bnb_4bit_inference_working_on_cpu(model)
     model.eval()
     model.requires_grad_(False)
     return model

@@ -15,7 +15,10 @@ from typing import Any
 
 import torch
 
+from trl_token_ext.advantages import overflow_safe_scale
+
 TokenRewardFunc = Callable[..., Sequence[Any]]
+_INTEGER_DTYPES = (torch.uint8, torch.int8, torch.int16, torch.int32, torch.int64)
 
 
 def token_reward_func_name(func: Any) -> str:
@@ -88,10 +91,19 @@ def validate_token_rewards(
             raise ValueError(
                 f"Token reward function '{func_name}' returned a non-numeric value for sample {index}: {error}"
             ) from error
-        if values.dim() != 1 or not (values.is_floating_point() or values.dtype in (torch.int32, torch.int64)):
+        if (
+            values.dtype == torch.bool
+            or values.is_complex()
+            or not (values.is_floating_point() or values.dtype in _INTEGER_DTYPES)
+        ):
             raise ValueError(
-                f"Token reward function '{func_name}' returned a {tuple(values.shape)} {values.dtype} value for "
-                f"sample {index}; expected a 1-D sequence of {len(ids)} numbers."
+                f"Token reward function '{func_name}' returned dtype {values.dtype} for sample {index}; token rewards "
+                "must be real numbers (a float or integer dtype), not bool or complex: convert them with .float()."
+            )
+        if values.dim() != 1:
+            raise ValueError(
+                f"Token reward function '{func_name}' returned a {values.dim()}-D value of shape "
+                f"{tuple(values.shape)} for sample {index}; expected a 1-D sequence of {len(ids)} numbers."
             )
         if values.numel() != len(ids):
             raise ValueError(
@@ -163,13 +175,64 @@ def weighted_token_rewards(
 
 
 def masked_stats(values: torch.Tensor, mask: torch.Tensor) -> tuple[float, float]:
-    """Mean and unbiased std (NaN if undefined, as TRL logs) of ``values`` over ``mask``; any shapes that broadcast."""
+    """Mean and unbiased std (NaN if undefined, as TRL logs) of ``values`` over ``mask``; any shapes that broadcast.
+
+    Overflow-safe: computed on ``values / overflow_safe_scale`` and scaled back as Python (double) floats.
+    """
     mask = mask.to(values.dtype).expand_as(values)
     count = mask.sum().item()
     if count == 0:
         return math.nan, math.nan
+    scale = overflow_safe_scale(values, mask).item()
+    values = values / scale
     mean = ((values * mask).sum() / count).item()
     if count < 2:
-        return mean, math.nan
+        return mean * scale, math.nan
     var = (((values - mean) ** 2) * mask).sum().item() / (count - 1)
-    return mean, math.sqrt(var)
+    return mean * scale, math.sqrt(var) * scale
+
+
+def check_token_advantages(
+    advantages: torch.Tensor,
+    valid: torch.Tensor,
+    rewards: torch.Tensor,
+    present: torch.Tensor,
+    weights: torch.Tensor,
+    func_names: Sequence[str],
+    coef: float,
+) -> None:
+    """Raise before the loss if λ·A_tok is not finite, or so large that the float32 loss / gradient norm overflow.
+
+    The limit is sqrt(float32 max / N) for N valid tokens (the squared sum of all of them then stays finite).
+
+    Args:
+        advantages: (B, T) token advantages A_tok. valid: (B, T) mask. rewards: (B, K, T) raw token rewards.
+        present: (B, K). weights: (K,). func_names: K names. coef: λ.
+
+    Raises:
+        ValueError: naming the samples (rows of the gathered batch) and the token reward function(s) with the
+            largest |w_k·g_k| on them, with the sample, token and value.
+    """
+    valid = valid.bool()
+    limit = math.sqrt(torch.finfo(torch.float32).max / max(int(valid.sum()), 1))
+    bad = valid & ~((coef * advantages).abs() <= limit)  # NaN compares False: caught too
+    if not bad.any():
+        return
+    rows = bad.any(dim=1).nonzero().flatten()
+    magnitude = rewards[rows].abs() * weights.abs().to(rewards.device).view(1, -1, 1) * present[rows].unsqueeze(-1)
+    peaks = magnitude.amax(dim=(0, 2))
+    culprits = []
+    for k in (peaks == peaks.max()).logical_or(peaks > limit).nonzero().flatten().tolist():
+        row, token = divmod(int(magnitude[:, k].argmax()), magnitude.size(2))
+        culprits.append(
+            f"'{func_names[k]}' (sample {int(rows[row])}, token {token}: {rewards[rows[row], k, token].item():.4g}, "
+            f"weight {weights[k].item():g})"
+        )
+    raise ValueError(
+        f"Token advantages are not finite or too large (|λ·A_tok| > {limit:.3g}, which overflows the float32 loss) "
+        f"for sample(s) {rows.tolist()[:20]} of the batch. Largest weighted token rewards on them: "
+        f"{', '.join(culprits)}. Rewards this large overflow float32 (in the weighted sum Σ_k w_k·g_k, or in the loss "
+        "when they are not normalized): return smaller token rewards (None for a completion a function does not "
+        "score), lower token_reward_weights / token_advantage_coef, or normalize them (token_reward_normalization="
+        "'group' or 'batch')."
+    )

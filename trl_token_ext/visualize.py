@@ -229,15 +229,37 @@ class TokenHeatmapCallback(TrainerCallback):
         return path
 
     def _report(self, args: Any, step: int, path: Path) -> None:
-        """Log the page to the trackers in ``args.report_to`` that have an active run (wandb, mlflow)."""
+        """Log the page to the trackers named in ``args.report_to`` ("all": every installed one).
+
+        TensorBoard: a text entry ``token_heatmap`` (the page's path and its HTML, shown as text) in
+        ``$TENSORBOARD_LOGGING_DIR`` or ``<output_dir>/runs/token_heatmaps``, beside the Trainer's own runs. W&B:
+        ``wandb.Html`` in the active run. MLflow: the file as an artifact. trackio has no HTML media type: the page
+        stays a file. A tracker that is named but not installed is skipped.
+        """
+        import os
+
         report_to = getattr(args, "report_to", None) or []
         report_to = [report_to] if isinstance(report_to, str) else list(report_to)
+        html = path.read_text(encoding="utf-8")
+        if "tensorboard" in report_to or "all" in report_to:
+            try:
+                from torch.utils.tensorboard import SummaryWriter
+            except ImportError:
+                SummaryWriter = None
+            if SummaryWriter is not None:
+                if getattr(self, "_tb_writer", None) is None:
+                    logging_dir = os.getenv("TENSORBOARD_LOGGING_DIR") or os.path.join(
+                        getattr(args, "output_dir", None) or ".", "runs", "token_heatmaps"
+                    )
+                    self._tb_writer = SummaryWriter(log_dir=logging_dir)
+                self._tb_writer.add_text("token_heatmap", f"`{path}`\n\n{html}", global_step=step)
+                self._tb_writer.flush()
         if "wandb" in report_to or "all" in report_to:
             try:
                 import wandb
 
                 if wandb.run is not None:
-                    wandb.log({"token_heatmap": wandb.Html(path.read_text(encoding="utf-8"))}, step=step)
+                    wandb.log({"token_heatmap": wandb.Html(html)}, step=step)
             except ImportError:
                 pass
         if "mlflow" in report_to or "all" in report_to:

@@ -13,7 +13,7 @@ from peft import LoraConfig
 from transformers import AutoTokenizer
 
 from trl_token_ext.scorers import OnlineImplicitPRM
-from trl_token_ext.trainers.token_mixin import OutcomeRewards
+from trl_token_ext.trainers.records import OutcomeRewards
 
 torch.set_num_threads(1)
 model_dir, out_dir = sys.argv[1:3]

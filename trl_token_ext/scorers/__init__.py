@@ -8,12 +8,13 @@ from trl_token_ext.scorers.combine import WeightedTokenReward
 from trl_token_ext.scorers.consistency import ReferenceConsistency, RepetitionConsistency, SelfConsistency, jaccard
 from trl_token_ext.scorers.distill import TeacherDistillReward
 from trl_token_ext.scorers.lexicon import LexiconQuality
-from trl_token_ext.scorers.metrics import MetricReward, load_metric
+from trl_token_ext.scorers.metrics import BatchMetric, MetricReward, load_metric
 from trl_token_ext.scorers.online_prm import OnlineImplicitPRM
 from trl_token_ext.scorers.quality import ImplicitPRMQuality, LogProbQuality, TokenClassifierQuality
 from trl_token_ext.scorers.shaping import PotentialShaping
 
 __all__ = [
+    "BatchMetric",
     "ImplicitPRMQuality",
     "LexiconQuality",
     "LogProbQuality",

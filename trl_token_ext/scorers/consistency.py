@@ -121,12 +121,20 @@ class ReferenceConsistency(TokenScorer):
         return results
 
 
+def word_set(text: str) -> frozenset[str]:
+    """The lower-cased words of ``text``."""
+    return frozenset(w.lower() for w, _ in word_spans(text))
+
+
+def set_jaccard(wa: frozenset[str], wb: frozenset[str]) -> float:
+    """|A ∩ B| / |A ∪ B| (0 when both are empty)."""
+    union = len(wa | wb)
+    return len(wa & wb) / union if union else 0.0
+
+
 def jaccard(a: str, b: str) -> float:
     """|W(a) ∩ W(b)| / |W(a) ∪ W(b)| over lower-cased word sets (0 when both are empty)."""
-    wa = {w.lower() for w, _ in word_spans(a)}
-    wb = {w.lower() for w, _ in word_spans(b)}
-    union = wa | wb
-    return len(wa & wb) / len(union) if union else 0.0
+    return set_jaccard(word_set(a), word_set(b))
 
 
 class SelfConsistency(TokenScorer):
@@ -136,6 +144,11 @@ class SelfConsistency(TokenScorer):
     with ``similarity`` a callable (str, str) → float (default: word-set Jaccard). Every token of the sentence gets
     C(s) (``spread="all"``, or "split"/"last"). Groups: ``num_generations`` consecutive completions, or (None) runs of
     consecutive equal prompts, as TRL's sampler lays them out. A completion alone in its group gets None.
+
+    Cost: every sentence is compared with every sentence of the other completions, O(G·S²) similarity calls for S
+    sentences per completion, so quadratic in the completion length T by definition (measured, 2 completions, default
+    Jaccard with word sets computed once per sentence: see docs/benchmarks.md). For long completions prefer a
+    linear consistency signal: `ReferenceConsistency` against the prompt or a reference column.
     """
 
     default_name = "self_consistency"
@@ -156,6 +169,16 @@ class SelfConsistency(TokenScorer):
         policy = self.require_tokenizer(processing_class)
         decoded = [decode_with_spans(policy, ids) for ids in completion_ids]
         sentences = [sentence_spans(text) for text, _ in decoded]
+        if self.similarity is jaccard:  # word sets once per sentence instead of once per pair
+            sets = [[word_set(sentence) for sentence, _ in row] for row in sentences]
+
+            def similarity(i: int, k: int, j: int, m: int) -> float:
+                return set_jaccard(sets[i][k], sets[j][m])
+        else:
+
+            def similarity(i: int, k: int, j: int, m: int) -> float:
+                return self.similarity(sentences[i][k][0], sentences[j][m][0])
+
         results: list[list[float] | None] = [None] * len(completion_ids)
         for group in group_indices(prompts, self.num_generations, self.__name__):
             for i in group:
@@ -163,10 +186,9 @@ class SelfConsistency(TokenScorer):
                 if not others:
                     continue
                 items = []
-                for sentence, span in sentences[i]:
+                for k, (_, span) in enumerate(sentences[i]):
                     agreement = [
-                        max((self.similarity(sentence, other) for other, _ in sentences[j]), default=0.0)
-                        for j in others
+                        max((similarity(i, k, j, m) for m in range(len(sentences[j]))), default=0.0) for j in others
                     ]
                     items.append((span, sum(agreement) / len(agreement)))
                 results[i] = spread_scores(decoded[i][1], items, self.spread)

@@ -23,8 +23,8 @@ REDUCE_MODES = ("split", "sum", "mean")
 
 
 def scorer_load_kwargs(owner: str, dtype=None, task: str = "causal-lm", **kwargs: Any) -> dict[str, Any]:
-    """`load_scorer_model` keywords from a scorer's constructor arguments (dtype None: the checkpoint's, "auto")."""
-    return dict(task=task, dtype="auto" if dtype is None else dtype, owner=owner, **kwargs)
+    """`load_scorer_model` keywords from a scorer's constructor arguments (dtype None: float32)."""
+    return dict(task=task, dtype=dtype, owner=owner, **kwargs)
 
 
 class _CausalLMScorer(TokenScorer):
@@ -39,9 +39,18 @@ class _CausalLMScorer(TokenScorer):
             raise ValueError(f"{self.__name__}: batch_size must be >= 1, got {batch_size}.")
         self.batcher = JudgeBatcher(self.__name__, self.tokenizer, max_length, batch_size, max_batch_tokens)
 
-    def _policy_tokenizer(self, processing_class: Any) -> Any:
-        """The policy tokenizer; without one, the judge's own (then completion ids must be judge ids)."""
+    def _policy_tokenizer(self, processing_class: Any, completion_ids: list[list[int]]) -> Any:
+        """The policy tokenizer; without one, the judge's own (then completion ids must be judge ids: checked)."""
         if processing_class is None and self.tokenizer is not None:
+            vocab = len(self.tokenizer)
+            for index, ids in enumerate(completion_ids):
+                outside = [t for t in ids if not 0 <= t < vocab]
+                if outside:
+                    raise ValueError(
+                        f"{self.__name__}: completion_ids of sample {index} hold token id {outside[0]}, outside the "
+                        f"judge tokenizer's {vocab} ids; without processing_class they are read as judge ids. Pass "
+                        "processing_class=<the policy tokenizer> (TokenGRPOTrainer does) to decode and re-tokenize."
+                    )
             return self.tokenizer
         return self.require_tokenizer(processing_class)
 
@@ -67,7 +76,7 @@ class LogProbQuality(_CausalLMScorer):
         max_length: judge context (default ``config.max_position_embeddings``); longer inputs are cut from the left.
         batch_size, max_batch_tokens: forward-pass batching.
         dtype, device, quantization_config, load_in_4bit, model_kwargs: how `trl_token_ext.models.load_scorer_model`
-            (the loader of every model-backed scorer) loads ``model``; dtype None keeps the checkpoint's.
+            (the loader of every model-backed scorer) loads ``model``; dtype None: float32.
     """
 
     default_name = "logprob_quality"
@@ -107,7 +116,9 @@ class LogProbQuality(_CausalLMScorer):
         self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, load_kwargs)
 
     def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
-        samples, judge = self.batcher.prepare(prompts, completion_ids, self._policy_tokenizer(processing_class))
+        samples, judge = self.batcher.prepare(
+            prompts, completion_ids, self._policy_tokenizer(processing_class, completion_ids)
+        )
         logps, entropies = completion_logprobs(
             self.model, self.batcher, samples, self._pad_id(judge), with_entropy=self.center == "entropy"
         )
@@ -179,7 +190,9 @@ class ImplicitPRMQuality(_CausalLMScorer):
             self.ref_model = load_scorer_model(ref_model, **scorer_load_kwargs(self.__name__, **load_kwargs))
 
     def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
-        samples, judge = self.batcher.prepare(prompts, completion_ids, self._policy_tokenizer(processing_class))
+        samples, judge = self.batcher.prepare(
+            prompts, completion_ids, self._policy_tokenizer(processing_class, completion_ids)
+        )
         pad = self._pad_id(judge)
         logps, _ = completion_logprobs(self.model, self.batcher, samples, pad)
         if self.ref_model is None:

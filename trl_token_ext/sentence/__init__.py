@@ -5,9 +5,10 @@
   completion) or as a token reward function (``placement`` = end / spread / potential).
 * :func:`train_sentence_classifier`, :func:`train_classifier_main` (``trl-token train-classifier``),
   :class:`TrainClassifierArguments`: LoRA fine-tuning with transformers' ``Trainer`` and offline ``evaluate`` metrics.
-* :func:`sentiment_classifier_path`: a MiniLM sentiment classifier trained on human-rated sentences, cached.
 
-Training, data and metric helpers are imported on first use (they pull in ``datasets``/``evaluate``/``peft``).
+The demo's ready-trained sentiment classifier is ``trl_token_ext.demo.classifier.sentiment_classifier_path``.
+
+Training and metric helpers are imported on first use (they pull in ``datasets``/``evaluate``/``peft``).
 """
 
 from __future__ import annotations
@@ -25,10 +26,6 @@ _LAZY = {
     "train_sentence_classifier": "trl_token_ext.sentence.train",
     "TrainClassifierArguments": "trl_token_ext.sentence.recipes",
     "train_classifier_main": "trl_token_ext.sentence.recipes",
-    "sentiment_classifier_path": "trl_token_ext.sentence.recipes",
-    "cache_dir": "trl_token_ext.sentence.data",
-    "minilm_dir": "trl_token_ext.sentence.data",
-    "vader_sentiment_splits": "trl_token_ext.sentence.data",
 }
 
 __all__ = [
@@ -38,14 +35,10 @@ __all__ = [
     "SentenceClassifierReward",
     "TrainClassifierArguments",
     "align_sentences",
-    "cache_dir",
     "load_classification_metric",
-    "minilm_dir",
-    "sentiment_classifier_path",
     "split_sentences",
     "train_classifier_main",
     "train_sentence_classifier",
-    "vader_sentiment_splits",
 ]
 
 

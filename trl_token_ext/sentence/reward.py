@@ -137,7 +137,6 @@ class SentenceClassifierReward:
         self._model = load_scorer_model(
             self.model_source,
             task="sequence-classification",
-            dtype="auto",
             device=self.device,
             load_in_4bit=self.load_in_4bit,
             model_kwargs=self.model_kwargs,

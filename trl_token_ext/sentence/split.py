@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from functools import lru_cache
 
-from trl_token_ext.alignment import Span, overlapping_tokens, token_char_spans
+from trl_token_ext.alignment import Span, TokenSpanIndex, token_char_spans
 
 
 @lru_cache(maxsize=8)
@@ -92,9 +92,10 @@ def align_sentences(
     """Decode ``token_ids`` once, split the text into sentences and map each sentence to its tokens."""
     text, token_spans = token_char_spans(tokenizer, token_ids, skip_special_tokens=skip_special_tokens)
     sentence_spans = split_sentences(text, language=language)
+    index = TokenSpanIndex(token_spans)
     return SentenceAlignment(
         text=text,
         token_spans=list(token_spans),
         sentence_spans=sentence_spans,
-        sentence_tokens=[overlapping_tokens(token_spans, span) for span in sentence_spans],
+        sentence_tokens=[index.overlapping(span) for span in sentence_spans],
     )

@@ -29,23 +29,66 @@ class ClassifierTrainingResult:
     metrics: dict[str, Any]
 
 
-def encode_labels(dataset, label_column: str, labels: Sequence[str] | None) -> tuple[Any, list[str]]:
+def _is_missing(value: Any) -> bool:
+    """None, NaN (pandas' empty cell) or an empty / blank string."""
+    return (
+        value is None
+        or (isinstance(value, float) and value != value)
+        or (isinstance(value, str) and not value.strip())
+    )
+
+
+def check_texts(dataset, text_column: str, split: str = "dataset") -> None:
+    """Check ``dataset`` has ``text_column`` and one non-empty string per example.
+
+    Raises:
+        ValueError: naming ``split``, the column and the example (row) index.
+    """
+    if text_column not in dataset.column_names:
+        raise ValueError(f"{split}: text column {text_column!r} not found; the dataset has {dataset.column_names}.")
+    for index, value in enumerate(dataset[text_column]):
+        if _is_missing(value) or not isinstance(value, str):
+            raise ValueError(
+                f"{split}: column {text_column!r}, example {index}: expected a non-empty string, got "
+                f"{type(value).__name__} {value!r}."
+            )
+
+
+def check_labels(dataset, label_column: str, split: str = "dataset") -> None:
+    """Check ``dataset`` has ``label_column`` with ONE present label (not None, an empty cell, or a list) per example.
+
+    Raises:
+        ValueError: naming ``split``, the column and the example (row) index.
+    """
+    if label_column not in dataset.column_names:
+        raise ValueError(f"{split}: label column {label_column!r} not found; the dataset has {dataset.column_names}.")
+    for index, value in enumerate(dataset[label_column]):
+        if _is_missing(value):
+            raise ValueError(
+                f"{split}: column {label_column!r}, example {index}: missing label ({value!r}); every example needs "
+                "exactly one label."
+            )
+        if isinstance(value, (list, tuple, dict)):
+            raise ValueError(
+                f"{split}: column {label_column!r}, example {index}: a sentence classifier takes ONE label per "
+                f"example, got {type(value).__name__} {value!r} (per-token labels belong to a token classifier)."
+            )
+
+
+def encode_labels(
+    dataset, label_column: str, labels: Sequence[str] | None, split: str = "dataset"
+) -> tuple[Any, list[str]]:
     """Check there is ONE label per example and map label names to indices.
 
     Returns the dataset with an int ``labels`` column and the label names in index order.
 
     Raises:
-        ValueError: missing column, a list label (per-token labels), or a label outside ``labels``.
+        ValueError (naming ``split``, the column and the example index): missing column, a missing label (None, an
+        empty CSV cell), a list label (per-token labels), a label outside ``labels``, or fewer than two classes
+        when the labels are inferred.
     """
-    if label_column not in dataset.column_names:
-        raise ValueError(f"Label column {label_column!r} not found; the dataset has {dataset.column_names}.")
+    check_labels(dataset, label_column, split)
     values = dataset[label_column]
-    for index, value in enumerate(values):
-        if isinstance(value, (list, tuple, dict)):
-            raise ValueError(
-                f"Column {label_column!r}, example {index}: a sentence classifier takes ONE label per example, got "
-                f"{type(value).__name__} {value!r} (per-token labels belong to a token classifier)."
-            )
     feature = dataset.features[label_column]
     if labels is None and getattr(feature, "names", None):  # a ClassLabel column knows its names
         labels = list(feature.names)
@@ -55,19 +98,24 @@ def encode_labels(dataset, label_column: str, labels: Sequence[str] | None) -> t
         else:
             labels = sorted({str(v) for v in values})
     labels = [str(label) for label in labels]
+    if len(labels) < 2:
+        raise ValueError(
+            f"{split}: column {label_column!r} has a single class {labels} in all {len(values)} examples; a "
+            "classifier needs at least two classes (pass `labels` to name the others)."
+        )
     encoded = []
     for index, value in enumerate(values):
         if isinstance(value, int) and not isinstance(value, bool):
             if not 0 <= value < len(labels):
                 raise ValueError(
-                    f"Column {label_column!r}, example {index}: label {value} is not in 0..{len(labels) - 1}."
+                    f"{split}: column {label_column!r}, example {index}: label {value} is not in 0..{len(labels) - 1}."
                 )
             encoded.append(value)
         elif str(value) in labels:
             encoded.append(labels.index(str(value)))
         else:
             raise ValueError(
-                f"Column {label_column!r}, example {index}: unknown label {value!r}; labels are {labels}."
+                f"{split}: column {label_column!r}, example {index}: unknown label {value!r}; labels are {labels}."
             )
     if "labels" in dataset.column_names:
         dataset = dataset.remove_columns("labels")
@@ -150,15 +198,23 @@ def train_sentence_classifier(
     )
 
     output_dir = Path(output_dir)
-    for name, dataset in (("train_dataset", train_dataset), ("eval_dataset", eval_dataset)):
+    splits = {"train_dataset": train_dataset, "eval_dataset": eval_dataset, "test_dataset": test_dataset}
+    for name, dataset in splits.items():
+        if dataset is None and name == "test_dataset":
+            continue
         if dataset is None or len(dataset) == 0:
             raise ValueError(f"train_sentence_classifier: {name} is empty.")
-    if text_column not in train_dataset.column_names:
-        raise ValueError(f"Text column {text_column!r} not found; the dataset has {train_dataset.column_names}.")
-    train_dataset, labels = encode_labels(train_dataset, label_column, labels)
-    eval_dataset, _ = encode_labels(eval_dataset, label_column, labels)
+        check_texts(dataset, text_column, name)
+    train_dataset, labels = encode_labels(train_dataset, label_column, labels, "train_dataset")
+    present = sorted(set(train_dataset["labels"]))
+    if len(present) < 2:
+        raise ValueError(
+            f"train_dataset: column {label_column!r} holds the single class {labels[present[0]]!r} in all "
+            f"{len(train_dataset)} examples; a classifier needs examples of at least two classes."
+        )
+    eval_dataset, _ = encode_labels(eval_dataset, label_column, labels, "eval_dataset")
     if test_dataset is not None:
-        test_dataset, _ = encode_labels(test_dataset, label_column, labels)
+        test_dataset, _ = encode_labels(test_dataset, label_column, labels, "test_dataset")
 
     tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
     if tokenizer.pad_token is None:
@@ -178,6 +234,7 @@ def train_sentence_classifier(
     model = AutoModelForSequenceClassification.from_pretrained(
         model_name_or_path,
         num_labels=len(labels),
+        problem_type="single_label_classification",
         id2label=dict(enumerate(labels)),
         label2id={label: i for i, label in enumerate(labels)},
         ignore_mismatched_sizes=True,

@@ -15,7 +15,13 @@ from trl_token_ext.trainers.token_mixin import TokenRewardMixin, token_setting
 
 @dataclass
 class TokenGRPOConfig(TokenRewardConfigMixin, GRPOConfig):
-    """`trl.GRPOConfig` plus the token-reward fields of `TokenRewardConfigMixin` (see docs/token_grpo.md)."""
+    """`trl.GRPOConfig` plus the token-reward fields of `TokenRewardConfigMixin` (see docs/token_grpo.md).
+
+    Parameters:
+        Every parameter of [`~trl.GRPOConfig`], and the token-reward parameters below.
+    """
+
+    __doc__ = __doc__ + TokenRewardConfigMixin.__doc__.split("Parameters:", 1)[1]
 
 
 class TokenGRPOTrainer(TokenRewardMixin, GRPOTrainer):
@@ -25,6 +31,8 @@ class TokenGRPOTrainer(TokenRewardMixin, GRPOTrainer):
     signature (and a ``processing_class`` keyword) returning one per-token list, 1-D tensor or None per completion.
     With no token reward functions, or ``token_advantage_coef == 0``, training is identical to `GRPOTrainer`'s.
     """
+
+    _tag_names = ["trl", "grpo", "trl-token-ext"]  # model cards and Hub tags
 
     def __init__(
         self, model, reward_funcs=None, args: GRPOConfig | None = None, *rest, token_reward_funcs=None, **kwargs

@@ -17,7 +17,13 @@ from trl_token_ext.trainers.token_mixin import FORWARD_KEYS, TokenRewardMixin, t
 
 @dataclass
 class TokenRLOOConfig(TokenRewardConfigMixin, RLOOConfig):
-    """`trl.RLOOConfig` plus the token-reward fields of `TokenRewardConfigMixin` (see docs/token_rloo.md)."""
+    """`trl.RLOOConfig` plus the token-reward fields of `TokenRewardConfigMixin` (see docs/token_rloo.md).
+
+    Parameters:
+        Every parameter of [`~trl.RLOOConfig`], and the token-reward parameters below.
+    """
+
+    __doc__ = __doc__ + TokenRewardConfigMixin.__doc__.split("Parameters:", 1)[1]
 
 
 class TokenRLOOTrainer(TokenRewardMixin, RLOOTrainer):
@@ -27,6 +33,8 @@ class TokenRLOOTrainer(TokenRewardMixin, RLOOTrainer):
     Â of the other completions of the same group at position t. With no token reward functions, or
     ``token_advantage_coef == 0``, training is identical to `RLOOTrainer`'s (its sequence-level loss is used).
     """
+
+    _tag_names = ["trl", "rloo", "trl-token-ext"]  # model cards and Hub tags
 
     token_leave_one_out = True
 

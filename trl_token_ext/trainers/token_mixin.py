@@ -12,22 +12,26 @@ from __future__ import annotations
 
 import copy
 import os
-from dataclasses import dataclass, fields
+from dataclasses import fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
 from trl_token_ext.advantages import token_advantages
+from trl_token_ext.compat import keep_bnb_4bit_trainable_on_cpu
 from trl_token_ext.config import TokenRewardConfigMixin
 from trl_token_ext.kl_reward import kl_token_rewards
+from trl_token_ext.sharding import check_scorers_under_sharding
 from trl_token_ext.token_rewards import (
     TokenRewardBatch,
+    check_token_advantages,
     compute_token_rewards,
     masked_stats,
     token_reward_func_name,
     weighted_token_rewards,
 )
+from trl_token_ext.trainers.records import OutcomeRewards, TokenStepRecord
 
 _TOKEN_FIELD_DEFAULTS = {f.name: f.default for f in fields(TokenRewardConfigMixin)}
 _OWN_COLUMNS = ("prompt", "completion", "completion_ids")
@@ -42,43 +46,6 @@ KL_REWARD_NAME = "kl"
 def token_setting(args: Any, name: str) -> Any:
     """A token field of ``args``; its default when ``args`` is a plain TRL config (drop-in use)."""
     return getattr(args, name, _TOKEN_FIELD_DEFAULTS[name])
-
-
-@dataclass
-class TokenStepRecord:
-    """What the trainer used for one generation batch, for this process's rows (B completions, padded to T).
-
-    Attributes:
-        prompts: (B,) the prompts as the reward functions saw them. completion_ids: (B,) per-completion token ids.
-        rewards: (B, T) weighted token rewards Σ_k w_k·g_k (0 where no function scored the completion).
-        token_advantages: (B, T) the token advantage A_tok (after RLOO's leave-one-out baseline), 0 off ``mask``.
-        advantages: (B, T) the advantages the loss used: A_out + λ·A_tok on ``mask`` (A_out broadcast when λ = 0).
-        mask: (B, T) the loss mask (completion × tool mask, truncated rows zeroed by ``mask_truncated_completions``).
-    """
-
-    prompts: list
-    completion_ids: list[list[int]]
-    rewards: torch.Tensor
-    token_advantages: torch.Tensor
-    advantages: torch.Tensor
-    mask: torch.Tensor
-
-
-@dataclass
-class OutcomeRewards:
-    """The step's outcome rewards, passed to token reward functions as the ``outcome_rewards`` keyword.
-
-    Attributes:
-        per_func: (B, M) float32 CPU tensor, this process's rows (the completions the function is called with), one
-            column per outcome reward function (``trainer.reward_func_names``); NaN where a function returned None.
-        weighted: (B,) Σ_m v_m·f_m with TRL's ``reward_weights`` v (NaN-skipping sum, as TRL computes it before
-            normalization; NaN where no function scored the completion).
-        names: (M,) the outcome reward functions' names.
-    """
-
-    per_func: torch.Tensor
-    weighted: torch.Tensor
-    names: list[str]
 
 
 class TokenRewardMixin:
@@ -107,6 +74,9 @@ class TokenRewardMixin:
         for func in token_reward_funcs:
             if hasattr(func, "bind_trainer"):
                 func.bind_trainer(self)
+        self._check_token_advantage_support()
+        keep_bnb_4bit_trainable_on_cpu(self.model)  # 4-bit training on CPU with transformers >= 5.24
+        check_scorers_under_sharding(token_reward_funcs, self.token_reward_func_names, self.accelerator)
 
     def _token_path_active(self) -> bool:
         """True when token advantages are computed: token reward functions, or a KL term in the reward."""
@@ -119,6 +89,21 @@ class TokenRewardMixin:
         from accelerate.utils import is_peft_model
 
         return "adapter_disabled" if is_peft_model(self.accelerator.unwrap_model(self.model)) else "copy"
+
+    def _check_token_advantage_support(self) -> None:
+        """Raise at construction for a TRL loss path that would mis-broadcast (B, T) advantages.
+
+        A fused Liger GRPO loss (``use_liger_kernel=True`` in TRL versions whose trainer builds ``liger_grpo_loss``)
+        takes one advantage per sequence. TRL 1.16's ``use_liger_kernel`` only patches layer kernels and its loss
+        takes (B, T) advantages, so it passes this check.
+        """
+        active = self._token_path_active() and token_setting(self.args, "token_advantage_coef") != 0.0
+        if active and getattr(self.args, "use_liger_kernel", False) and hasattr(self, "liger_grpo_loss"):
+            raise ValueError(
+                f"{type(self).__name__}: use_liger_kernel=True selects TRL's fused Liger GRPO loss, which takes one "
+                "advantage per sequence and would silently mis-broadcast the (B, T) token advantages. Set "
+                "use_liger_kernel=False, or token_advantage_coef=0 / no token_reward_funcs."
+            )
 
     def _token_reward_kwargs(self, inputs: list[dict]) -> dict[str, Any]:
         """The keyword arguments TRL passes to reward functions, plus ``processing_class``."""
@@ -245,6 +230,9 @@ class TokenRewardMixin:
             scale=token_setting(self.args, "token_advantage_scale"),
             leave_one_out=self.token_leave_one_out,
         )
+        coef = token_setting(self.args, "token_advantage_coef")
+        if coef != 0.0:  # every process holds the gathered batch, so all raise together
+            check_token_advantages(advantages, valid, rewards, present, weights, names, coef)
         metrics = self._metrics["train" if self.model.training else "eval"]
         for k, name in enumerate(names):
             func_mask = mask * present[:, k].unsqueeze(1)

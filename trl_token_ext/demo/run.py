@@ -63,10 +63,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
 
 def _resolve_model(args: argparse.Namespace, work: Path) -> str:
     if args.tiny:
-        from trl_token_ext.tiny_models import save_tiny_causal_lm
+        from trl_token_ext.testing import save_tiny_causal_lm
 
         return str(save_tiny_causal_lm(work / "tiny-policy", seed=args.seed))
-    from trl_token_ext.pretrained import resolve_model_name
+    from trl_token_ext.demo.pretrained import resolve_model_name
 
     return resolve_model_name(args.model)
 
@@ -98,7 +98,7 @@ def _write_samples(path: Path, before: list[dict], after: list[dict]) -> None:
 
 
 def _write_report(report: Path, trainer: Any, after: list[dict], token_funcs: list, weights: list, tokenizer) -> None:
-    from trl_token_ext.demo_task import token_reward_values
+    from trl_token_ext.demo.task import token_reward_values
     from trl_token_ext.visualize import completion_heatmap, plot_reward_curves, reward_curve_keys, write_heatmap_page
 
     history = trainer.state.log_history
@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from rich.console import Console
     from transformers import PrinterCallback
 
-    from trl_token_ext import demo_task as task
+    from trl_token_ext.demo import task
+    from trl_token_ext.demo.classifier import prepare_classifier
     from trl_token_ext.sentence import SentenceClassifierReward
     from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
     from trl_token_ext.visualize import TokenHeatmapCallback
@@ -149,10 +150,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     )
     model_path = _resolve_model(args, report)
     with console.status("sentiment classifier (trained once on first use: a few minutes on 2 cores)..."):
-        classifier = task.prepare_classifier(args.tiny, report, args.classifier)
+        classifier = prepare_classifier(args.tiny, report, args.classifier)
     prepared = time.perf_counter()
     console.print(f"[bold]policy[/bold] {model_path}\n[bold]classifier[/bold] {classifier}")
-    policy, peft_config, tokenizer = task.load_policy(model_path, args.lora_r, args.load_in_4bit)
+    policy, peft_config, tokenizer = task.load_demo_policy(model_path, args.lora_r, args.load_in_4bit)
     sentence = SentenceClassifierReward(classifier, label="positive", level="sequence", name="sentence_positive")
     held_out = task.held_out_prompts()
     sampling = dict(

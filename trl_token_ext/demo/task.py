@@ -9,15 +9,14 @@ Rewards (see docs/demo.md):
   under the frozen starting policy instead) and C = ``RepetitionConsistency`` (-1 on each token that completes a
   repeated 3-gram).
 
-Also here: the prompts (train / held-out), model and classifier preparation, sampling + scoring for the
-before/after comparison, and a ``rich`` progress bar callback with live reward figures.
+Also here: the prompts (train / held-out), loading the policy, sampling + scoring for the before/after comparison,
+and a ``rich`` progress bar callback with live reward figures (the classifier is prepared in ``classifier.py``).
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from pathlib import Path
 from typing import Any
 
 from transformers import TrainerCallback
@@ -32,11 +31,6 @@ TEMPLATES = [
     "In one sentence, what did you think of {}?",
 ]
 HELD_OUT_TEMPLATE = "Write one sentence about the movie {}."
-# The demo's own classifier when the full cached recipe (``sentiment_classifier_path()``) is absent: MiniLM + LoRA,
-# one epoch on 2,000 VADER sentences with small eval/test sets (~1-2 min on 2 cores instead of the full recipe's ~10).
-DEMO_CLASSIFIER = {"train": 2000, "eval": 200, "test": 500, "epochs": 1.0, "max_length": 48, "lr": 1e-3, "seed": 42}
-
-
 SYSTEM = "You are a film critic."  # also replaces SmolLM2's longer default system prompt (fewer tokens per step)
 
 
@@ -55,113 +49,13 @@ def held_out_prompts() -> list[list[dict[str, str]]]:
     return [chat(HELD_OUT_TEMPLATE.format(movie)) for movie in MOVIES_HELD_OUT]
 
 
-def prepare_classifier(tiny: bool, work: Path, classifier: str | None = None) -> str:
-    """The sentiment classifier folder: ``classifier`` if given; with ``tiny``, a tiny random BERT saved in
-    ``work``; else the full-recipe MiniLM classifier if it is cached, or the demo's smaller one (trained now on
-    first use, cached)."""
-    if classifier:
-        return classifier
-    if tiny:
-        from trl_token_ext.sentence.tiny import save_tiny_sequence_classifier
-
-        return str(save_tiny_sequence_classifier(work / "tiny-classifier"))
-    from dataclasses import asdict
-
-    from trl_token_ext.sentence.recipes import SENTIMENT_RECIPE
-
-    cached = cached_classifier("sentiment-minilm", asdict(SENTIMENT_RECIPE))
-    return str(cached if cached is not None else demo_classifier_path())
-
-
-def _recipe_folder(prefix: str, recipe: dict[str, Any]) -> Path:
-    """``cache_dir()/<prefix>-<hash of recipe>`` (the naming of ``sentiment_classifier_path``)."""
-    import hashlib
-    import json
-
-    from trl_token_ext.sentence.data import cache_dir
-
-    recipe = {key: value for key, value in recipe.items() if key != "output_dir"}
-    digest = hashlib.sha256(json.dumps(recipe, sort_keys=True).encode()).hexdigest()[:10]
-    return cache_dir() / f"{prefix}-{digest}"
-
-
-def cached_classifier(prefix: str, recipe: dict[str, Any]) -> Path | None:
-    """The merged folder of an already trained classifier ``recipe`` in the cache, or None (nothing is trained)."""
-    folder = _recipe_folder(prefix, recipe)
-    merged = folder / "merged"
-    return merged if (merged / "config.json").is_file() and (folder / "metrics.json").is_file() else None
-
-
-def demo_classifier_path() -> Path:
-    """The demo's MiniLM sentiment classifier (``DEMO_CLASSIFIER``), trained with
-    ``train_sentence_classifier`` on first use and cached; prints its held-out accuracy."""
-    cached = cached_classifier("sentiment-minilm-demo", DEMO_CLASSIFIER)
-    if cached is not None:
-        return cached
-    from trl_token_ext.sentence.data import minilm_dir, vader_sentiment_splits
-    from trl_token_ext.sentence.train import train_sentence_classifier
-
-    recipe = DEMO_CLASSIFIER
-    print(f"Training the demo's sentiment classifier once (MiniLM + LoRA, {recipe['train']} VADER sentences)...")
-    splits = vader_sentiment_splits(seed=recipe["seed"])
-    train = splits["train"].shuffle(seed=recipe["seed"]).select(range(recipe["train"]))
-    result = train_sentence_classifier(
-        str(minilm_dir()),
-        train,
-        splits["eval"].select(range(recipe["eval"])),
-        _recipe_folder("sentiment-minilm-demo", recipe),
-        test_dataset=splits["test"].select(range(recipe["test"])),
-        max_length=recipe["max_length"],
-        lora_target_modules="all-linear",
-        training_args={
-            "num_train_epochs": recipe["epochs"],
-            "learning_rate": recipe["lr"],
-            "seed": recipe["seed"],
-            "use_cpu": True,
-        },
-    )
-    print(f"Demo sentiment classifier: test accuracy {result.metrics.get('test_accuracy', float('nan')):.3f}")
-    return Path(result.merged_dir)
-
-
-def vader_lexicon_path() -> Path:
-    """VADER's ``vader_lexicon.txt`` (word<TAB>valence in [-4, 4]): from an installed ``vaderSentiment`` package, else
-    extracted once from its source distribution (the one that also holds the classifier's sentences) into the cache."""
-    import importlib.util
-    import tarfile
-    import tempfile
-
-    from trl_token_ext.sentence.data import VADER_REQUIREMENT, cache_dir, pip_download
-
-    spec = importlib.util.find_spec("vaderSentiment")
-    if spec is not None and spec.submodule_search_locations:
-        installed = Path(next(iter(spec.submodule_search_locations))) / "vader_lexicon.txt"
-        if installed.is_file():
-            return installed
-    target = cache_dir() / "vader_lexicon.txt"
-    if target.is_file():
-        return target
-    with tempfile.TemporaryDirectory() as tmp:
-        sdist = pip_download(VADER_REQUIREMENT, Path(tmp), source=True)
-        with tarfile.open(sdist) as archive:
-            member = next(m for m in archive.getmembers() if m.name.endswith("vaderSentiment/vader_lexicon.txt"))
-            staging = target.with_suffix(".tmp")
-            staging.write_bytes(archive.extractfile(member).read())
-            staging.replace(target)
-    return target
-
-
 def vader_valences(scale: float = 0.25) -> dict[str, float]:
-    """word → ``scale`` × VADER mean valence (7,500 human-rated words and emoticons; valence in [-4, 4])."""
-    valences = {}
-    for line in vader_lexicon_path().read_text(encoding="utf-8").splitlines():
-        parts = line.split("\t")
-        if len(parts) >= 2:
-            try:
-                valences[parts[0]] = scale * float(parts[1])
-            except ValueError:
-                continue
-    return valences
+    """word → ``scale`` × VADER mean valence (7,500 human-rated words and emoticons; valence in [-4, 4]), read by
+    ``LexiconQuality`` from the lexicon file fetched by ``demo.data.vader_lexicon_path``."""
+    from trl_token_ext.demo.data import vader_lexicon_path
+    from trl_token_ext.scorers import LexiconQuality
+
+    return {word: scale * value for word, value in LexiconQuality(vader_lexicon_path()).lexicon.items()}
 
 
 # --tiny (tests, no download): a handful of words with their VADER valences / 4.
@@ -190,12 +84,12 @@ def build_token_rewards(policy: Any, quality: str = "lexicon", tiny: bool = Fals
     return [q, RepetitionConsistency(n=3, penalty=-1.0, name="consistency_repetition")]
 
 
-def load_policy(model_path: str, lora_r: int, load_in_4bit: bool) -> tuple[Any, Any, Any]:
+def load_demo_policy(model_path: str, lora_r: int, load_in_4bit: bool) -> tuple[Any, Any, Any]:
     """(policy, LoRA config, tokenizer) through ``trl_token_ext.models.load_policy`` (TRL's ``ModelConfig``)."""
     from transformers import AutoTokenizer
     from trl import ModelConfig
 
-    from trl_token_ext.models import load_policy as load
+    from trl_token_ext.models import load_policy
 
     model_args = ModelConfig(
         model_name_or_path=model_path,
@@ -207,7 +101,7 @@ def load_policy(model_path: str, lora_r: int, load_in_4bit: bool) -> tuple[Any, 
         lora_target_modules=["all-linear"],
         load_in_4bit=load_in_4bit,
     )
-    policy, peft_config = load(model_args)
+    policy, peft_config = load_policy(model_args)
     tokenizer = AutoTokenizer.from_pretrained(model_path, padding_side="left")
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token
@@ -278,20 +172,23 @@ def score_samples(samples: list[dict[str, Any]], sentence_reward: Any) -> float:
 def token_reward_values(
     samples: list[dict[str, Any]], token_funcs: Sequence[Any], weights: Sequence[float], tokenizer: Any
 ) -> list[list[float]]:
-    """R = Σ_k w_k·g_k per token of each sample (a (len(completion_ids),) list per sample)."""
-    kwargs = {
-        "prompts": [s["prompt"] for s in samples],
-        "completions": [[{"role": "assistant", "content": s["text"]}] for s in samples],
-        "completion_ids": [s["completion_ids"] for s in samples],
-        "processing_class": tokenizer,
-    }
-    totals = [[0.0] * len(s["completion_ids"]) for s in samples]
-    for func, weight in zip(token_funcs, weights):
-        for total, values in zip(totals, func(**kwargs)):
-            if values is not None:
-                for t, value in enumerate(list(values)):
-                    total[t] += float(weight) * float(value)
-    return totals
+    """R = Σ_k w_k·g_k per token of each sample (a (len(completion_ids),) list per sample), computed as the
+    trainer does (``token_rewards.compute_token_rewards`` + ``weighted_token_rewards``)."""
+    import torch
+
+    from trl_token_ext.token_rewards import compute_token_rewards, token_reward_func_name, weighted_token_rewards
+
+    completion_ids = [s["completion_ids"] for s in samples]
+    batch = compute_token_rewards(
+        token_funcs,
+        [token_reward_func_name(func) for func in token_funcs],
+        prompts=[s["prompt"] for s in samples],
+        completions=[[{"role": "assistant", "content": s["text"]}] for s in samples],
+        completion_ids=completion_ids,
+        reward_kwargs={"processing_class": tokenizer},
+    )
+    weighted, _ = weighted_token_rewards(batch.rewards, batch.present, torch.tensor(weights, dtype=torch.float32))
+    return [weighted[b, : len(ids)].tolist() for b, ids in enumerate(completion_ids)]
 
 
 SHORT_NAMES = {"reward": "reward", "rewards/sentence_positive/mean": "P(pos)"}

@@ -1,0 +1,69 @@
+"""The installed package is the library: importing it loads no demo or test-fixture module, and its public names
+are library names only (issue 14)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+
+import trl_token_ext
+
+DEMO_ONLY = {"smollm2_path", "sentiment_classifier_path", "train_classifier_main", "save_tiny_causal_lm"}
+
+
+def _modules_after(statement: str) -> list[str]:
+    listing = "print(json.dumps(sorted(m for m in sys.modules if m.startswith('trl_token_ext'))))"
+    code = f"import json, sys\n{statement}\n{listing}"
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    return json.loads(result.stdout.strip().splitlines()[-1])
+
+
+def test_import_loads_no_demo_or_testing_module():
+    loaded = _modules_after("import trl_token_ext")
+    assert loaded == ["trl_token_ext"]
+    loaded = _modules_after("import trl_token_ext.cli, trl_token_ext.sentence, trl_token_ext.sentence.recipes")
+    assert not [m for m in loaded if m.startswith(("trl_token_ext.demo", "trl_token_ext.testing"))], loaded
+
+
+def test_public_names_are_library_names():
+    assert not DEMO_ONLY & set(trl_token_ext.__all__)
+    assert trl_token_ext.__all__ == sorted(trl_token_ext.__all__)
+    for name in trl_token_ext.__all__:
+        module = getattr(trl_token_ext, name).__module__
+        assert module.startswith("trl_token_ext.") and not module.startswith(
+            ("trl_token_ext.demo", "trl_token_ext.testing")
+        ), (name, module)
+    for module in (
+        "trl_token_ext.demo",
+        "trl_token_ext.testing",
+        "trl_token_ext.pretrained",
+        "trl_token_ext.demo_task",
+    ):
+        assert module.rsplit(".", 1)[1] not in trl_token_ext.__all__
+
+
+def test_train_classifier_arguments_require_model_and_data(tmp_path):
+    import pytest
+
+    from trl_token_ext.sentence.recipes import TrainClassifierArguments, train_classifier_main
+
+    with pytest.raises(TypeError, match="model_name_or_path"):
+        TrainClassifierArguments()  # no demo asset as a default
+    with pytest.raises(SystemExit):  # argparse: "the following arguments are required"
+        train_classifier_main(["--output_dir", str(tmp_path)])
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text("model_name_or_path: some/encoder\noutput_dir: out\n")
+    with pytest.raises(ValueError, match=r"does not set the required \['dataset_name'\]"):
+        train_classifier_main([str(recipe)])
+
+
+def test_train_classifier_command_is_wired_through_the_cli(capsys):
+    import pytest
+
+    from trl_token_ext import cli
+
+    with pytest.raises(SystemExit) as exit_info:
+        cli.main(["train-classifier", "--help"])
+    assert exit_info.value.code == 0
+    assert "--model_name_or_path" in capsys.readouterr().out

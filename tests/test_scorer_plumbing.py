@@ -1,0 +1,92 @@
+"""One loader (`models.load_scorer_model`) and one span → token placement (`alignment.spread_span_scores`) for all
+model-backed scorers."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+import trl_token_ext.models as models
+from trl_token_ext.alignment import spread_span_scores
+from trl_token_ext.scorers import ImplicitPRMQuality, LogProbQuality, TokenClassifierQuality
+from trl_token_ext.sentence import SentenceClassifierReward
+
+# Tokens: [0, 2) [2, 5) [5, 5) (empty: a special token) [5, 9).  Spans: A = [1, 6) score 6.0, B = [4, 9) score 2.0.
+TOKENS = [(0, 2), (2, 5), (5, 5), (5, 9)]
+SPANS, SCORES = [(1, 6), (4, 9)], [6.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "reduce, expected",
+    [
+        ("sum", [6.0, 8.0, 0.0, 8.0]),  # A covers tokens 0, 1, 3; B covers 1, 3
+        ("mean", [6.0, 4.0, 0.0, 4.0]),
+        ("split", [6.0 * 1 / 5, 6.0 * 3 / 5 + 2.0 * 1 / 5, 0.0, 6.0 * 1 / 5 + 2.0 * 4 / 5]),  # shared characters
+        ("even", [2.0, 2.0 + 1.0, 0.0, 2.0 + 1.0]),
+        ("last", [0.0, 0.0, 0.0, 8.0]),
+    ],
+)
+def test_spread_span_scores_hand_computed(reduce, expected):
+    assert spread_span_scores(TOKENS, SPANS, SCORES, reduce=reduce) == pytest.approx(expected)
+
+
+def test_spread_span_scores_conserves_totals_and_rejects_unknown_modes():
+    for reduce in ("split", "even", "last"):
+        assert sum(spread_span_scores(TOKENS, SPANS, SCORES, reduce=reduce)) == pytest.approx(8.0)
+    assert spread_span_scores(TOKENS, [(5, 5)], [1.0]) == [0.0] * 4  # a span over no character is dropped
+    with pytest.raises(ValueError, match="reduce must be one of"):
+        spread_span_scores(TOKENS, SPANS, SCORES, reduce="max")
+
+
+@pytest.fixture
+def loads(monkeypatch):
+    """Every from_pretrained of a scorer checkpoint, as (folder, task, kwargs)."""
+    seen = []
+    real = models._from_pretrained
+
+    def spy(source, task, kwargs, merge):
+        seen.append((source, task, dict(kwargs)))
+        return real(source, task, kwargs, merge)
+
+    monkeypatch.setattr(models, "_from_pretrained", spy)
+    return seen
+
+
+def test_every_model_backed_scorer_loads_through_load_scorer_model(loads, tiny_model_dir, tiny_tokenizer, tmp_path):
+    from transformers import AutoModelForSequenceClassification
+
+    classifier_dir = str(tmp_path / "classifier")
+    AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2).save_pretrained(classifier_dir)
+    tiny_tokenizer.save_pretrained(classifier_dir)
+    extra = {"attn_implementation": "eager"}
+    LogProbQuality(tiny_model_dir, model_kwargs=extra, device="cpu")
+    prm = ImplicitPRMQuality(tiny_model_dir, ref_model=tiny_model_dir, model_kwargs=extra, dtype=torch.float32)
+    TokenClassifierQuality(tiny_model_dir, "LABEL_1", model_kwargs=extra)
+    SentenceClassifierReward(classifier_dir, label=1, model_kwargs=extra)
+    tasks = [task for _, task, _ in loads]
+    assert tasks == ["causal-lm", "causal-lm", "causal-lm", "token-classification", "sequence-classification"]
+    assert all(kwargs["attn_implementation"] == "eager" for _, _, kwargs in loads)  # ImplicitPRM's model_kwargs too
+    assert loads[1][2]["dtype"] == torch.float32 and loads[0][2]["dtype"] == "float32"  # the default
+    assert not any(p.requires_grad for p in prm.model.parameters()) and not prm.model.training
+
+
+def test_adapter_folder_loads_base_plus_adapter_merged_or_kept(tiny_model_dir, tmp_path):
+    from peft import LoraConfig, get_peft_model
+    from transformers import AutoModelForCausalLM
+
+    torch.manual_seed(0)
+    config = LoraConfig(r=4, target_modules=["q_proj"], init_lora_weights=False)
+    peft_model = get_peft_model(AutoModelForCausalLM.from_pretrained(tiny_model_dir), config)
+    peft_model.save_pretrained(tmp_path)
+    ids = torch.tensor([[1, 2, 3, 4]])
+    expected = peft_model(input_ids=ids).logits
+    kept = models.load_scorer_model(str(tmp_path), device="cpu")
+    merged = models.load_scorer_model(str(tmp_path), device="cpu", merge_adapter=True)
+    assert models.has_adapter(kept) and not models.has_adapter(merged)
+    torch.testing.assert_close(kept(input_ids=ids).logits, expected)
+    torch.testing.assert_close(merged(input_ids=ids).logits, expected, atol=1e-5, rtol=1e-5)
+    with models.adapters_disabled(kept):
+        base = kept(input_ids=ids).logits
+    torch.testing.assert_close(base, AutoModelForCausalLM.from_pretrained(tiny_model_dir)(input_ids=ids).logits)
+    with pytest.raises(TypeError, match="judge: model must be a model id, a path or a model object"):
+        models.load_scorer_model(3, owner="judge")

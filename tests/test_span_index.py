@@ -1,0 +1,74 @@
+"""TokenSpanIndex (bisection over sorted token spans) against the O(S·T) scan it replaces."""
+
+import random
+
+import pytest
+
+from trl_token_ext.alignment import TokenSpanIndex, overlapping_tokens, spread_span_scores
+
+
+def _contiguous_spans(rng: random.Random, count: int) -> list[tuple[int, int]]:
+    spans, position = [], 0
+    for _ in range(count):
+        width = rng.choice([0, 0, 1, 2, 3, 5])  # empty spans: specials and byte fragments
+        spans.append((position, position + width))
+        position += width
+    return spans
+
+
+@pytest.mark.parametrize("seed", range(20))
+def test_index_equals_scan_on_contiguous_spans(seed):
+    rng = random.Random(seed)
+    spans = _contiguous_spans(rng, rng.randint(0, 60))
+    index = TokenSpanIndex(spans)
+    assert index.sorted
+    text_length = spans[-1][1] if spans else 0
+    for _ in range(50):
+        start = rng.randint(0, text_length + 2)
+        query = (start, start + rng.randint(0, 12))
+        assert index.overlapping(query) == overlapping_tokens(spans, query)
+
+
+def test_unsorted_spans_fall_back_to_a_scan():
+    spans = [(4, 6), (0, 2), (2, 4), (3, 3)]
+    index = TokenSpanIndex(spans)
+    assert not index.sorted
+    assert index.overlapping((1, 5)) == [0, 1, 2]
+
+
+def test_empty_span_tokens_never_overlap():
+    spans = [(0, 2), (2, 2), (2, 5)]
+    assert TokenSpanIndex(spans).overlapping((2, 3)) == [2]
+    assert TokenSpanIndex(spans).overlapping((1, 3)) == [0, 2]
+
+
+@pytest.mark.parametrize("reduce", ["sum", "mean", "split", "even", "last"])
+def test_spread_unchanged_by_the_index(reduce):
+    """The placement through the index equals a placement that scans every token for every span."""
+    rng = random.Random(7)
+    spans = _contiguous_spans(rng, 40)
+    length = spans[-1][1]
+    char_spans = [(a, a + rng.randint(1, 6)) for a in sorted(rng.randint(0, length) for _ in range(15))]
+    scores = [rng.uniform(-2, 2) for _ in char_spans]
+    expected = [0.0] * len(spans)
+    counts = [0] * len(spans)
+    for (start, end), score in zip(char_spans, scores):
+        tokens = overlapping_tokens(spans, (start, end))
+        if not tokens:
+            continue
+        if reduce == "last":
+            expected[tokens[-1]] += score
+        elif reduce == "even":
+            for i in tokens:
+                expected[i] += score / len(tokens)
+        elif reduce == "split":
+            shared = [min(spans[i][1], end) - max(spans[i][0], start) for i in tokens]
+            for i, size in zip(tokens, shared):
+                expected[i] += score * size / sum(shared)
+        else:
+            for i in tokens:
+                expected[i] += score
+                counts[i] += 1
+    if reduce == "mean":
+        expected = [t / c if c else 0.0 for t, c in zip(expected, counts)]
+    assert spread_span_scores(spans, char_spans, scores, reduce=reduce) == pytest.approx(expected, abs=1e-12)
