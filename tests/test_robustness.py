@@ -14,8 +14,7 @@ from trainer_helpers import grpo_args, length_reward, max_param_diff, snapshot
 
 from trl_token_ext import TokenGRPOConfig, TokenGRPOTrainer
 from trl_token_ext.advantages import _masked_mean_std, normalize_token_rewards, overflow_safe_scale
-from trl_token_ext.token_rewards import masked_stats, validate_token_rewards
-from trl_token_ext.token_rewards import check_token_advantages
+from trl_token_ext.token_rewards import check_token_advantages, masked_stats, validate_token_rewards
 
 LOWEST = torch.finfo(torch.float32).min
 HIGHEST = torch.finfo(torch.float32).max

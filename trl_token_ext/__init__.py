@@ -107,8 +107,8 @@ if TYPE_CHECKING:
     from trl_token_ext.sentence.split import align_sentences, split_sentences
     from trl_token_ext.sentence.train import train_sentence_classifier
     from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
-    from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
     from trl_token_ext.trainers.records import OutcomeRewards
+    from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
     from trl_token_ext.visualize import TokenHeatmapCallback, heatmap_page, plot_reward_curves, token_heatmap_html
 
 
