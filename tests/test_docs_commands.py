@@ -179,30 +179,14 @@ COMMANDS: dict[str, Check] = {
         run="trl-token demo --quality logprob --w_quality 0.1 --tiny --output_dir demo"
     ),
     # ---- classifier training
-    "trl-token train-classifier --output_dir out/sentiment": Check(
-        run="trl-token train-classifier --output_dir out/sentiment --model_name_or_path {tiny_cls} "
-        "--max_train_samples 64 --num_train_epochs 1",
-        expect=("test_f1",),
-    ),
     "trl-token train-classifier --dataset_name my.jsonl --text_column sentence --label_column label "
     "--model_name_or_path distilbert-base-uncased --num_train_epochs 3 --output_dir out/mine": Check(
         run="trl-token train-classifier --dataset_name my.jsonl --text_column sentence --label_column label "
         "--model_name_or_path {tiny_cls} --num_train_epochs 1 --output_dir out/mine",
         expect=("test_f1",),
     ),
-    "trl-token train-classifier --output_dir out/sst": Check(
-        run="trl-token train-classifier --output_dir out/sst --model_name_or_path {tiny_cls} "
-        "--max_train_samples 64 --num_train_epochs 1",
-        expect=("test_f1",),
-    ),
     "python examples/sentiment_classifier.py": Check(
         why="the cached MiniLM recipe (~30 min on 2 CPU cores); its training runs below through the CLI"
-    ),
-    "python examples/sentiment_classifier.py --output_dir out/sst --num_train_epochs 1 "
-    "--max_train_samples 4000": Check(
-        run="python examples/sentiment_classifier.py --output_dir out/sst --num_train_epochs 1 "
-        "--max_train_samples 4000 --model_name_or_path {tiny_cls} --max_train_samples 64",
-        expect=("test_f1",),
     ),
     # ---- examples
     "python examples/swap_in_grpo.py": Check(
@@ -257,6 +241,29 @@ COMMANDS: dict[str, Check] = {
     ),
     "python benchmarks/sentence_reward.py": Check(
         run="python benchmarks/sentence_reward.py --tiny --completions 4 --rounds 1"
+    ),
+    # ---- benchmarks, mutation testing and the demo module added since
+    "python benchmarks/scaling.py": Check(
+        run="python benchmarks/scaling.py --lengths 256 1024 --trainer-length 0 --repeats 1",
+        expect=("scaling_exponent:",),
+    ),
+    "python benchmarks/prime.py --seeds 3": Check(
+        why="the PRIME study (3 seeds × two arms of up to 40 steps, ~30 min); tests/test_online_prm.py trains the "
+        "same PRM and tests/test_multiprocess_prm.py runs it in a TokenGRPOTrainer"
+    ),
+    "make mutation": Check(why="mutmut over the math core (~6 min); run before each release, report in testing.md"),
+    "python -m pytest": Check(why=CI),
+    "python -m trl_token_ext.demo": Check(run="python -m trl_token_ext.demo --tiny --output_dir demo"),
+    "python examples/sentiment_classifier.py --model_name_or_path <encoder> --dataset_name my.jsonl --output_dir "
+    "out/x": Check(why="the same training as the `trl-token train-classifier` line below, through the example"),
+    "trl-token train-classifier --model_name_or_path <encoder> --dataset_name my.jsonl --output_dir out/x": Check(
+        run="trl-token train-classifier --model_name_or_path {tiny_cls} --dataset_name my.jsonl --output_dir out/x "
+        "--text_column sentence --num_train_epochs 1",
+        expect=("test_f1",),
+    ),
+    "trl-token rloo --config examples/recipes/prime_qlora.yaml": Check(
+        why="the PRIME recipe on a GPU (Qwen2.5-0.5B-Instruct, 4-bit); its parts run in tests/test_online_prm.py and "
+        "tests/test_multiprocess_prm.py on tiny models"
     ),
     # ---- installs
     'pip install "trl-token-ext[quantization]"': Check(why="scripts/compat.sh installs the built wheel with extras"),
