@@ -39,6 +39,12 @@ class TokenRewardConfigMixin:
             Divide the accumulated token advantages by their std over the valid tokens of the batch.
         token_reward_epsilon (`float`, *optional*, defaults to `0.0001`):
             ε added to the std in token reward normalization.
+        token_kl_coef (`float`, *optional*, defaults to `0.0`):
+            β_kl of the per-token KL in the reward, r^KL_t = -β_kl · k(log π_old - log π_ref), added as one more token
+            reward (`0.0`: off). TRL's loss-side KL (`beta`) is left as it is.
+        token_kl_estimator (`str`, *optional*, defaults to `"k1"`):
+            Estimator k of that KL: `"k1"` (log-ratio), `"k2"` (½ log-ratio²) or `"k3"` (exp(-log-ratio) - 1 +
+            log-ratio).
     """
 
     token_reward_weights: list[float] | None = field(
@@ -116,6 +122,7 @@ class TokenRewardConfigMixin:
         self.token_advantage_coef = _real_number("token_advantage_coef", self.token_advantage_coef)
         self.token_reward_gamma = _real_number("token_reward_gamma", self.token_reward_gamma)
         self.token_reward_epsilon = _real_number("token_reward_epsilon", self.token_reward_epsilon)
+        self.token_kl_coef = _real_number("token_kl_coef", self.token_kl_coef)
         if self.token_reward_weights is not None:
             weights = self.token_reward_weights
             if isinstance(weights, (str, bytes)) or not hasattr(weights, "__iter__"):

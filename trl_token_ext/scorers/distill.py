@@ -91,7 +91,7 @@ class TeacherDistillReward(_CausalLMScorer):
         return model
 
     def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
-        policy_tokenizer = self._policy_tokenizer(processing_class)
+        policy_tokenizer = self._policy_tokenizer(processing_class, completion_ids)
         samples, judge = self.batcher.prepare(prompts, completion_ids, policy_tokenizer)
         teacher_logps, _ = completion_logprobs(self.model, self.batcher, samples, self._pad_id(judge))
         rewards = []

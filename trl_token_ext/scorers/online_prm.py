@@ -277,7 +277,9 @@ class OnlineImplicitPRM(_CausalLMScorer):
         return trainer is None or bool(getattr(trainer.model, "training", True))
 
     def score(self, prompts, completions, completion_ids, processing_class, outcome_rewards=None, **kwargs):
-        samples, judge = self.batcher.prepare(prompts, completion_ids, self._policy_tokenizer(processing_class))
+        samples, judge = self.batcher.prepare(
+            prompts, completion_ids, self._policy_tokenizer(processing_class, completion_ids)
+        )
         pad_id = self._pad_id(judge)
         lengths = [len(ids) for ids in completion_ids]
         learn = self.update_mode != "none" and outcome_rewards is not None and self._training()
