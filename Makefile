@@ -55,7 +55,7 @@ MUTATION_SCOPE ?= "trl_token_ext.advantages.*" "trl_token_ext.losses.*" "trl_tok
 	"trl_token_ext.config.*" "trl_token_ext.alignment.*" "$(COMMON).x*TokenScorer*" "$(COMMON).x_message_text*" \
 	"$(COMMON).x_is_conversational*" "$(COMMON).x_prompt_text*" "$(COMMON).x_decode_with_spans*" \
 	"$(COMMON).x_get_column*" "$(COMMON).x_word_spans*" "$(COMMON).x_sentence_spans*" "$(COMMON).x_check_spread*" \
-	"$(COMMON).x_spread_scores*" "$(COMMON).x_split_span_scores*" "$(COMMON).x_group_indices*" \
+	"$(COMMON).x_spread_scores*" "$(COMMON).x_group_indices*" \
 	"$(COMMON).x_same_tokenizer*"
 mutation: $(STAMP)
 	rm -rf mutants && mkdir mutants
