@@ -64,7 +64,8 @@ def best_time(fn: Callable[[], object], repeats: int) -> float:
 
 
 def slope(times: dict[int, float], low: int, high: int) -> float | None:
-    if low in times and high in times and times[low] > 0:
+    """Log-log slope of time between two lengths; None when either is missing or they coincide."""
+    if low in times and high in times and high > low and times[low] > 0:
         return math.log(times[high] / times[low]) / math.log(high / low)
     return None
 
@@ -298,7 +299,7 @@ def main() -> None:
                 f"token_reward_to_step_ratio: {ratio:.3f}"
             )
 
-    low = 1024 if 1024 in lengths else lengths[0]
+    low = 1024 if 1024 in lengths and max(lengths) > 1024 else min(lengths)
     print(f"# log-log slope of time vs T from {low} to the longest length measured (≤ 16k)")
     slopes: dict[str, float] = {}
     for name, by_length in times.items():
