@@ -24,9 +24,9 @@ $PIP install --quiet "$TORCH_SPEC"
 if [ "$ROW" = newest ]; then
     $PIP install --quiet --upgrade $STACK
     $PIP freeze >"$OUT/freeze-before.txt"
-    $PIP install --quiet "$WHEEL[test]"
+    $PIP install --quiet "$WHEEL[test,demo]"
 else
-    $PIP install --quiet "$WHEEL[test]" $OLDEST
+    $PIP install --quiet "$WHEEL[test,demo]" $OLDEST
 fi
 $PIP freeze >"$OUT/freeze.txt"
 status=ok
