@@ -72,3 +72,20 @@ def test_spread_unchanged_by_the_index(reduce):
     if reduce == "mean":
         expected = [t / c if c else 0.0 for t, c in zip(expected, counts)]
     assert spread_span_scores(spans, char_spans, scores, reduce=reduce) == pytest.approx(expected, abs=1e-12)
+
+
+def test_unsorted_spans_are_detected_and_scanned():
+    """Starts in order but ends not, or a later token starting before an earlier one: bisection would miss tokens."""
+    assert not TokenSpanIndex([(0, 5), (1, 2)]).sorted
+    assert not TokenSpanIndex([(2, 3), (0, 4)]).sorted
+    assert not TokenSpanIndex([(0, 1), (1, 2), (0, 1)]).sorted  # every adjacent pair is checked, not every other one
+    index = TokenSpanIndex([(5, 6), (0, 1)])
+    assert index.overlapping((0, 1)) == [1]  # a bisection over the unsorted ends would find nothing
+
+
+def test_fallback_scan_uses_half_open_intervals():
+    index = TokenSpanIndex([(2, 4), (0, 2)])  # unsorted: the scan
+    assert index.overlapping((4, 5)) == []  # touching at 4 is no overlap
+    assert index.overlapping((0, 2)) == [1]  # touching at 2 is no overlap
+    assert index.overlapping((3, 3)) == [0]  # as overlapping_tokens: start < e and s < end
+    assert index.overlapping((3, 3)) == overlapping_tokens([(2, 4), (0, 2)], (3, 3))
