@@ -10,17 +10,16 @@ base model reuses the policy's weights through `SharedBaseModel` (adapter disabl
 
 from __future__ import annotations
 
-import contextlib
 import importlib
-from collections.abc import Iterator
 from typing import Any
 
 import torch
 
 from trl_token_ext.compat import keep_bnb_4bit_inference_working_on_cpu
+from trl_token_ext.shared_base import SharedBaseModel, adapters_disabled, has_adapter  # noqa: F401 (public here)
 
-BITSANDBYTES_HINT = 'pip install "trl-token-ext[quantization]"  (or: pip install "bitsandbytes>=0.50.2,<0.51")'
-PEFT_HINT = 'pip install "trl-token-ext[peft]"  (or: pip install "peft>=0.21.2,<0.22")'
+BITSANDBYTES_HINT = 'pip install "trl-token-ext[quantization]"  (or: pip install "bitsandbytes>=0.50.2")'
+PEFT_HINT = 'pip install "trl-token-ext[peft]"  (or: pip install "peft>=0.21.2")'
 SCORER_TASKS = ("causal-lm", "sequence-classification", "token-classification")
 
 
@@ -195,78 +194,6 @@ def _peft_config(model_args: Any):
     return get_peft_config(model_args)
 
 
-@contextlib.contextmanager
-def adapters_disabled(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """Run ``model`` as its base model: every PEFT adapter layer off (restored after), eval mode, no grad.
-
-    Works on a `PeftModel` and on a base model that PEFT injected adapters into in place (what TRL does with a
-    ``peft_config``), so a scorer holding the base model keeps scoring with the frozen base after the trainer wraps it.
-    """
-    try:
-        from peft.tuners.tuners_utils import BaseTunerLayer
-    except ImportError:
-        layers = []
-    else:
-        layers = [module for module in model.modules() if isinstance(module, BaseTunerLayer)]
-    previous = [layer.disable_adapters for layer in layers]
-    was_training = model.training
-    for layer in layers:
-        layer.enable_adapters(False)
-    model.eval()
-    try:
-        with torch.no_grad():
-            yield model
-    finally:
-        for layer, disabled in zip(layers, previous):
-            layer.enable_adapters(not disabled)
-        model.train(was_training)
-
-
-class SharedBaseModel:
-    """A frozen view of the policy's base model for a judge/PRM that uses the same checkpoint (no second copy).
-
-    Calling it (or ``.forward``) runs the policy's weights with every adapter disabled, in eval mode and without
-    gradients; other attributes (``config``, ``device``, ``dtype``, ``generate`` ...) come from the wrapped model.
-    Input/output shapes are the wrapped model's, e.g. ``input_ids`` (B, L) -> ``logits`` (B, L, V).
-    """
-
-    def __init__(self, model: torch.nn.Module):
-        self.model = model
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        with adapters_disabled(self.model) as model:
-            return model(*args, **kwargs)
-
-    forward = __call__
-
-    def generate(self, *args: Any, **kwargs: Any) -> Any:
-        with adapters_disabled(self.model) as model:
-            return model.generate(*args, **kwargs)
-
-    def parameters(self, recurse: bool = True) -> Iterator[torch.nn.Parameter]:
-        """Detached views of the policy's parameters (device/dtype look-ups): a scorer freezing "its" model with
-        ``requires_grad_(False)`` must not freeze the policy's trainable adapter."""
-        return (parameter.detach() for parameter in self.model.parameters(recurse))
-
-    def eval(self) -> SharedBaseModel:
-        """No-op: every call already runs in eval mode; the policy's own train/eval state is left alone."""
-        return self
-
-    def train(self, mode: bool = True) -> SharedBaseModel:
-        return self
-
-    def requires_grad_(self, requires_grad: bool = True) -> SharedBaseModel:
-        return self
-
-    def __getattr__(self, name: str) -> Any:
-        if name == "model":  # not set yet (during unpickling)
-            raise AttributeError(name)
-        return getattr(self.model, name)
-
-    def __repr__(self) -> str:
-        return f"SharedBaseModel({type(self.model).__name__})"
-
-
 def same_checkpoint(a: str | None, b: str | None) -> bool:
     """True when two model ids/folders name the same checkpoint (folders compared by real path)."""
     if a is None or b is None:
@@ -302,15 +229,6 @@ def nf4_config(skip_modules: list[str] | None = None, double_quant: bool = True)
 def is_model_object(model: Any) -> bool:
     """A loaded model (anything with ``forward`` and ``parameters``, `SharedBaseModel` included)."""
     return hasattr(model, "forward") and hasattr(model, "parameters")
-
-
-def has_adapter(model: Any) -> bool:
-    """True when ``model`` carries a PEFT adapter (a `PeftModel`, or adapter layers PEFT/transformers injected)."""
-    try:
-        from peft.tuners.tuners_utils import BaseTunerLayer
-    except ImportError:
-        return False
-    return any(isinstance(module, BaseTunerLayer) for module in model.modules())
 
 
 def load_scorer_model(

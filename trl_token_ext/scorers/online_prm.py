@@ -20,10 +20,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trl_token_ext.models import adapters_disabled, has_adapter
 from trl_token_ext.scorers._common import eval_mode, model_device
 from trl_token_ext.scorers._lm import JudgeSample, completion_logprobs, to_policy_tokens
 from trl_token_ext.scorers.quality import REDUCE_MODES, _CausalLMScorer
+from trl_token_ext.shared_base import adapters_disabled, has_adapter
 
 UPDATE_MODES = ("before", "after", "none")
 STATE_FILE = "prm_state.pt"
