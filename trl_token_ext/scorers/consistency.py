@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable, Iterable
 
 from trl_token_ext.scorers._common import (
@@ -121,20 +122,17 @@ class ReferenceConsistency(TokenScorer):
         return results
 
 
+@functools.lru_cache(maxsize=65536)
 def word_set(text: str) -> frozenset[str]:
-    """The lower-cased words of ``text``."""
+    """The lower-cased words of ``text`` (cached: a sentence is compared with many others)."""
     return frozenset(w.lower() for w, _ in word_spans(text))
-
-
-def set_jaccard(wa: frozenset[str], wb: frozenset[str]) -> float:
-    """|A ∩ B| / |A ∪ B| (0 when both are empty)."""
-    union = len(wa | wb)
-    return len(wa & wb) / union if union else 0.0
 
 
 def jaccard(a: str, b: str) -> float:
     """|W(a) ∩ W(b)| / |W(a) ∪ W(b)| over lower-cased word sets (0 when both are empty)."""
-    return set_jaccard(word_set(a), word_set(b))
+    wa, wb = word_set(a), word_set(b)
+    union = len(wa | wb)
+    return len(wa & wb) / union if union else 0.0
 
 
 class SelfConsistency(TokenScorer):
@@ -147,7 +145,7 @@ class SelfConsistency(TokenScorer):
 
     Cost: every sentence is compared with every sentence of the other completions, O(G·S²) similarity calls for S
     sentences per completion, so quadratic in the completion length T by definition (measured, 2 completions, default
-    Jaccard with word sets computed once per sentence: see docs/benchmarks.md). For long completions prefer a
+    Jaccard, whose word sets are cached per sentence: see docs/benchmarks.md). For long completions prefer a
     linear consistency signal: `ReferenceConsistency` against the prompt or a reference column.
     """
 
@@ -169,16 +167,6 @@ class SelfConsistency(TokenScorer):
         policy = self.require_tokenizer(processing_class)
         decoded = [decode_with_spans(policy, ids) for ids in completion_ids]
         sentences = [sentence_spans(text) for text, _ in decoded]
-        if self.similarity is jaccard:  # word sets once per sentence instead of once per pair
-            sets = [[word_set(sentence) for sentence, _ in row] for row in sentences]
-
-            def similarity(i: int, k: int, j: int, m: int) -> float:
-                return set_jaccard(sets[i][k], sets[j][m])
-        else:
-
-            def similarity(i: int, k: int, j: int, m: int) -> float:
-                return self.similarity(sentences[i][k][0], sentences[j][m][0])
-
         results: list[list[float] | None] = [None] * len(completion_ids)
         for group in group_indices(prompts, self.num_generations, self.__name__):
             for i in group:
@@ -186,9 +174,10 @@ class SelfConsistency(TokenScorer):
                 if not others:
                     continue
                 items = []
-                for k, (_, span) in enumerate(sentences[i]):
+                for sentence, span in sentences[i]:
                     agreement = [
-                        max((similarity(i, k, j, m) for m in range(len(sentences[j]))), default=0.0) for j in others
+                        max((self.similarity(sentence, other) for other, _ in sentences[j]), default=0.0)
+                        for j in others
                     ]
                     items.append((span, sum(agreement) / len(agreement)))
                 results[i] = spread_scores(decoded[i][1], items, self.spread)
