@@ -12,6 +12,7 @@ __version__ = "0.1.0.dev0"
 # Library names only: the demo (`trl_token_ext.demo`) and the test builders (`trl_token_ext.testing`) are imported
 # by whoever uses them, never from here.
 _LAZY: dict[str, str] = {
+    "EmbeddingConsistency": "trl_token_ext.scorers",
     "ImplicitPRMQuality": "trl_token_ext.scorers",
     "LexiconQuality": "trl_token_ext.scorers",
     "LogProbQuality": "trl_token_ext.scorers",
@@ -48,6 +49,7 @@ _LAZY: dict[str, str] = {
 }
 
 __all__ = [
+    "EmbeddingConsistency",
     "ImplicitPRMQuality",
     "LexiconQuality",
     "LogProbQuality",
@@ -88,6 +90,7 @@ if TYPE_CHECKING:
     from trl_token_ext.models import SharedBaseModel, load_policy, load_scorer_model
     from trl_token_ext.registry import build_reward_func, register_reward
     from trl_token_ext.scorers import (
+        EmbeddingConsistency,
         ImplicitPRMQuality,
         LexiconQuality,
         LogProbQuality,

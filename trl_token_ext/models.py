@@ -20,7 +20,7 @@ from trl_token_ext.shared_base import SharedBaseModel, adapters_disabled, has_ad
 
 BITSANDBYTES_HINT = 'pip install "trl-token-ext[quantization]"  (or: pip install "bitsandbytes>=0.50.2")'
 PEFT_HINT = 'pip install "trl-token-ext[peft]"  (or: pip install "peft>=0.21.2")'
-SCORER_TASKS = ("causal-lm", "sequence-classification", "token-classification")
+SCORER_TASKS = ("causal-lm", "sequence-classification", "token-classification", "feature-extraction")
 
 
 def bitsandbytes_available() -> bool:
@@ -255,7 +255,8 @@ def load_scorer_model(
             ``adapter_config.json``: its base model plus the adapter), or an already loaded model, returned as is
             (moved to ``device`` when given; it may be trained elsewhere, so it is not frozen).
         model_args: a `trl.ModelConfig` giving dtype and quantization (its ``use_peft`` is ignored).
-        task: 'causal-lm', 'sequence-classification' or 'token-classification'.
+        task: 'causal-lm', 'sequence-classification', 'token-classification' or 'feature-extraction' (a
+            bare encoder, ``AutoModel``: sentence embeddings).
         num_labels: for the classification tasks (None keeps the checkpoint's).
         policy, policy_name_or_path: the policy base model and its checkpoint; a causal-LM scorer on the same
             checkpoint gets a `SharedBaseModel` over ``policy`` instead of a second copy.
@@ -321,6 +322,7 @@ def _from_pretrained(source: str, task: str, kwargs: dict[str, Any], merge: bool
         "causal-lm": transformers.AutoModelForCausalLM,
         "sequence-classification": transformers.AutoModelForSequenceClassification,
         "token-classification": transformers.AutoModelForTokenClassification,
+        "feature-extraction": transformers.AutoModel,
     }[task]
     adapter_config = os.path.join(source, "adapter_config.json")
     if not os.path.isfile(adapter_config):

@@ -44,8 +44,10 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lora_r", type=int, default=None)
     parser.add_argument("--load_in_4bit", action="store_true", help="NF4 base weights (GPU; degrades the GGUF).")
     parser.add_argument("--quality", default="lexicon", choices=["lexicon", "logprob"], help="The Q scorer.")
-    parser.add_argument("--w_quality", type=float, default=1.0, help="Weight of Q.")
-    parser.add_argument("--w_consistency", type=float, default=1.0, help="Weight of C (repeated 3-grams).")
+    parser.add_argument("--w_quality", type=float, default=1.0, help="Weight of Q (VADER word valences).")
+    parser.add_argument("--w_topic", type=float, default=1.0, help="Weight of C_topic (similarity to the movie).")
+    parser.add_argument("--w_repetition", type=float, default=1.0, help="Weight of C_repetition (repeated 3-grams).")
+    parser.add_argument("--token_kl_coef", type=float, default=0.0, help="β_kl of the per-token KL in the reward.")
     parser.add_argument("--token_advantage_coef", type=float, default=0.5, help="λ in A = A_out + λ·A_tok.")
     parser.add_argument("--temperature", type=float, default=0.8, help="Sampling temperature (training and eval).")
     parser.add_argument("--eval_samples", type=int, default=4, help="Samples per held-out prompt.")
@@ -88,6 +90,51 @@ def _samples_table(console: Any, before: list[dict], after: list[dict], per_prom
     console.print(table)
 
 
+def task_name(func: Any) -> str:
+    from trl_token_ext.token_rewards import token_reward_func_name
+
+    return token_reward_func_name(func)
+
+
+def _measure(samples: list[dict], titles: list[str], per_prompt: int, model: Any, tokenizer: Any) -> dict:
+    """Held-out measures (``demo.measures``) of prompt-major ``samples`` (each gets its movie under ``title``)."""
+    from trl_token_ext.demo import task
+    from trl_token_ext.demo.measures import held_out_measures
+
+    for index, sample in enumerate(samples):
+        sample["title"] = titles[index // per_prompt]
+        sample["topic"] = task.topic(sample["title"])
+    return held_out_measures(samples, model, tokenizer)
+
+
+def _measures_table(console: Any, before: dict, after: dict) -> dict[str, bool]:
+    """Print before/after held-out measures and the target checks; returns the checks."""
+    from rich.table import Table
+
+    from trl_token_ext.demo.measures import MEASURES, target_checks
+
+    labels = {
+        "p_positive": "P(positive) (outcome reward)",
+        "title_rate": "names the movie (held out)",
+        "perplexity": "perplexity under the starting model (held out)",
+        "distinct_1": "distinct-1 (held out)",
+        "distinct_2": "distinct-2 (held out)",
+        "words": "words per sample (held out)",
+    }
+    table = Table(title="Held-out prompts: measures before / after")
+    for column in ("measure", "before", "after", "change"):
+        table.add_column(column, justify="left" if column == "measure" else "right")
+    for key in MEASURES:
+        old, new = before[key], after[key]
+        change = f"{(new - old) / old:+.0%}" if old else "n/a"
+        table.add_row(labels[key], f"{old:.3f}", f"{new:.3f}", change)
+    console.print(table)
+    checks = target_checks(before, after)
+    for name, ok in checks.items():
+        console.print(f"target {name}: {'[green]met[/green]' if ok else '[red]missed[/red]'}")
+    return checks
+
+
 def _write_samples(path: Path, before: list[dict], after: list[dict]) -> None:
     lines = ["# Held-out samples before / after training (same prompts, same sampling seed)", ""]
     for old, new in zip(before, after):
@@ -115,7 +162,10 @@ def _write_report(report: Path, trainer: Any, after: list[dict], token_funcs: li
         )
         for sample, value in zip(after, values)
     ]
-    title = f"Token reward R = {weights[0]}·Q + {weights[1]}·C on held-out samples after training"
+    title = (
+        f"Token reward R = {weights[0]}·Q + {weights[1]}·C_topic + {weights[2]}·C_repetition on held-out samples "
+        "after training"
+    )
     write_heatmap_page(report / "token_rewards.html", rows, title)
 
 
@@ -154,6 +204,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     prepared = time.perf_counter()
     console.print(f"[bold]policy[/bold] {model_path}\n[bold]classifier[/bold] {classifier}")
     policy, peft_config, tokenizer = task.load_demo_policy(model_path, args.lora_r, args.load_in_4bit)
+    encoder = classifier if args.tiny else None  # --tiny: the tiny BERT classifier's encoder embeds sentences
     sentence = SentenceClassifierReward(classifier, label="positive", level="sequence", name="sentence_positive")
     held_out = task.held_out_prompts()
     sampling = dict(
@@ -165,12 +216,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     console.print(
         f"[bold]2/4[/bold] sampling {args.eval_samples} completions for each of {len(held_out)} held-out prompts"
     )
+    titles = task.held_out_titles()
     before = task.sample_completions(policy, tokenizer, held_out, **sampling)
     before_mean = task.score_samples(before, sentence)
+    before_measures = _measure(before, titles, args.eval_samples, policy, tokenizer)
     console.print(f"Mean sentence reward P(positive) on held-out prompts [bold]before[/bold]: {before_mean:.3f}")
 
-    token_funcs = task.build_token_rewards(policy, args.quality, tiny=args.tiny)
-    weights = [args.w_quality, args.w_consistency]
+    token_funcs = task.build_token_rewards(policy, args.quality, tiny=args.tiny, encoder=encoder)
+    weights = [args.w_quality, args.w_topic, args.w_repetition]
     heatmaps = TokenHeatmapCallback(report / "heatmaps", every_n_steps=args.heatmap_every, num_completions=4)
     trainer = TokenGRPOTrainer(
         model=policy,
@@ -181,6 +234,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             token_reward_weights=weights,
             token_advantage_coef=args.token_advantage_coef,
             token_advantage_scale=True,
+            token_kl_coef=args.token_kl_coef,
             per_device_train_batch_size=args.batch_size,
             num_generations=args.num_generations,
             max_completion_length=args.max_completion_length,
@@ -196,7 +250,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
             disable_tqdm=True,
             seed=args.seed,
         ),
-        train_dataset=Dataset.from_dict({"prompt": task.train_prompts()}),
+        train_dataset=Dataset.from_dict(task.train_dataset_columns()),
         processing_class=tokenizer,
         peft_config=peft_config,
         callbacks=[task.RichRewardProgress(console), heatmaps],
@@ -209,7 +263,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     console.print("[bold]4/4[/bold] sampling the same held-out prompts with the same seed after training")
     after = task.sample_completions(trainer.model, tokenizer, held_out, **sampling)
     after_mean = task.score_samples(after, sentence)
+    after_measures = _measure(after, titles, args.eval_samples, trainer.model, tokenizer)
     _samples_table(console, before, after, args.eval_samples)
+    checks = _measures_table(console, before_measures, after_measures)
     _write_samples(report / "samples.md", before, after)
     _write_report(report, trainer, after, token_funcs, weights, tokenizer)
     verdict = "[green]improved[/green]" if after_mean > before_mean else "[red]did not improve[/red]"
@@ -220,6 +276,12 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     result = {
         "before": before_mean,
         "after": after_mean,
+        "measures_before": before_measures,
+        "measures_after": after_measures,
+        "target": checks,
+        "target_met": all(checks.values()),
+        "token_reward_weights": dict(zip([task_name(f) for f in token_funcs], weights)),
+        "token_kl_coef": args.token_kl_coef,
         "model": model_path,
         "classifier": classifier,
         "steps": args.steps,

@@ -44,6 +44,11 @@ def train_prompts() -> list[list[dict[str, str]]]:
     return [chat(template.format(movie)) for movie in MOVIES_TRAIN for template in TEMPLATES]
 
 
+def held_out_titles() -> list[str]:
+    """The movie of each held-out prompt (the held-out title-mention measure looks for it)."""
+    return list(MOVIES_HELD_OUT)
+
+
 def held_out_prompts() -> list[list[dict[str, str]]]:
     """Held-out prompts: movies never seen in training."""
     return [chat(HELD_OUT_TEMPLATE.format(movie)) for movie in MOVIES_HELD_OUT]
@@ -63,15 +68,35 @@ TINY_LEXICON = {"good": 0.475, "great": 0.775, "wonderful": 0.675, "loved": 0.72
                 "awful": -0.5, "boring": -0.325, "terrible": -0.6, "hated": -0.725, "dull": -0.425}  # fmt: skip
 
 
-def build_token_rewards(policy: Any, quality: str = "lexicon", tiny: bool = False) -> list[Any]:
-    """[Q, C] of the seed formula.
+TOPIC_TEMPLATE = "A review of the movie {}."  # the reference of the topic consistency C_topic
+
+
+def topic(movie: str) -> str:
+    """The reference text ``EmbeddingConsistency`` compares each sentence with (the ``topic`` dataset column)."""
+    return TOPIC_TEMPLATE.format(movie)
+
+
+def train_dataset_columns() -> dict[str, list]:
+    """Columns of the training dataset: ``prompt`` (as ``train_prompts()``) and ``topic`` (one per prompt)."""
+    return {
+        "prompt": train_prompts(),
+        "topic": [topic(movie) for movie in MOVIES_TRAIN for _ in TEMPLATES],
+    }
+
+
+def build_token_rewards(policy: Any, quality: str = "lexicon", tiny: bool = False, encoder: Any = None) -> list[Any]:
+    """[Q, C_topic, C_repetition]: the seed formula R = w_quality·Q + w_consistency·C with C = w_topic·C_topic +
+    w_repetition·C_repetition (the weights are the trainer's ``token_reward_weights``).
 
     Q: ``"lexicon"`` — ``LexiconQuality`` with VADER's human-rated word valences / 4 (in [-1, 1]; each word's value
     split over its tokens; ``TINY_LEXICON`` with ``tiny``), or ``"logprob"`` — ``LogProbQuality`` under the frozen
-    starting policy (adapter disabled, clipped at -10: fluency; one more forward pass per step).
-    C: ``RepetitionConsistency`` (-1 on each token that completes an already generated 3-gram).
+    starting policy (adapter disabled, clipped at -10; the held-out perplexity is then no longer held out).
+    C_topic: ``EmbeddingConsistency`` — cosine similarity (minus 0.3) of each sentence to the ``topic`` column
+    ("A review of the movie Avatar.") under the sentence encoder ``encoder`` (all-MiniLM-L6-v2), split over the
+    sentence's tokens: the review must stay about the asked movie.
+    C_repetition: ``RepetitionConsistency`` (-1 on each token that completes an already generated 3-gram).
     """
-    from trl_token_ext.scorers import LexiconQuality, LogProbQuality, RepetitionConsistency
+    from trl_token_ext.scorers import EmbeddingConsistency, LexiconQuality, LogProbQuality, RepetitionConsistency
 
     if quality == "lexicon":
         q = LexiconQuality(TINY_LEXICON if tiny else vader_valences(), name="quality_lexicon")
@@ -81,7 +106,12 @@ def build_token_rewards(policy: Any, quality: str = "lexicon", tiny: bool = Fals
         q = LogProbQuality(SharedBaseModel(policy), clip_min=-10.0, name="quality_logprob")
     else:
         raise ValueError(f"Unknown quality scorer {quality!r}; use 'lexicon' or 'logprob'.")
-    return [q, RepetitionConsistency(n=3, penalty=-1.0, name="consistency_repetition")]
+    if encoder is None:
+        from trl_token_ext.demo.data import minilm_dir
+
+        encoder = str(minilm_dir())
+    on_topic = EmbeddingConsistency(encoder, column="topic", offset=0.3, name="consistency_topic")
+    return [q, on_topic, RepetitionConsistency(n=3, penalty=-1.0, name="consistency_repetition")]
 
 
 def load_demo_policy(model_path: str, lora_r: int, load_in_4bit: bool) -> tuple[Any, Any, Any]:
@@ -172,20 +202,22 @@ def score_samples(samples: list[dict[str, Any]], sentence_reward: Any) -> float:
 def token_reward_values(
     samples: list[dict[str, Any]], token_funcs: Sequence[Any], weights: Sequence[float], tokenizer: Any
 ) -> list[list[float]]:
-    """R = Σ_k w_k·g_k per token of each sample (a (len(completion_ids),) list per sample), computed as the
-    trainer does (``token_rewards.compute_token_rewards`` + ``weighted_token_rewards``)."""
+    """R = Σ_k w_k·g_k per token of each sample (a (len(completion_ids),) list per sample; a sample's ``topic``, when
+    present, is passed as the dataset column of that name), computed as the trainer does
+    (``token_rewards.compute_token_rewards`` + ``weighted_token_rewards``)."""
     import torch
 
     from trl_token_ext.token_rewards import compute_token_rewards, token_reward_func_name, weighted_token_rewards
 
     completion_ids = [s["completion_ids"] for s in samples]
+    columns = {key: [s[key] for s in samples] for key in ("topic",) if samples and key in samples[0]}
     batch = compute_token_rewards(
         token_funcs,
         [token_reward_func_name(func) for func in token_funcs],
         prompts=[s["prompt"] for s in samples],
         completions=[[{"role": "assistant", "content": s["text"]}] for s in samples],
         completion_ids=completion_ids,
-        reward_kwargs={"processing_class": tokenizer},
+        reward_kwargs={"processing_class": tokenizer, **columns},
     )
     weighted, _ = weighted_token_rewards(batch.rewards, batch.present, torch.tensor(weights, dtype=torch.float32))
     return [weighted[b, : len(ids)].tolist() for b, ids in enumerate(completion_ids)]

@@ -7,6 +7,7 @@ from trl_token_ext.scorers._common import TokenScorer
 from trl_token_ext.scorers.combine import WeightedTokenReward
 from trl_token_ext.scorers.consistency import ReferenceConsistency, RepetitionConsistency, SelfConsistency, jaccard
 from trl_token_ext.scorers.distill import TeacherDistillReward
+from trl_token_ext.scorers.embedding import EmbeddingConsistency
 from trl_token_ext.scorers.lexicon import LexiconQuality
 from trl_token_ext.scorers.metrics import BatchMetric, MetricReward, load_metric
 from trl_token_ext.scorers.online_prm import OnlineImplicitPRM
@@ -15,6 +16,7 @@ from trl_token_ext.scorers.shaping import PotentialShaping
 
 __all__ = [
     "BatchMetric",
+    "EmbeddingConsistency",
     "ImplicitPRMQuality",
     "LexiconQuality",
     "LogProbQuality",

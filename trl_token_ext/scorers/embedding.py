@@ -1,0 +1,155 @@
+"""Consistency C(s_t, a_t) from a sentence-embedding model: is each sentence about what it was asked about?"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+
+from trl_token_ext.models import load_scorer_model
+from trl_token_ext.scorers._common import (
+    TokenScorer,
+    check_spread,
+    decode_with_spans,
+    eval_mode,
+    get_column,
+    load_tokenizer,
+    message_text,
+    model_device,
+    sentence_spans,
+    spread_scores,
+)
+
+LEVELS = ("sentence", "completion")
+
+
+def last_user_message(prompt: Any) -> str:
+    """The text of the last ``user`` message of a conversational prompt (the request), or the prompt text."""
+    if isinstance(prompt, (list, tuple)) and prompt and isinstance(prompt[0], dict):
+        users = [m for m in prompt if m.get("role") == "user"] or list(prompt)
+        return message_text(users[-1])
+    return message_text(prompt)
+
+
+def mean_pooled(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int, max_length: int) -> torch.Tensor:
+    """Unit-norm sentence embeddings (N, H): mean of the encoder's last hidden states over the non-pad tokens (the
+    pooling of sentence-transformers models such as all-MiniLM-L6-v2), in batches of ``batch_size``."""
+    rows = []
+    device = model_device(model)
+    with eval_mode(model), torch.no_grad():
+        for start in range(0, len(texts), batch_size):
+            batch = tokenizer(
+                list(texts[start : start + batch_size]),
+                padding=True,
+                truncation=True,
+                max_length=max_length,
+                return_tensors="pt",
+            ).to(device)
+            hidden = model(**batch).last_hidden_state.float()  # (b, L, H)
+            mask = batch["attention_mask"].unsqueeze(-1).to(hidden.dtype)  # (b, L, 1)
+            pooled = (hidden * mask).sum(1) / mask.sum(1).clamp(min=1.0)
+            rows.append(torch.nn.functional.normalize(pooled, dim=-1).cpu())
+    return torch.cat(rows) if rows else torch.zeros(0, 0)
+
+
+class EmbeddingConsistency(TokenScorer):
+    """C(s_t, a_t) = scale·(cos(e(sentence of a_t), e(reference)) − offset), spread over the sentence's tokens.
+
+    The reference is the prompt's last user message (``column=None``) or a dataset column (a topic, a source
+    document, a reference answer); e(·) is a mean-pooled, unit-norm sentence embedding (e.g. all-MiniLM-L6-v2).
+    It rewards staying on the asked topic: "Avatar is a stunning film" is closer to "Write one sentence about the
+    movie Avatar." than "I'm so glad you enjoyed it!". With ``spread="split"`` a sentence's tokens share its score,
+    so a completion's total is Σ over its sentences (``level="completion"``: one score for the whole text).
+
+    Args:
+        model: an encoder id/path (loaded with ``AutoModel``) or a model object.
+        tokenizer: its tokenizer (default: loaded from ``model``).
+        column: dataset column holding the reference text; None: the prompt's last user message.
+        level: ``"sentence"`` (each sentence scored on its own) or ``"completion"`` (the whole completion).
+        spread: "split" (default), "all" or "last": how a sentence's score reaches its tokens.
+        scale, offset: score = scale·(cosine − offset); e.g. offset=0.3 makes off-topic sentences negative.
+        batch_size, max_length: encoder batching and truncation (encoder tokens per text).
+        dtype, device, quantization_config, load_in_4bit, model_kwargs: how `load_scorer_model` loads ``model``.
+
+    Returns per completion a list of ``len(completion_ids[i])`` floats (0 on tokens outside any sentence), or None
+    when its reference is None.
+    """
+
+    default_name = "embedding_consistency"
+
+    def __init__(
+        self,
+        model: Any,
+        tokenizer: Any = None,
+        *,
+        column: str | None = None,
+        level: str = "sentence",
+        spread: str = "split",
+        scale: float = 1.0,
+        offset: float = 0.0,
+        batch_size: int = 64,
+        max_length: int = 256,
+        dtype: Any = None,
+        device: Any = None,
+        quantization_config: Any = None,
+        load_in_4bit: bool = False,
+        model_kwargs: dict[str, Any] | None = None,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(name)
+        if level not in LEVELS:
+            raise ValueError(f"{self.__name__}: level must be one of {LEVELS}, got {level!r}.")
+        if batch_size < 1 or max_length < 1:
+            raise ValueError(f"{self.__name__}: batch_size and max_length must be >= 1.")
+        self.column, self.level, self.spread = column, level, check_spread(spread, self.__name__)
+        self.scale, self.offset = float(scale), float(offset)
+        self.batch_size, self.max_length = batch_size, max_length
+        self.model = load_scorer_model(
+            model,
+            task="feature-extraction",
+            dtype=dtype,
+            device=device,
+            quantization_config=quantization_config,
+            load_in_4bit=load_in_4bit,
+            model_kwargs=model_kwargs,
+            owner=self.__name__,
+        )
+        self.tokenizer = load_tokenizer(tokenizer, model)
+        if self.tokenizer is None:
+            raise ValueError(f"{self.__name__}: pass tokenizer= (the encoder's) with a model object.")
+
+    def embed(self, texts: Sequence[str]) -> torch.Tensor:
+        """Unit-norm embeddings (N, H) of ``texts``."""
+        return mean_pooled(self.model, self.tokenizer, texts, self.batch_size, self.max_length)
+
+    def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
+        policy = self.require_tokenizer(processing_class)
+        if self.column is None:
+            references = [last_user_message(p) for p in prompts]
+        else:
+            references = get_column(kwargs, self.column, self.__name__, len(completion_ids))
+            references = [None if r is None else message_text(r) for r in references]
+        decoded = [decode_with_spans(policy, ids) for ids in completion_ids]
+        pieces: list[tuple[int, tuple[int, int], str]] = []  # (completion, char span, text)
+        for index, ((text, _), reference) in enumerate(zip(decoded, references)):
+            if reference is None:
+                continue
+            if self.level == "completion":
+                stripped = text.strip()
+                if stripped:
+                    start = text.index(stripped)
+                    pieces.append((index, (start, start + len(stripped)), stripped))
+            else:
+                pieces.extend((index, span, sentence) for sentence, span in sentence_spans(text))
+        unique_refs = sorted({r for r in references if r is not None})
+        vectors = self.embed(unique_refs + [piece[2] for piece in pieces])
+        ref_vectors = dict(zip(unique_refs, vectors[: len(unique_refs)]))
+        items: list[list[tuple[tuple[int, int], float]]] = [[] for _ in completion_ids]
+        for (index, span, _), vector in zip(pieces, vectors[len(unique_refs) :]):
+            cosine = float(vector @ ref_vectors[references[index]])
+            items[index].append((span, self.scale * (cosine - self.offset)))
+        return [
+            None if reference is None else spread_scores(spans, items[index], self.spread)
+            for index, ((_, spans), reference) in enumerate(zip(decoded, references))
+        ]
