@@ -39,7 +39,6 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from real_ab_tasks import (  # noqa: E402
     ARMS,
     TASKS,
-    OnDevice,
     Task,
     bootstrap_mean,
     bootstrap_ratio,
@@ -88,22 +87,20 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     for key, value in DEFAULTS["tiny" if args.tiny else "real"].items():
         if getattr(args, key) is None:
             setattr(args, key, value)
-    checks = {
-        "--steps": args.steps >= 1,
-        "--eval_every": args.eval_every >= 1,
-        "--num_generations": args.num_generations >= 2,
-        "--batch_size": args.batch_size >= 1 and args.batch_size % args.num_generations == 0,
-        "--eval_samples": args.eval_samples >= 1,
-        "--threads": args.threads >= 1,
-        "--bootstrap": args.bootstrap >= 1,
-        "--seeds": len(set(args.seeds)) == len(args.seeds),
-    }
-    for flag, ok in checks.items():
-        if not ok:
-            p.error(f"invalid {flag} (steps/eval_every/threads ≥ 1, num_generations ≥ 2 dividing batch_size, "
-                    "distinct seeds)")  # fmt: skip
-    if not (args.device == "cpu" or args.device.startswith("cuda")):
-        p.error(f"--device must be cpu or cuda[:i], got {args.device!r}")
+    problems = [
+        message
+        for ok, message in [
+            (min(args.steps, args.eval_every, args.eval_samples, args.threads, args.bootstrap) >= 1,
+             "--steps, --eval_every, --eval_samples, --threads and --bootstrap must be >= 1"),
+            (args.num_generations >= 2, "--num_generations must be >= 2"),
+            (args.batch_size % args.num_generations == 0, "--batch_size must be a multiple of --num_generations"),
+            (len(set(args.seeds)) == len(args.seeds), "--seeds must be distinct"),
+            (args.device == "cpu" or args.device.startswith("cuda"), "--device must be cpu or cuda[:i]"),
+        ]
+        if not ok
+    ]  # fmt: skip
+    if problems:
+        p.error("; ".join(problems))
     return args
 
 
@@ -126,26 +123,6 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
     return {key: getattr(args, key) for key in keys} | {"beta": 0.0, "token_advantage_scale": True}
 
 
-def evaluate(task: Task, model: Any, tokenizer: Any, args: argparse.Namespace, seed: int) -> dict[str, Any]:
-    """Held-out samples (``demo.task.sample_completions``: seeded, ``eval_samples`` per prompt) and their scores;
-    the global RNG state is restored so that evaluating does not change the training samples."""
-    import torch
-
-    from trl_token_ext.demo.task import sample_completions
-
-    prompts, extras = task.held_out()
-    device = next(model.parameters()).device
-    cuda = [device.index or 0] if device.type == "cuda" else []
-    with torch.random.fork_rng(devices=cuda):
-        samples = sample_completions(
-            model, OnDevice(tokenizer, device), prompts, args.eval_samples, args.max_completion_length,
-            args.temperature, seed,
-        )  # fmt: skip
-    for index, sample in enumerate(samples):
-        sample.update(extras[index // args.eval_samples], prompt_index=index // args.eval_samples)
-    return {"means": task.score(samples), "samples": samples}
-
-
 def make_callback(task: Task, tokenizer: Any, args: argparse.Namespace, seed: int, record: dict, label: str) -> Any:
     """A ``TrainerCallback`` timing the steps, logging the train reward and evaluating held-out prompts at step 0,
     every ``eval_every`` steps and at the last step."""
@@ -154,7 +131,9 @@ def make_callback(task: Task, tokenizer: Any, args: argparse.Namespace, seed: in
     class HeldOutEval(TrainerCallback):
         def _eval(self, step: int, model: Any) -> None:
             start = time.perf_counter()
-            result = evaluate(task, model, tokenizer, args, seed)
+            result = task.evaluate(
+                model, tokenizer, args.eval_samples, args.max_completion_length, args.temperature, seed
+            )
             record["eval_seconds"].append(time.perf_counter() - start)
             record["curve"].append({"step": step, **result["means"]})
             record["final_samples"] = [
@@ -413,7 +392,10 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                 for arm in args.arms:
                     path = result_path(out, name, arm, seed)
                     if path.exists():
-                        print(f"[{name}/{arm}/seed{seed}] done already: {path}")
+                        done = json.loads(path.read_text(encoding="utf-8"))["config"]
+                        changed = sorted(k for k, v in run_settings(args).items() if done.get(k, v) != v)
+                        note = f" (WARNING: it was run with other {', '.join(changed)})" if changed else ""
+                        print(f"[{name}/{arm}/seed{seed}] done already: {path}{note}")
                         continue
                     model_path = model_path or resolve_model(args, out)
                     if name not in tasks:

@@ -171,6 +171,24 @@ class Task:
     def arm(self, arm: str, policy: Any, tokenizer: Any) -> ArmRewards:
         raise NotImplementedError
 
+    def evaluate(
+        self, model: Any, tokenizer: Any, per_prompt: int, max_new_tokens: int, temperature: float, seed: int
+    ) -> dict[str, Any]:
+        """Held-out samples (``demo.task.sample_completions``: seeded, ``per_prompt`` per prompt) and their scores
+        (``means``, ``samples``); the global RNG state is restored, so evaluating leaves training unchanged."""
+        import torch
+
+        from trl_token_ext.demo.task import sample_completions
+
+        prompts, extras = self.held_out()
+        device = next(model.parameters()).device
+        with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
+            tokens = OnDevice(tokenizer, device)
+            samples = sample_completions(model, tokens, prompts, per_prompt, max_new_tokens, temperature, seed)
+        for index, sample in enumerate(samples):
+            sample.update(extras[index // per_prompt], prompt_index=index // per_prompt)
+        return {"means": self.score(samples), "samples": samples}
+
     def describe(self) -> dict[str, Any]:
         return {}
 
