@@ -263,10 +263,6 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
 
 
-def threshold_of(args: argparse.Namespace, task: str) -> float:
-    return getattr(args, f"threshold_{task}")
-
-
 # ---------------------------------------------------------------- aggregate
 def load_results(out: Path) -> dict[str, dict[str, list[dict]]]:
     """{task: {arm: [result, ...] sorted by seed}} of every finished run under ``out``."""
@@ -338,7 +334,9 @@ def ratio_summary(task: str, arms: dict[str, dict], runs: dict[str, list[dict]],
     top, bottom = [by_seed[best][s] for s in seeds], [by_seed["outcome"][s] for s in seeds]
     value = sum(top) / sum(bottom) if seeds and sum(bottom) else math.nan
     interval = bootstrap_ratio(top, bottom, resamples)
-    return {"task": task, "arm": best, "seeds": seeds, "value": value, "interval": list(interval)}
+    censored = sum(c for arm in (best, "outcome") for c in arms[arm]["censored"])
+    return {"task": task, "arm": best, "seeds": seeds, "value": value, "interval": list(interval),
+            "censored": censored}  # fmt: skip
 
 
 def aggregate(out: Path, thresholds: dict[str, float], resamples: int) -> dict[str, Any]:
@@ -401,16 +399,18 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     if name not in tasks:
                         tasks[name] = make_task(name, args.tiny, out / ".assets", args.device, args)
                     record = run_one(tasks[name], arm, seed, args, model_path)
-                    record["threshold"] = threshold_of(args, name)
+                    record["threshold"] = getattr(args, f"threshold_{name}")
                     write_json(path, record)
                     print(f"[{name}/{arm}/seed{seed}] {record['wall_seconds_per_step']:.2f} s/step -> {path}")
-    thresholds = {task: threshold_of(args, task) for task in TASKS}
+    thresholds = {task: getattr(args, f"threshold_{task}") for task in TASKS}
     summary = aggregate(out, thresholds, args.bootstrap)
     ratio = summary.get("ratio", {})
     print(f"summary: {out / 'summary.md'}")
     low, high = ratio.get("interval", [math.nan, math.nan])
-    print(f"real_ab_ratio 95% interval ({ratio.get('task')}, {ratio.get('arm')} vs outcome, bootstrap over seeds): "
-          f"[{low:.3f}, {high:.3f}]")  # fmt: skip
+    print(
+        f"real_ab_ratio 95% interval ({ratio.get('task')}, {ratio.get('arm')} vs outcome, bootstrap over seeds): "
+        f"[{low:.3f}, {high:.3f}]; {ratio.get('censored', 0)} censored runs (never reached: steps + eval_every)"
+    )
     print(f"real_ab_ratio: {ratio.get('value', math.nan):.3f}")
     return summary
 
