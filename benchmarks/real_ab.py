@@ -29,23 +29,14 @@ from __future__ import annotations
 import argparse
 import json
 import math
-import os
 import sys
 import time
 from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_ab_tasks import (  # noqa: E402
-    ARMS,
-    TASKS,
-    Task,
-    bootstrap_mean,
-    bootstrap_ratio,
-    make_task,
-    mean_band,
-    steps_to_threshold,
-)
+from real_ab_report import aggregate, write_json  # noqa: E402
+from real_ab_tasks import ARMS, TASKS, Task, make_task  # noqa: E402
 
 DEFAULTS = {
     "real": dict(steps=16, eval_every=4, max_completion_length=32, learning_rate=5e-4, lora_r=16),
@@ -106,14 +97,6 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
 
 def result_path(out: Path, task: str, arm: str, seed: int) -> Path:
     return out / task / f"{arm}_seed{seed}.json"
-
-
-def write_json(path: Path, data: Any) -> None:
-    """Write ``data`` atomically: a temporary file in the same folder, then a rename."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temporary = path.with_name(f".{path.name}.{os.getpid()}.tmp")
-    temporary.write_text(json.dumps(data, indent=1), encoding="utf-8")
-    os.replace(temporary, path)
 
 
 def run_settings(args: argparse.Namespace) -> dict[str, Any]:
@@ -261,118 +244,6 @@ def quiet() -> None:
     datasets.disable_progress_bars()
     warnings.filterwarnings("ignore", category=FutureWarning)
     warnings.filterwarnings("ignore", category=UserWarning)
-
-
-# ---------------------------------------------------------------- aggregate
-def load_results(out: Path) -> dict[str, dict[str, list[dict]]]:
-    """{task: {arm: [result, ...] sorted by seed}} of every finished run under ``out``."""
-    results: dict[str, dict[str, list[dict]]] = {}
-    for task in TASKS:
-        for path in sorted((out / task).glob("*_seed*.json")):
-            record = json.loads(path.read_text(encoding="utf-8"))
-            results.setdefault(task, {}).setdefault(record["config"]["arm"], []).append(record)
-    for arms in results.values():
-        for runs in arms.values():
-            runs.sort(key=lambda r: r["config"]["seed"])
-    return results
-
-
-def arm_summary(runs: list[dict], threshold: float, resamples: int) -> dict[str, Any]:
-    """Final held-out score (bootstrap interval), steps to ``threshold`` per seed, seconds per step / eval."""
-    finals = [[s["score"] for s in r["final_samples"]] for r in runs]
-    steps = [steps_to_threshold(r["curve"], threshold, r["config"]["steps"] + r["config"]["eval_every"]) for r in runs]
-    summary = {
-        "seeds": [r["config"]["seed"] for r in runs],
-        "final_score": sum(map(sum, finals)) / max(1, sum(map(len, finals))),
-        "final_interval": list(bootstrap_mean(finals, resamples)),
-        "steps_to_threshold": [s for s, _ in steps],
-        "censored": [c for _, c in steps],
-        "mean_steps": sum(s for s, _ in steps) / len(steps),
-        "seconds_per_step": sum(r["wall_seconds_per_step"] for r in runs) / len(runs),
-        "seconds_per_eval": sum(r["wall_seconds_per_eval"] for r in runs) / len(runs),
-    }
-    if "title_rate" in runs[0]["curve"][-1]:
-        summary["final_title_rate"] = sum(r["curve"][-1]["title_rate"] for r in runs) / len(runs)
-    return summary
-
-
-def plot_curves(task: str, arms: dict[str, list[dict]], threshold: float, path: Path) -> None:
-    """Held-out score per eval step: mean over seeds and its 95 % t band, one colour per arm."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, axis = plt.subplots(figsize=(7, 4))
-    colours = {"outcome": "tab:orange", "token": "tab:blue", "shaped": "tab:green"}
-    for arm, runs in arms.items():
-        steps = sorted({p["step"] for r in runs for p in r["curve"]})
-        bands = []
-        for step in steps:
-            values = [p["held_out_score"] for r in runs for p in r["curve"] if p["step"] == step]
-            bands.append(mean_band(values))
-        mean, low, high = zip(*bands)
-        axis.plot(steps, mean, marker="o", color=colours.get(arm), label=f"{arm} ({len(runs)} seeds)")
-        axis.fill_between(steps, low, high, color=colours.get(arm), alpha=0.2)
-    axis.axhline(threshold, color="grey", linestyle="--", linewidth=1, label=f"threshold {threshold}")
-    axis.set(xlabel="GRPO step", ylabel="held-out score", title=f"{task}: held-out score (mean, 95 % band)")
-    axis.grid(alpha=0.3)
-    axis.legend(fontsize=8)
-    figure.tight_layout()
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-
-
-def ratio_summary(task: str, arms: dict[str, dict], runs: dict[str, list[dict]], resamples: int) -> dict[str, Any]:
-    """Mean steps of the better token arm (token/shaped) ÷ outcome's, with a bootstrap interval over paired seeds."""
-    candidates = [arm for arm in ("token", "shaped") if arm in arms]
-    if "outcome" not in arms or not candidates:
-        return {"task": task, "arm": None, "value": math.nan, "interval": [math.nan, math.nan]}
-    best = min(candidates, key=lambda arm: arms[arm]["mean_steps"])
-    seeds = sorted(set(arms[best]["seeds"]) & set(arms["outcome"]["seeds"]))
-    by_seed = {arm: dict(zip(arms[arm]["seeds"], arms[arm]["steps_to_threshold"])) for arm in (best, "outcome")}
-    top, bottom = [by_seed[best][s] for s in seeds], [by_seed["outcome"][s] for s in seeds]
-    value = sum(top) / sum(bottom) if seeds and sum(bottom) else math.nan
-    interval = bootstrap_ratio(top, bottom, resamples)
-    censored = sum(c for arm in (best, "outcome") for c in arms[arm]["censored"])
-    return {"task": task, "arm": best, "seeds": seeds, "value": value, "interval": list(interval),
-            "censored": censored}  # fmt: skip
-
-
-def aggregate(out: Path, thresholds: dict[str, float], resamples: int) -> dict[str, Any]:
-    """Summaries per task and arm, ``<task>_curves.png``, ``summary.md`` and ``summary.json`` under ``out``."""
-    results = load_results(out)
-    summary: dict[str, Any] = {"thresholds": thresholds, "tasks": {}}
-    lines = ["# Real-model A/B: outcome-only vs token-level credit", ""]
-    for task, arms in results.items():
-        rows = {arm: arm_summary(arms[arm], thresholds[task], resamples) for arm in ARMS if arm in arms}
-        summary["tasks"][task] = rows
-        plot_curves(task, {arm: arms[arm] for arm in rows}, thresholds[task], out / f"{task}_curves.png")
-        lines += [f"## {task} (threshold {thresholds[task]}; never reached = steps + eval_every, marked >)", ""]
-        lines += [f"![{task}]({task}_curves.png)", ""]
-        lines += ["| arm | seeds | final held-out (95 % CI) | steps to threshold | mean steps | s/step | s/eval |"]
-        lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
-        for arm, row in rows.items():
-            shown = ", ".join(f">{s}" if c else str(s) for s, c in zip(row["steps_to_threshold"], row["censored"]))
-            title = f", title {row['final_title_rate']:.2f}" if "final_title_rate" in row else ""
-            low, high = row["final_interval"]
-            lines.append(
-                f"| {arm} | {len(row['seeds'])} | {row['final_score']:.3f} [{low:.3f}, {high:.3f}]{title} | {shown} "
-                f"| {row['mean_steps']:.1f} | {row['seconds_per_step']:.1f} | {row['seconds_per_eval']:.1f} |"
-            )
-        lines.append("")
-    task = "keywords" if "keywords" in results else next(iter(results), None)
-    if task is None:
-        summary["ratio"] = {"task": None, "arm": None, "value": math.nan, "interval": [math.nan, math.nan]}
-    else:
-        summary["ratio"] = ratio_summary(task, summary["tasks"][task], results[task], resamples)
-    ratio = summary["ratio"]
-    lines.append(f"real_ab_ratio ({ratio['task']}, {ratio['arm']} / outcome): {ratio['value']:.3f} "
-                 f"[{ratio['interval'][0]:.3f}, {ratio['interval'][1]:.3f}]")  # fmt: skip
-    out.mkdir(parents=True, exist_ok=True)
-    (out / "summary.md").write_text("\n".join(lines) + "\n", encoding="utf-8")
-    write_json(out / "summary.json", summary)
-    return summary
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:

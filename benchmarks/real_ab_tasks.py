@@ -123,19 +123,6 @@ class SequenceSum:
         return [None if v is None else float(sum(v)) for v in values]
 
 
-class OnDevice:
-    """A tokenizer whose calls return tensors on ``device`` (``demo.task.sample_completions`` keeps them on CPU)."""
-
-    def __init__(self, tokenizer: Any, device: Any) -> None:
-        self._tokenizer, self._device = tokenizer, device
-
-    def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._tokenizer(*args, **kwargs).to(self._device)
-
-    def __getattr__(self, name: str) -> Any:
-        return getattr(self._tokenizer, name)
-
-
 @dataclass
 class ArmRewards:
     """What one arm trains on: TRL reward functions (+ weights) and token reward functions (+ weights)."""
@@ -183,8 +170,7 @@ class Task:
         prompts, extras = self.held_out()
         device = next(model.parameters()).device
         with torch.random.fork_rng(devices=[device.index or 0] if device.type == "cuda" else []):
-            tokens = OnDevice(tokenizer, device)
-            samples = sample_completions(model, tokens, prompts, per_prompt, max_new_tokens, temperature, seed)
+            samples = sample_completions(model, tokenizer, prompts, per_prompt, max_new_tokens, temperature, seed)
         for index, sample in enumerate(samples):
             sample.update(extras[index // per_prompt], prompt_index=index // per_prompt)
         return {"means": self.score(samples), "samples": samples}

@@ -27,6 +27,15 @@ def test_prompts_split_train_and_held_out():
     assert not any(movie in text for movie in demo_task.MOVIES_TRAIN for text in held_out)
 
 
+def test_training_data_carries_each_prompts_topic():
+    columns = demo_task.train_dataset_columns()
+    assert len(columns["prompt"]) == len(columns["topic"]) == 2 * len(demo_task.MOVIES_TRAIN)
+    for prompt, topic in zip(columns["prompt"], columns["topic"]):
+        movie = topic.removeprefix("A review of the movie ").removesuffix(".")
+        assert movie in demo_task.MOVIES_TRAIN and movie in prompt[-1]["content"]
+    assert demo_task.held_out_titles() == demo_task.MOVIES_HELD_OUT
+
+
 def test_token_reward_values_are_the_weighted_sum(tiny_tokenizer):
     samples = [{"prompt": "p", "text": "ab", "completion_ids": [1, 2, 3]}]
 
@@ -63,6 +72,16 @@ def test_tiny_demo_end_to_end_through_the_cli(tmp_path, capsys):
     assert page.count('class="row"') == len(before) and 'title="#0 ' in page
     assert (out / "reward_curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     assert summary["steps"] == 4 and summary["threads"] == 1
+    # held-out measures: printed before/after, the same P(positive) as the reward means, the target checks recorded
+    from trl_token_ext.demo.measures import MEASURES, target_checks
+
+    assert list(summary["measures_before"]) == list(MEASURES) == list(summary["measures_after"])
+    assert summary["measures_before"]["p_positive"] == pytest.approx(summary["before"], abs=1e-9)
+    assert summary["measures_after"]["p_positive"] == pytest.approx(summary["after"], abs=1e-9)
+    assert summary["target"] == target_checks(summary["measures_before"], summary["measures_after"])
+    assert summary["target_met"] == all(summary["target"].values())
+    assert "names the movie (held out)" in printed and "target p_positive +0.1:" in printed
+    assert list(summary["token_reward_weights"]) == ["quality_lexicon", "consistency_topic", "consistency_repetition"]
 
 
 @pytest.mark.slow
@@ -70,4 +89,5 @@ def test_smollm2_demo_improves_the_held_out_reward(tmp_path):
     """The documented ``make demo`` run (SmolLM2 + MiniLM classifier, fetched/trained on first use)."""
     result = demo.main(["--output_dir", str(tmp_path)])
     assert result["after"] > result["before"]
+    assert result["target_met"], result["target"]  # P(pos) +0.1 with the title rate and perplexity held (docs/demo.md)
     assert result["total_seconds"] < 600

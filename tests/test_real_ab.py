@@ -138,6 +138,13 @@ def test_finished_runs_are_skipped_and_aggregated(tmp_path, monkeypatch, capsys)
     assert (tmp_path / "keywords_curves.png").stat().st_size > 0
     assert "| token | 2 | 0.850" in (tmp_path / "summary.md").read_text()
     assert json.loads((tmp_path / "summary.json").read_text())["ratio"]["seeds"] == [0, 1]
+    # curve mean: the mean over the evals after step 0 (token: (0.7+0.8)/2, (0.6+0.9)/2), then over seeds
+    assert rows["token"]["curve_mean"] == pytest.approx(0.75) and rows["outcome"]["curve_mean"] == pytest.approx(0.375)
+    # sweep at 0.6 (the default threshold): as above; at 0.8: outcome never (12, 12), token 8 and 8 -> 8/12
+    sweep = {row["threshold"]: row for row in summary["sweep"]}
+    assert sweep[0.6]["ratios"]["token"] == pytest.approx(4 / 10)
+    assert sweep[0.8]["mean_steps"] == {"outcome": 12.0, "token": 8.0} and math.isnan(sweep[0.8]["ratios"]["shaped"])
+    assert "| keywords | 0.8 | 12.0 | 8.0 |  | 0.67 | nan |" in (tmp_path / "summary.md").read_text()
     # --report-only never trains, even for runs that are missing
     real_ab.main(["--report-only", "--out", str(tmp_path), "--seeds", "0", "1", "2"])
     assert capsys.readouterr().out.strip().splitlines()[-1] == "real_ab_ratio: 0.400"

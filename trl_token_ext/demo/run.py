@@ -23,7 +23,7 @@ from typing import Any
 
 # Settings of the real run and of --tiny; each can be overridden on the command line.
 DEFAULTS = {
-    "real": dict(steps=20, num_generations=4, batch_size=8, max_completion_length=32, learning_rate=5e-4, lora_r=16),
+    "real": dict(steps=20, num_generations=4, batch_size=8, max_completion_length=32, learning_rate=1e-3, lora_r=16),
     "tiny": dict(steps=12, num_generations=4, batch_size=8, max_completion_length=12, learning_rate=2e-2, lora_r=8),
 }
 
@@ -45,7 +45,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--load_in_4bit", action="store_true", help="NF4 base weights (GPU; degrades the GGUF).")
     parser.add_argument("--quality", default="lexicon", choices=["lexicon", "logprob"], help="The Q scorer.")
     parser.add_argument("--w_quality", type=float, default=1.0, help="Weight of Q (VADER word valences).")
-    parser.add_argument("--w_topic", type=float, default=1.0, help="Weight of C_topic (similarity to the movie).")
+    parser.add_argument("--w_topic", type=float, default=2.0, help="Weight of C_topic (similarity to the movie).")
     parser.add_argument("--w_repetition", type=float, default=1.0, help="Weight of C_repetition (repeated 3-grams).")
     parser.add_argument("--token_kl_coef", type=float, default=0.0, help="β_kl of the per-token KL in the reward.")
     parser.add_argument("--token_advantage_coef", type=float, default=0.5, help="λ in A = A_out + λ·A_tok.")

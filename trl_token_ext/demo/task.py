@@ -160,7 +160,7 @@ def sample_completions(
     import torch
 
     texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
-    inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False)
+    inputs = tokenizer(texts, return_tensors="pt", padding=True, add_special_tokens=False).to(model.device)
     stop = _stop_ids(tokenizer, model)
     torch.manual_seed(seed)
     was_training = model.training
