@@ -175,8 +175,11 @@ COMMANDS: dict[str, Check] = {
     ".venv/bin/trl-token demo --model Qwen/Qwen2-0.5B-Instruct": Check(
         why="a Hub model (any chat model folder works the same: tests/test_demo.py)"
     ),
-    "trl-token demo --quality logprob --w_quality 0.1": Check(
-        run="trl-token demo --quality logprob --w_quality 0.1 --tiny --output_dir demo"
+    "trl-token demo --w_topic 0 --w_quality 0 --w_repetition 0": Check(
+        run="trl-token demo --w_topic 0 --w_quality 0 --w_repetition 0 --tiny --steps 2 --output_dir demo"
+    ),
+    "trl-token demo --token_kl_coef 0.05": Check(
+        run="trl-token demo --token_kl_coef 0.05 --tiny --steps 2 --output_dir demo"
     ),
     # ---- classifier training
     "trl-token train-classifier --dataset_name my.jsonl --text_column sentence --label_column label "

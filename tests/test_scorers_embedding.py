@@ -28,7 +28,8 @@ class BagOfTokens(torch.nn.Module):
 
 def count_cosine(tokenizer, a: str, b: str) -> float:
     """Cosine of the token-count vectors of ``a`` and ``b`` (special tokens included, as the encoder sees them)."""
-    va, vb = (torch.bincount(torch.tensor(tokenizer(t)["input_ids"]), minlength=len(tokenizer)).float() for t in (a, b))
+    va, vb = (torch.bincount(torch.tensor(tokenizer(t)["input_ids"]), minlength=len(tokenizer)) for t in (a, b))
+    va, vb = va.float(), vb.float()
     return float(va @ vb / (va.norm() * vb.norm()))
 
 
