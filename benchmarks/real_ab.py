@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from real_ab_report import aggregate, write_json  # noqa: E402
+from real_ab_report import PerplexityJudge, aggregate, write_json  # noqa: E402
 from real_ab_tasks import ARMS, TASKS, Task, make_task  # noqa: E402
 
 DEFAULTS = {
@@ -59,6 +59,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--threads", type=int, default=1, help="torch threads (1 is fastest on 2 shared cores)")
     add("--tiny", action="store_true", help="tiny random policy/classifier/encoder (tests, smoke runs)")
     add("--report-only", "--report_only", dest="report_only", action="store_true", help="aggregate, no training")
+    add("--no-perplexity", dest="perplexity", action="store_false", help="skip the starting model's perplexity")
     add("--num_generations", "--num-generations", type=int, default=4)
     add("--batch_size", "--batch-size", type=int, default=8, help="per_device_train_batch_size")
     add("--max_completion_length", "--max-completion-length", type=int, default=None, help="32; --tiny 8")
@@ -246,6 +247,25 @@ def quiet() -> None:
     warnings.filterwarnings("ignore", category=UserWarning)
 
 
+def start_record(task: Task, seed: int, args: argparse.Namespace, model_path: str) -> dict[str, Any]:
+    """The starting model's held-out samples for ``seed`` (what every arm's step-0 eval sees), as a result record
+    with arm ``start`` (the reference row of the quality table)."""
+    import transformers
+
+    from trl_token_ext.demo.task import load_demo_policy
+
+    transformers.set_seed(seed)
+    policy, _, tokenizer = load_demo_policy(model_path, args.lora_r, args.load_in_4bit)
+    result = task.evaluate(policy, tokenizer, args.eval_samples, args.max_completion_length, args.temperature, seed)
+    keep = ("prompt_index", "text", "score", "title_mentioned")
+    return {
+        "config": run_settings(args) | task.describe() | {"task": task.name, "arm": "start", "seed": seed},
+        "curve": [{"step": 0, **result["means"]}],
+        "final_samples": [{k: s[k] for k in keep if k in s} for s in result["samples"]],
+        "model_path": model_path,
+    }
+
+
 def main(argv: list[str] | None = None) -> dict[str, Any]:
     """Run the missing (task, arm, seed) runs seed-major, then aggregate; returns the summary."""
     args = parse_args(argv)
@@ -273,8 +293,16 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
                     record["threshold"] = getattr(args, f"threshold_{name}")
                     write_json(path, record)
                     print(f"[{name}/{arm}/seed{seed}] {record['wall_seconds_per_step']:.2f} s/step -> {path}")
+            for name in args.tasks:  # the starting model's samples: the reference row of the quality table
+                path = result_path(out, name, "start", seed)
+                if not path.exists():
+                    model_path = model_path or resolve_model(args, out)
+                    if name not in tasks:
+                        tasks[name] = make_task(name, args.tiny, out / ".assets", args.device, args)
+                    write_json(path, start_record(tasks[name], seed, args, model_path))
     thresholds = {task: getattr(args, f"threshold_{task}") for task in TASKS}
-    summary = aggregate(out, thresholds, args.bootstrap)
+    judge = PerplexityJudge(args.device) if args.perplexity else None
+    summary = aggregate(out, thresholds, args.bootstrap, judge)
     ratio = summary.get("ratio", {})
     print(f"summary: {out / 'summary.md'}")
     low, high = ratio.get("interval", [math.nan, math.nan])

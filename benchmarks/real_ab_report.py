@@ -9,7 +9,7 @@ import os
 from pathlib import Path
 from typing import Any
 
-from real_ab_tasks import ARMS, TASKS, bootstrap_mean, bootstrap_ratio, mean_band, steps_to_threshold
+from real_ab_tasks import ARMS, TASKS, bootstrap_mean, bootstrap_ratio, keyword_columns, mean_band, steps_to_threshold
 
 # Thresholds of the sweep table (fixed before the study ran): how the step ratio depends on the chosen threshold.
 SWEEPS = {"keywords": (0.6, 0.7, 0.8, 0.9), "sentiment": (0.85, 0.9, 0.95)}
@@ -102,6 +102,82 @@ def ratio_summary(task: str, arms: dict[str, dict], runs: dict[str, list[dict]],
             "censored": censored}  # fmt: skip
 
 
+def text_measures(texts: list[str]) -> dict[str, float]:
+    """Held-out text measures no reward of the study computes: distinct-1/2 over the samples, the share of samples
+    repeating a word 3-gram, and the mean length in words."""
+    from trl_token_ext.demo.measures import WORD, distinct_n
+
+    repeats = 0
+    for text in texts:
+        words = [w.lower() for w in WORD.findall(text)]
+        grams = [tuple(words[i : i + 3]) for i in range(len(words) - 2)]
+        repeats += len(set(grams)) < len(grams)
+    count = max(1, len(texts))
+    return {
+        "distinct_1": distinct_n(texts, 1),
+        "distinct_2": distinct_n(texts, 2),
+        "repeat_rate": repeats / count,
+        "words": sum(len(WORD.findall(t)) for t in texts) / count,
+    }
+
+
+class PerplexityJudge:
+    """Perplexity of a run's final held-out samples under its starting model (the ``model_path`` it recorded, no
+    adapter), given their prompt: fluency as the untrained model judges it. Completion ids are the re-tokenized
+    sample texts. NaN when the run recorded no model folder that exists here."""
+
+    def __init__(self, device: str = "cpu") -> None:
+        self.device, self.models = device, {}
+
+    def _load(self, path: str) -> tuple[Any, Any]:
+        if path not in self.models:
+            import torch
+            from transformers import AutoModelForCausalLM, AutoTokenizer
+
+            model = AutoModelForCausalLM.from_pretrained(path, dtype=torch.float32).to(self.device).eval()
+            self.models[path] = (model, AutoTokenizer.from_pretrained(path))
+        return self.models[path]
+
+    def __call__(self, task: str, run: dict[str, Any]) -> float:
+        from trl_token_ext.demo.measures import base_perplexity
+        from trl_token_ext.demo.task import held_out_prompts
+
+        path = run.get("model_path")
+        if not path or not (Path(path) / "config.json").is_file():
+            return math.nan
+        model, tokenizer = self._load(path)
+        prompts = keyword_columns("held_out")["prompt"] if task == "keywords" else held_out_prompts()
+        rows = [
+            {"prompt": prompts[s["prompt_index"]],
+             "completion_ids": tokenizer(s["text"], add_special_tokens=False)["input_ids"]}
+            for s in run["final_samples"]
+        ]  # fmt: skip
+        return base_perplexity(model, tokenizer, rows)
+
+
+def quality_lines(results: dict[str, dict[str, list[dict]]], summary: dict[str, Any], judge: Any) -> list[str]:
+    """Markdown table of the final held-out samples' text measures (and perplexity with a ``judge``) per task and
+    arm, means over seeds, with the starting model's samples (arm ``start``) first; also in ``summary["quality"]``."""
+    lines = ["## Held-out quality of the final samples (no reward computes these; means over seeds)", ""]
+    lines += ["| task | arm | distinct-1 | distinct-2 | repeats a 3-gram | words | perplexity (starting model) |"]
+    lines += ["| --- | --- | --- | --- | --- | --- | --- |"]
+    summary["quality"] = {}
+    for task, arms in results.items():
+        for arm in (a for a in ("start", *ARMS) if a in arms):
+            per_run = []
+            for run in arms[arm]:
+                measures = text_measures([s["text"] for s in run["final_samples"]])
+                measures["perplexity"] = judge(task, run) if judge is not None else math.nan
+                per_run.append(measures)
+            means = {key: sum(m[key] for m in per_run) / len(per_run) for key in per_run[0]}
+            summary["quality"].setdefault(task, {})[arm] = means
+            lines.append(
+                f"| {task} | {arm} | {means['distinct_1']:.3f} | {means['distinct_2']:.3f} | "
+                f"{means['repeat_rate']:.2f} | {means['words']:.1f} | {means['perplexity']:.2f} |"
+            )
+    return lines + [""]
+
+
 def sweep_lines(results: dict[str, dict[str, list[dict]]], summary: dict[str, Any]) -> list[str]:
     """Markdown table: mean steps to each ``SWEEPS`` threshold per arm and the token arms' step ratios to outcome;
     also stored under ``summary["sweep"]``."""
@@ -125,7 +201,7 @@ def sweep_lines(results: dict[str, dict[str, list[dict]]], summary: dict[str, An
     return lines + [""]
 
 
-def aggregate(out: Path, thresholds: dict[str, float], resamples: int) -> dict[str, Any]:
+def aggregate(out: Path, thresholds: dict[str, float], resamples: int, judge: Any = None) -> dict[str, Any]:
     """Summaries per task and arm, ``<task>_curves.png``, ``summary.md`` and ``summary.json`` under ``out``."""
     results = load_results(out)
     summary: dict[str, Any] = {"thresholds": thresholds, "tasks": {}}
@@ -150,6 +226,7 @@ def aggregate(out: Path, thresholds: dict[str, float], resamples: int) -> dict[s
                 f"| {row['mean_steps']:.1f} | {row['seconds_per_step']:.1f} | {row['seconds_per_eval']:.1f} |"
             )
         lines.append("")
+    lines += quality_lines(results, summary, judge)
     lines += sweep_lines(results, summary)
     task = "keywords" if "keywords" in results else next(iter(results), None)
     if task is None:
