@@ -125,7 +125,11 @@ def test_finished_runs_are_skipped_and_aggregated(tmp_path, monkeypatch, capsys)
     monkeypatch.setattr(real_ab, "run_one", no_training)
     argv = ["--tiny", "--tasks", "keywords", "--arms", "outcome", "token", "--seeds", "0", "1", "--out", str(tmp_path)]
     summary = real_ab.main(argv)
-    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "keywords").iterdir()} == stamps
+    assert {p: p.stat().st_mtime_ns for p in (tmp_path / "keywords").iterdir() if p in stamps} == stamps
+    # the starting model's samples were added once per seed (the quality table's reference row)
+    starts = sorted(p.name for p in (tmp_path / "keywords").iterdir() if p not in stamps)
+    assert starts == ["start_seed0.json", "start_seed1.json"]
+    assert set(summary["quality"]["keywords"]) == {"start", "outcome", "token"}
     assert not list(tmp_path.rglob("*.tmp"))
     rows = summary["tasks"]["keywords"]
     assert rows["outcome"]["steps_to_threshold"] == [8, 12] and rows["outcome"]["censored"] == [False, True]
@@ -171,3 +175,6 @@ def test_tiny_end_to_end_then_resume(tmp_path, monkeypatch, capsys):
     monkeypatch.setattr(real_ab, "run_one", lambda *a, **k: pytest.fail("a finished run was trained again"))
     real_ab.main(argv)
     assert {p: p.stat().st_mtime_ns for p in (tmp_path / "keywords").iterdir()} == stamps
+    # the starting model's samples are those every arm evaluated at step 0
+    start = json.loads(real_ab.result_path(tmp_path, "keywords", "start", 0).read_text())
+    assert start["curve"][0]["held_out_score"] == outcome["curve"][0]["held_out_score"]
