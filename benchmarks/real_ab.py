@@ -15,7 +15,7 @@ partial results stay balanced). The aggregate (``<out>/summary.md``, ``summary.j
 held-out score per arm with a bootstrap 95 % interval, steps to a held-out threshold (censored at steps +
 eval_every), seconds per step.
 
-    OMP_NUM_THREADS=1 python benchmarks/real_ab.py [--tasks keywords sentiment] [--seeds 0 1 2] [--steps 16]
+    OMP_NUM_THREADS=1 python benchmarks/real_ab.py [--tasks keywords sentiment] [--seeds 0 1 2] [--steps 20]
     python benchmarks/real_ab.py --report-only          # aggregate existing results
     python benchmarks/real_ab.py --tiny --steps 2       # tiny random models, a smoke run
 
@@ -39,7 +39,7 @@ from real_ab_report import PerplexityJudge, aggregate, write_json  # noqa: E402
 from real_ab_tasks import ARMS, TASKS, Task, make_task  # noqa: E402
 
 DEFAULTS = {
-    "real": dict(steps=16, eval_every=4, max_completion_length=32, learning_rate=5e-4, lora_r=16),
+    "real": dict(steps=20, eval_every=2, max_completion_length=32, learning_rate=1e-3, lora_r=16),
     "tiny": dict(steps=4, eval_every=2, max_completion_length=8, learning_rate=2e-2, lora_r=8),
 }
 
@@ -53,8 +53,8 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--tasks", nargs="+", default=list(TASKS), choices=TASKS)
     add("--arms", nargs="+", default=list(ARMS), choices=ARMS)
     add("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    add("--steps", type=int, default=None, help="GRPO steps per run (16; --tiny 4)")
-    add("--eval_every", "--eval-every", type=int, default=None, help="held-out eval period in steps (4; --tiny 2)")
+    add("--steps", type=int, default=None, help="GRPO steps per run (20; --tiny 4)")
+    add("--eval_every", "--eval-every", type=int, default=None, help="held-out eval period in steps (2; --tiny 2)")
     add("--out", default="reports/real_ab", help="results folder (one JSON per run, summary, plots)")
     add("--threads", type=int, default=1, help="torch threads (1 is fastest on 2 shared cores)")
     add("--tiny", action="store_true", help="tiny random policy/classifier/encoder (tests, smoke runs)")
@@ -63,7 +63,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--num_generations", "--num-generations", type=int, default=4)
     add("--batch_size", "--batch-size", type=int, default=8, help="per_device_train_batch_size")
     add("--max_completion_length", "--max-completion-length", type=int, default=None, help="32; --tiny 8")
-    add("--learning_rate", "--learning-rate", type=float, default=None, help="5e-4; --tiny 2e-2")
+    add("--learning_rate", "--learning-rate", type=float, default=None, help="1e-3; --tiny 2e-2")
     add("--lora_r", "--lora-r", type=int, default=None, help="LoRA rank (alpha = 2r, dropout 0); 16, --tiny 8")
     add("--load_in_4bit", "--load-in-4bit", action="store_true", help="NF4 base weights (GPU)")
     add("--temperature", type=float, default=0.8)
