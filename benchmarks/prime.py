@@ -82,6 +82,8 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, model_dir: str, targe
     )
     dataset = Dataset.from_dict({"prompt": ["The movie was", "I loved this", "The food was", "A cat sat"] * 64})
     correlations: list[float] = []
+    credit: list[float] = []
+    outcome_credit: list[float] = []
     if arm == "outcome":
         trainer = GRPOTrainer(model=model_dir, reward_funcs=success, args=GRPOConfig(**common), train_dataset=dataset)
     else:
@@ -92,7 +94,13 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, model_dir: str, targe
             r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", modules_to_save=["lm_head"]
         )
         prm = OnlineImplicitPRM(
-            model_dir, peft_config=lora, beta=args.prm_beta, learning_rate=args.prm_learning_rate, device="cpu"
+            model_dir,
+            peft_config=lora,
+            beta=args.prm_beta,
+            learning_rate=args.prm_learning_rate,
+            update_epochs=args.prm_epochs,
+            logit_bias=args.prm_logit_bias,
+            device="cpu",
         )
         update = prm.update
 
@@ -102,6 +110,17 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, model_dir: str, targe
             return stats
 
         prm.update = recorded_update
+        score = prm.score
+
+        def recorded_score(prompts, completions, completion_ids, processing_class, **score_kwargs):
+            rewards = score(prompts, completions, completion_ids, processing_class, **score_kwargs)
+            credit.append(credit_correlation(rewards, completion_ids, target, args.num_generations))
+            outcome = score_kwargs["outcome_rewards"].weighted.tolist()
+            as_tokens = [[value] * len(ids) for value, ids in zip(outcome, completion_ids)]
+            outcome_credit.append(credit_correlation(as_tokens, completion_ids, target, args.num_generations))
+            return rewards
+
+        prm.score = recorded_score
         trainer = TokenGRPOTrainer(
             model=model_dir,
             reward_funcs=success,
@@ -117,7 +136,24 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, model_dir: str, targe
     trainer.add_callback(StopAtThreshold())
     trainer.remove_callback(PrinterCallback)  # keep the output to one line per run
     trainer.train()
-    return curve, correlations
+    return curve, correlations, credit, outcome_credit
+
+
+def credit_correlation(rewards, completion_ids, target: set[int], group_size: int) -> float:
+    """Pearson correlation, over the batch's tokens, of the token reward with the true token credit 1[y_t ∈ target],
+    both centered within each prompt's group (what group normalization leaves of them); NaN if undefined."""
+    r_all, hit_all = [], []
+    for start in range(0, len(completion_ids), group_size):
+        r = torch.tensor([v for row in rewards[start : start + group_size] for v in row], dtype=torch.float64)
+        hit = torch.tensor(
+            [float(t in target) for ids in completion_ids[start : start + group_size] for t in ids], dtype=torch.float64
+        )
+        r_all.append(r - r.mean())
+        hit_all.append(hit - hit.mean())
+    r, hit = torch.cat(r_all), torch.cat(hit_all)
+    if r.std() == 0 or hit.std() == 0:
+        return float("nan")
+    return float(torch.corrcoef(torch.stack([r, hit]))[0, 1])
 
 
 def mean_finite(values: list[float]) -> float:
@@ -141,6 +177,8 @@ def main() -> None:
     parser.add_argument("--normalization", default="group", choices=["group", "batch", "none"])
     parser.add_argument("--prm-beta", type=float, default=1.0)
     parser.add_argument("--prm-learning-rate", type=float, default=3e-2)
+    parser.add_argument("--prm-epochs", type=int, default=1, help="PRM optimizer steps per batch")
+    parser.add_argument("--prm-logit-bias", action="store_true", help="learn an offset b of the PRM's outcome logit")
     args = parser.parse_args()
 
     from trl_token_ext.testing import build_tiny_tokenizer, save_tiny_causal_lm
@@ -150,11 +188,11 @@ def main() -> None:
     vocabulary = [i for i in range(len(tokenizer)) if i not in special]
     steps: dict[str, list[int]] = {"outcome": [], "prime": []}
     seconds: dict[str, float] = {"outcome": 0.0, "prime": 0.0}
-    early, late = [], []
+    early, late, credits = [], [], []
     print(
         f"tiny policy, {args.batch_size} completions × {args.completion_length} tokens per step, lr "
         f"{args.learning_rate}, outcome 1 at ≥ {args.success_share} target tokens, threshold {args.threshold}, PRM β "
-        f"{args.prm_beta} lr {args.prm_learning_rate}, token mode {args.mode}, normalization {args.normalization}, "
+        f"{args.prm_beta} lr {args.prm_learning_rate} epochs {args.prm_epochs} logit bias {args.prm_logit_bias}, token mode {args.mode}, normalization {args.normalization}, "
         f"max {args.max_steps} steps"
     )
     for seed in range(args.seeds):
@@ -163,7 +201,7 @@ def main() -> None:
         order = ["outcome", "prime"] if seed % 2 == 0 else ["prime", "outcome"]  # interleaved arms
         for arm in order:
             start = time.perf_counter()
-            curve, correlations = run_arm(arm, seed, args, model_dir, target)
+            curve, correlations, credit, outcome_credit = run_arm(arm, seed, args, model_dir, target)
             seconds[arm] += time.perf_counter() - start
             reached = steps_to_threshold(curve, args.threshold)
             steps[arm].append(reached if reached is not None else args.max_steps + 1)
@@ -175,11 +213,14 @@ def main() -> None:
                 early.append(mean_finite(correlations[:3]))
                 late.append(mean_finite(correlations[-3:]))
                 line += f", PRM corr(z, outcome) first 3 steps {early[-1]:.2f}, last 3 steps {late[-1]:.2f}"
+                credits.append(mean_finite(credit))
+                line += f", token credit corr(r_t, target) first 3 {mean_finite(credit[:3]):.2f} mean {credits[-1]:.2f}"
+                line += f" (outcome's {mean_finite(outcome_credit):.2f})"
             print(line)
     for arm in ("outcome", "prime"):
         print(f"{arm:7s}: mean steps {statistics.mean(steps[arm]):.1f} {steps[arm]}, {seconds[arm]:.0f} s")
     print(f"PRM correlation with the outcome (before each update): first steps {mean_finite(early):.2f}, "
-          f"last steps {mean_finite(late):.2f}")  # fmt: skip
+          f"last steps {mean_finite(late):.2f}; token credit corr(r_t, 1[y_t in target]) {mean_finite(credits):.2f}")  # fmt: skip
     print(f"prime_ratio: {statistics.mean(steps['prime']) / statistics.mean(steps['outcome']):.3f}")
 
 
