@@ -146,7 +146,8 @@ def credit_correlation(rewards, completion_ids, target: set[int], group_size: in
     for start in range(0, len(completion_ids), group_size):
         r = torch.tensor([v for row in rewards[start : start + group_size] for v in row], dtype=torch.float64)
         hit = torch.tensor(
-            [float(t in target) for ids in completion_ids[start : start + group_size] for t in ids], dtype=torch.float64
+            [float(t in target) for ids in completion_ids[start : start + group_size] for t in ids],
+            dtype=torch.float64,
         )
         r_all.append(r - r.mean())
         hit_all.append(hit - hit.mean())
@@ -214,7 +215,9 @@ def main() -> None:
                 late.append(mean_finite(correlations[-3:]))
                 line += f", PRM corr(z, outcome) first 3 steps {early[-1]:.2f}, last 3 steps {late[-1]:.2f}"
                 credits.append(mean_finite(credit))
-                line += f", token credit corr(r_t, target) first 3 {mean_finite(credit[:3]):.2f} mean {credits[-1]:.2f}"
+                line += (
+                    f", token credit corr(r_t, target) first 3 {mean_finite(credit[:3]):.2f} mean {credits[-1]:.2f}"
+                )
                 line += f" (outcome's {mean_finite(outcome_credit):.2f})"
             print(line)
     for arm in ("outcome", "prime"):
