@@ -5,16 +5,21 @@ vocabulary, drawn per seed). The outcome is binary: 1 when at least ``--success-
 target tokens, else 0. Nobody tells either arm which tokens count:
 
 * outcome arm — stock ``trl.GRPOTrainer`` on the 0/1 outcome;
-* PRIME arm — ``TokenGRPOTrainer`` on the same 0/1 outcome plus the token reward of an ``OnlineImplicitPRM``
-  (a LoRA adapter plus a trainable output layer on a copy of the initial policy, reference = adapter disabled),
-  trained after every generation batch on that batch's outcome labels with PRIME's cross-entropy, then scoring it.
+* PRIME arm — ``TokenGRPOTrainer`` on the same 0/1 outcome plus the token reward of an ``OnlineImplicitPRM`` on a
+  copy of the initial policy (reference = adapter disabled), trained after every generation batch on that batch's
+  outcome labels with PRIME's cross-entropy, then scoring it. What the PRM trains (``--prm-head``): ``bias`` (default)
+  only a per-token output bias b_v, zero at first — a unigram PRM, r_t = β·(b_{y_t} − logsumexp shift); ``copy`` a
+  LoRA adapter (r 8, all linear layers) plus a trainable copy of the output layer.
 
 Same model, data, optimizer, learning rate and seed in both arms; the arms alternate seed by seed. The score of a
 step is the success rate of that step's batch; "steps to threshold" is the first step whose 3-step moving average
 reaches ``--threshold`` (``--max-steps`` + 1 if never). The PRM's learning is shown by the correlation, before each
-update, between its sequence reward z_i = β·Σ_t log π_φ/π_ref and the outcome (first vs last steps).
+update, between its sequence reward z_i = β·Σ_t log π_φ/π_ref and the outcome (first vs last steps); the quality of
+its credit by the "token credit": the correlation, over a batch's tokens, of r_t with the true credit 1[y_t ∈ target]
+(both centered per group, as group normalization sees them), next to the same for the outcome spread over the tokens.
+``--oracle`` replaces the PRM by the true credit (a perfect PRM from step 1: the ceiling of this design, not PRIME).
 
-    python benchmarks/prime.py [--seeds 3] [--max-steps 60] [--threshold 0.5]
+    python benchmarks/prime.py [--seeds 8] [--max-steps 60] [--prm-head bias|copy] [--oracle]
 
 Last line: ``prime_ratio: <mean steps PRIME arm / mean steps outcome arm>`` (lower is better; target ≤ 0.6).
 """
@@ -82,18 +87,41 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, model_dir: str, targe
     )
     dataset = Dataset.from_dict({"prompt": ["The movie was", "I loved this", "The food was", "A cat sat"] * 64})
     correlations: list[float] = []
+    credit: list[float] = []
+    outcome_credit: list[float] = []
     if arm == "outcome":
         trainer = GRPOTrainer(model=model_dir, reward_funcs=success, args=GRPOConfig(**common), train_dataset=dataset)
     else:
         torch.manual_seed(seed)
-        # The tiny model's tied, small embeddings bound how far LoRA on the linear layers can move a token's log-prob;
-        # a trainable copy of the output layer (modules_to_save) lets the PRM raise or lower individual tokens.
+        # "copy": the tiny model's tied, small embeddings bound how far LoRA on the linear layers can move a token's
+        # log-prob; a trainable copy of the output layer (modules_to_save) lets the PRM raise or lower single tokens.
         lora = LoraConfig(
             r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", modules_to_save=["lm_head"]
         )
+        prm_model = model_dir
+        if args.prm_head == "bias":  # a unigram PRM: only a per-token output bias b_v (zero at first) is trained
+            from transformers import AutoModelForCausalLM
+
+            prm_model = AutoModelForCausalLM.from_pretrained(model_dir)
+            head = prm_model.lm_head
+            biased = torch.nn.Linear(head.in_features, head.out_features, bias=True)
+            with torch.no_grad():
+                biased.weight.copy_(head.weight)
+                biased.bias.zero_()
+            prm_model.lm_head, prm_model.config.tie_word_embeddings = biased, False
+            lora = LoraConfig(r=1, target_modules=["q_proj"], modules_to_save=["lm_head"])
         prm = OnlineImplicitPRM(
-            model_dir, peft_config=lora, beta=args.prm_beta, learning_rate=args.prm_learning_rate, device="cpu"
+            prm_model,
+            peft_config=lora,
+            beta=args.prm_beta,
+            learning_rate=args.prm_learning_rate,
+            update_epochs=args.prm_epochs,
+            logit_bias=args.prm_logit_bias,
+            device="cpu",
         )
+        if args.prm_head == "bias":
+            for name, param in prm.model.named_parameters():
+                param.requires_grad_(name.endswith("modules_to_save.default.bias"))
         update = prm.update
 
         def recorded_update(*update_args, **update_kwargs):
@@ -102,10 +130,28 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, model_dir: str, targe
             return stats
 
         prm.update = recorded_update
+        score = prm.score
+
+        def recorded_score(prompts, completions, completion_ids, processing_class, **score_kwargs):
+            rewards = score(prompts, completions, completion_ids, processing_class, **score_kwargs)
+            credit.append(credit_correlation(rewards, completion_ids, target, args.num_generations))
+            outcome = score_kwargs["outcome_rewards"].weighted.tolist()
+            as_tokens = [[value] * len(ids) for value, ids in zip(outcome, completion_ids)]
+            outcome_credit.append(credit_correlation(as_tokens, completion_ids, target, args.num_generations))
+            return rewards
+
+        prm.score = recorded_score
+        token_funcs = [prm]
+        if args.oracle:  # ceiling: the true token credit 1[y_t ∈ target] instead of the PRM's (not PRIME)
+
+            def true_credit(completion_ids, **kwargs):
+                return [[float(t in target) for t in ids] for ids in completion_ids]
+
+            token_funcs = [true_credit]
         trainer = TokenGRPOTrainer(
             model=model_dir,
             reward_funcs=success,
-            token_reward_funcs=[prm],
+            token_reward_funcs=token_funcs,
             args=TokenGRPOConfig(
                 **common,
                 token_advantage_mode=args.mode,
@@ -117,7 +163,25 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, model_dir: str, targe
     trainer.add_callback(StopAtThreshold())
     trainer.remove_callback(PrinterCallback)  # keep the output to one line per run
     trainer.train()
-    return curve, correlations
+    return curve, correlations, credit, outcome_credit
+
+
+def credit_correlation(rewards, completion_ids, target: set[int], group_size: int) -> float:
+    """Pearson correlation, over the batch's tokens, of the token reward with the true token credit 1[y_t ∈ target],
+    both centered within each prompt's group (what group normalization leaves of them); NaN if undefined."""
+    r_all, hit_all = [], []
+    for start in range(0, len(completion_ids), group_size):
+        r = torch.tensor([v for row in rewards[start : start + group_size] for v in row], dtype=torch.float64)
+        hit = torch.tensor(
+            [float(t in target) for ids in completion_ids[start : start + group_size] for t in ids],
+            dtype=torch.float64,
+        )
+        r_all.append(r - r.mean())
+        hit_all.append(hit - hit.mean())
+    r, hit = torch.cat(r_all), torch.cat(hit_all)
+    if r.std() == 0 or hit.std() == 0:
+        return float("nan")
+    return float(torch.corrcoef(torch.stack([r, hit]))[0, 1])
 
 
 def mean_finite(values: list[float]) -> float:
@@ -127,7 +191,7 @@ def mean_finite(values: list[float]) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--seeds", type=int, default=3)
+    parser.add_argument("--seeds", type=int, default=8)
     parser.add_argument("--max-steps", type=int, default=60)
     parser.add_argument("--threshold", type=float, default=0.7, help="success rate to reach (3-step mean)")
     parser.add_argument("--target-share", type=float, default=0.1, help="share of the vocabulary that counts")
@@ -141,6 +205,15 @@ def main() -> None:
     parser.add_argument("--normalization", default="group", choices=["group", "batch", "none"])
     parser.add_argument("--prm-beta", type=float, default=1.0)
     parser.add_argument("--prm-learning-rate", type=float, default=3e-2)
+    parser.add_argument(
+        "--prm-head",
+        default="bias",
+        choices=["bias", "copy"],
+        help="copy: LoRA r 8 + a trainable copy of the output layer; bias: only a per-token output bias (unigram PRM)",
+    )
+    parser.add_argument("--oracle", action="store_true", help="diagnostic: true token credit instead of the PRM")
+    parser.add_argument("--prm-epochs", type=int, default=1, help="PRM optimizer steps per batch")
+    parser.add_argument("--prm-logit-bias", action="store_true", help="learn an offset b of the PRM's outcome logit")
     args = parser.parse_args()
 
     from trl_token_ext.testing import build_tiny_tokenizer, save_tiny_causal_lm
@@ -150,12 +223,13 @@ def main() -> None:
     vocabulary = [i for i in range(len(tokenizer)) if i not in special]
     steps: dict[str, list[int]] = {"outcome": [], "prime": []}
     seconds: dict[str, float] = {"outcome": 0.0, "prime": 0.0}
-    early, late = [], []
+    early, late, credits = [], [], []
     print(
         f"tiny policy, {args.batch_size} completions × {args.completion_length} tokens per step, lr "
         f"{args.learning_rate}, outcome 1 at ≥ {args.success_share} target tokens, threshold {args.threshold}, PRM β "
-        f"{args.prm_beta} lr {args.prm_learning_rate}, token mode {args.mode}, normalization {args.normalization}, "
-        f"max {args.max_steps} steps"
+        f"{args.prm_beta} lr {args.prm_learning_rate} epochs {args.prm_epochs} head {args.prm_head} logit bias "
+        f"{args.prm_logit_bias}{' ORACLE' if args.oracle else ''}, λ {args.token_coef}, token mode {args.mode}, "
+        f"normalization {args.normalization}, max {args.max_steps} steps"
     )
     for seed in range(args.seeds):
         model_dir = str(save_tiny_causal_lm(tempfile.mkdtemp(prefix="prime-model-"), seed=seed))
@@ -163,7 +237,7 @@ def main() -> None:
         order = ["outcome", "prime"] if seed % 2 == 0 else ["prime", "outcome"]  # interleaved arms
         for arm in order:
             start = time.perf_counter()
-            curve, correlations = run_arm(arm, seed, args, model_dir, target)
+            curve, correlations, credit, outcome_credit = run_arm(arm, seed, args, model_dir, target)
             seconds[arm] += time.perf_counter() - start
             reached = steps_to_threshold(curve, args.threshold)
             steps[arm].append(reached if reached is not None else args.max_steps + 1)
@@ -175,11 +249,14 @@ def main() -> None:
                 early.append(mean_finite(correlations[:3]))
                 late.append(mean_finite(correlations[-3:]))
                 line += f", PRM corr(z, outcome) first 3 steps {early[-1]:.2f}, last 3 steps {late[-1]:.2f}"
+                credits.append(mean_finite(credit))
+                line += f", token credit first 3 steps {mean_finite(credit[:3]):.2f}, mean {credits[-1]:.2f}"
+                line += f" (outcome's {mean_finite(outcome_credit):.2f})"
             print(line)
     for arm in ("outcome", "prime"):
         print(f"{arm:7s}: mean steps {statistics.mean(steps[arm]):.1f} {steps[arm]}, {seconds[arm]:.0f} s")
-    print(f"PRM correlation with the outcome (before each update): first steps {mean_finite(early):.2f}, "
-          f"last steps {mean_finite(late):.2f}")  # fmt: skip
+    learned = f"first steps {mean_finite(early):.2f}, last steps {mean_finite(late):.2f}"
+    print(f"PRM correlation with the outcome (before each update): {learned}; token credit {mean_finite(credits):.2f}")
     print(f"prime_ratio: {statistics.mean(steps['prime']) / statistics.mean(steps['outcome']):.3f}")
 
 

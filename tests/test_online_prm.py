@@ -7,6 +7,7 @@ import pickle
 
 import pytest
 import torch
+import torch.nn.functional as F
 from peft import LoraConfig
 from prime_helpers import logps_by_hand
 from trainer_helpers import grpo_args, length_reward
@@ -182,3 +183,84 @@ def test_modules_to_save_are_trained_with_the_adapter(tiny_tokenizer):
     names = [name for name, _ in prm.trainable_parameters()]
     assert any("modules_to_save" in name for name in names) and any("lora_" in name for name in names)
     assert all("lora_" in name or "modules_to_save" in name for name in names)
+
+
+def test_reference_turns_off_modules_to_save_copies(tiny_tokenizer):
+    """π_ref is the model before the adapter: a trained copy of the output layer must not be part of it."""
+    import copy
+
+    torch.manual_seed(0)
+    model = build_tiny_causal_lm(tiny_tokenizer, seed=1)
+    original = copy.deepcopy(model)  # π_ref by hand
+    lora = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj"], modules_to_save=["lm_head"])
+    prm = OnlineImplicitPRM(model, tokenizer=tiny_tokenizer, peft_config=lora, beta=BETA, update="none")
+    head = dict(prm.trainable_parameters())
+    name = next(n for n in head if "modules_to_save" in n)
+    with torch.no_grad():  # as if trained: only the output-layer copy differs from π_ref (LoRA B is 0)
+        head[name].add_(0.5 * torch.randn_like(head[name]))
+    got = prm(prompts=PROMPTS, completions=COMPLETIONS, completion_ids=ids_of(tiny_tokenizer))
+    for values, prompt, ids in zip(got, PROMPTS, ids_of(tiny_tokenizer)):
+        ratio = logps_by_hand(prm.model, tiny_tokenizer, prompt, ids) - logps_by_hand(
+            original, tiny_tokenizer, prompt, ids
+        )
+        assert ratio.abs().max() > 1e-2  # the copy moved the log-probs (0 if the reference used it too)
+        torch.testing.assert_close(torch.tensor(values), BETA * ratio, atol=1e-5, rtol=1e-5)
+    assert head[name].requires_grad  # restored after the reference pass
+    assert not any(m.disable_adapters for m in prm.model.modules() if type(m).__name__ == "ModulesToSaveWrapper")
+
+
+def sgd_prm(tiny_tokenizer, **kwargs):
+    return make_prm(
+        tiny_tokenizer,
+        optimizer_factory=lambda params: torch.optim.SGD(params, lr=0.5),
+        max_grad_norm=None,
+        **kwargs,
+    )
+
+
+def test_update_epochs_take_several_sgd_steps_on_the_batch(tiny_tokenizer):
+    prm = sgd_prm(tiny_tokenizer, update_epochs=2)
+    labels = torch.tensor([1.0, 0.0, 1.0])
+    params = [p for _, p in prm.trainable_parameters()]
+    expected = [p.detach().clone() for p in params]
+    losses = []
+    reference = make_prm(tiny_tokenizer)  # same initial adapter (seeded), stepped by hand
+    ref_params = [p for _, p in reference.trainable_parameters()]
+    for _ in range(2):
+        z = torch.stack([BETA * r.sum() for r in log_ratios_by_hand(reference, tiny_tokenizer, grad=True)])
+        loss = F.binary_cross_entropy_with_logits(z, labels)
+        losses.append(loss.item())
+        grads = torch.autograd.grad(loss, ref_params)
+        with torch.no_grad():
+            for param, grad in zip(ref_params, grads):
+                param.sub_(0.5 * grad)
+    expected = [p.detach() for p in ref_params]
+    samples, _ = prm.batcher.prepare(PROMPTS, ids_of(tiny_tokenizer), tiny_tokenizer)
+    stats = prm.update(samples, labels, prm._pad_id(tiny_tokenizer))
+    assert losses[1] < losses[0]
+    assert stats["loss"] == pytest.approx(losses[0], rel=1e-5)  # stats: the first (pre-update) pass
+    for param, value in zip(params, expected):
+        torch.testing.assert_close(param.detach(), value, atol=1e-6, rtol=1e-5)
+    assert prm.num_updates == 2
+    with pytest.raises(ValueError, match="update_epochs"):
+        make_prm(tiny_tokenizer, update_epochs=0)
+
+
+def test_logit_bias_is_learned_and_not_part_of_the_token_reward(tiny_tokenizer, tmp_path):
+    prm = sgd_prm(tiny_tokenizer, logit_bias=True)
+    labels = torch.tensor([1.0, 0.0, 0.0])
+    z = torch.stack([BETA * r.sum() for r in log_ratios_by_hand(prm, tiny_tokenizer)])  # b = 0 at first
+    samples, _ = prm.batcher.prepare(PROMPTS, ids_of(tiny_tokenizer), tiny_tokenizer)
+    prm.update(samples, labels, prm._pad_id(tiny_tokenizer))
+    # dL/db = mean_i (σ(z_i) − l_i), one SGD step of lr 0.5 from b = 0
+    expected = -0.5 * (torch.sigmoid(z) - labels).mean()
+    assert abs(expected.item()) > 0.05
+    torch.testing.assert_close(prm.logit_bias.detach(), expected, atol=1e-6, rtol=1e-5)
+    assert [n for n, _ in prm.trainable_parameters()][-1] == "logit_bias"
+    got = prm.implicit_rewards(samples, prm._pad_id(tiny_tokenizer), [len(i) for i in ids_of(tiny_tokenizer)])
+    for values, ratio in zip(got, log_ratios_by_hand(prm, tiny_tokenizer)):  # r_t = β·log-ratio, without b
+        torch.testing.assert_close(torch.tensor(values), BETA * ratio, atol=1e-6, rtol=1e-5)
+    prm.save_checkpoint(str(tmp_path))
+    restored = sgd_prm(tiny_tokenizer, logit_bias=True)
+    restored.load_checkpoint(str(tmp_path))
+    torch.testing.assert_close(restored.logit_bias.detach(), prm.logit_bias.detach(), atol=0, rtol=0)

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 import torch
@@ -29,6 +30,31 @@ UPDATE_MODES = ("before", "after", "none")
 STATE_FILE = "prm_state.pt"
 
 
+@contextmanager
+def reference_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
+    """π_ref: ``model`` with every adapter off — its LoRA layers *and* its ``modules_to_save`` copies (PEFT's
+    ``AuxiliaryTrainingWrapper``s, which `adapters_disabled` alone leaves on, so the trained copy of e.g. the output
+    layer would otherwise be part of the reference too and cancel out of every log-ratio). Eval mode, no grad; the
+    wrappers' state and their parameters' ``requires_grad`` are restored afterwards."""
+    try:
+        from peft.utils.other import AuxiliaryTrainingWrapper
+    except ImportError:  # older PEFT: ModulesToSaveWrapper is the only such wrapper
+        from peft.utils.other import ModulesToSaveWrapper as AuxiliaryTrainingWrapper
+    wrappers = [module for module in model.modules() if isinstance(module, AuxiliaryTrainingWrapper)]
+    previous = [wrapper.disable_adapters for wrapper in wrappers]
+    grads = [(param, param.requires_grad) for wrapper in wrappers for param in wrapper.parameters()]
+    for wrapper in wrappers:
+        wrapper.enable_adapters(False)
+    try:
+        with adapters_disabled(model):
+            yield model
+    finally:
+        for wrapper, disabled in zip(wrappers, previous):
+            wrapper.enable_adapters(not disabled)
+        for param, requires_grad in grads:
+            param.requires_grad_(requires_grad)
+
+
 class OnlineImplicitPRM(_CausalLMScorer):
     """Implicit PRM updated online from the outcome rewards the trainer passes (``outcome_rewards`` keyword).
 
@@ -41,6 +67,12 @@ class OnlineImplicitPRM(_CausalLMScorer):
         beta: β of the implicit reward (PRIME uses 0.05).
         learning_rate, weight_decay, max_grad_norm: the PRM's own AdamW (PRIME: lr 1e-6 on a 7B model; tiny models need
             more); ``optimizer_factory(params) -> torch.optim.Optimizer`` replaces AdamW.
+        update_epochs: optimizer steps of the cross-entropy on each batch (PRIME: 1); more let a PRM that learns too
+            slowly fit each batch further (all steps on the same batch, each a full pass over it).
+        logit_bias: learn a scalar offset b of the outcome logit, z_i = b + β·Σ_t log π_φ/π_ref (default False:
+            PRIME's z_i without b). With unbalanced labels (success rate p far from 0.5) the PRM otherwise spends its
+            first updates on fitting logit(p) by lowering (p < 0.5) or raising every sampled token, most of all the
+            policy's frequent ones — credit unrelated to the outcome; b absorbs the base rate. Not part of r_t.
         label_threshold: label l = 1 if the outcome > threshold else 0 (PRIME's verifiable 0/1 outcomes); None uses
             the outcome itself, which must lie in [0, 1] (continuous labels).
         label_reward: name of the outcome reward function giving the label; None: TRL's weighted sum of all of them.
@@ -68,6 +100,8 @@ class OnlineImplicitPRM(_CausalLMScorer):
         weight_decay: float = 0.0,
         max_grad_norm: float | None = 1.0,
         optimizer_factory: Callable[[list[torch.nn.Parameter]], torch.optim.Optimizer] | None = None,
+        update_epochs: int = 1,
+        logit_bias: bool = False,
         label_threshold: float | None = 0.5,
         label_reward: str | None = None,
         update: str = "before",
@@ -89,7 +123,10 @@ class OnlineImplicitPRM(_CausalLMScorer):
             raise ValueError(f"{self.__name__}: update must be one of {UPDATE_MODES}, got {update!r}.")
         if not (math.isfinite(beta) and beta > 0):
             raise ValueError(f"{self.__name__}: beta must be a finite number > 0, got {beta}.")
+        if isinstance(update_epochs, bool) or not isinstance(update_epochs, int) or update_epochs < 1:
+            raise ValueError(f"{self.__name__}: update_epochs must be an int ≥ 1, got {update_epochs!r}.")
         self.beta, self.reduce, self.update_mode = float(beta), reduce, update
+        self.update_epochs = update_epochs
         self.label_threshold, self.label_reward = label_threshold, label_reward
         self.learning_rate, self.weight_decay, self.max_grad_norm = learning_rate, weight_decay, max_grad_norm
         self.optimizer_factory = optimizer_factory
@@ -112,6 +149,8 @@ class OnlineImplicitPRM(_CausalLMScorer):
         for param_name, param in self.model.named_parameters():  # the adapter (and its modules_to_save) only
             param.requires_grad_("lora_" in param_name or "modules_to_save" in param_name)
         self.model.eval()  # no dropout; gradients still flow through the adapter
+        # b of z_i = b + β·Σ_t log-ratio (a trainable scalar, listed with the adapter's parameters), or None
+        self.logit_bias = torch.nn.Parameter(torch.zeros((), device=model_device(self.model))) if logit_bias else None
         self.optimizer: torch.optim.Optimizer | None = None
         self.num_updates = 0
         self._accelerator: Any = None
@@ -119,13 +158,17 @@ class OnlineImplicitPRM(_CausalLMScorer):
 
     # ----- binding, state ------------------------------------------------------------------------------------------
     def trainable_parameters(self) -> list[tuple[str, torch.nn.Parameter]]:
-        return [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        """The adapter's trainable parameters (LoRA, ``modules_to_save``), then ``logit_bias`` when learned."""
+        params = [(n, p) for n, p in self.model.named_parameters() if p.requires_grad]
+        return params + ([("logit_bias", self.logit_bias)] if self.logit_bias is not None else [])
 
     def bind_trainer(self, trainer: Any) -> None:
         """Called by the token trainers: run on this process's device, share the adapter of process 0."""
         self._trainer, self._accelerator = trainer, trainer.accelerator
         if not self._device_given:
             self.model.to(trainer.accelerator.device)
+        if self.logit_bias is not None:
+            self.logit_bias.data = self.logit_bias.data.to(model_device(self.model))
         if trainer.accelerator.num_processes > 1:
             from accelerate.utils import broadcast
 
@@ -186,7 +229,7 @@ class OnlineImplicitPRM(_CausalLMScorer):
         targets = input_ids[:, 1:].unsqueeze(-1)
         with eval_mode(self.model):
             log_p = self.model(input_ids=input_ids).logits[:, :-1].float().log_softmax(-1).gather(-1, targets)
-        with adapters_disabled(self.model):
+        with reference_mode(self.model):
             ref = self.model(input_ids=input_ids).logits[:, :-1].float().log_softmax(-1).gather(-1, targets)
         return ((log_p - ref).squeeze(-1) * scored).sum(-1)
 
@@ -213,24 +256,37 @@ class OnlineImplicitPRM(_CausalLMScorer):
             )
         return values
 
-    def update(self, samples: Sequence[JudgeSample], labels: torch.Tensor, pad_id: int) -> dict[str, float]:
-        """One optimizer step of PRIME's cross-entropy on this batch (every process must call it: collectives).
+    def outcome_logits(self, samples: Sequence[JudgeSample], pad_id: int) -> torch.Tensor:
+        """(N,) z_i = β·Σ_t (log π_φ − log π_ref)(y_{i,t}) (+ b with ``logit_bias``), differentiable in φ (and b)."""
+        z = self.beta * self.sequence_log_ratios(samples, pad_id)
+        return z + self.logit_bias if self.logit_bias is not None else z
 
-        Returns the loss and, from the pre-update z_i, the accuracy of sign(z_i) against the labels and the
-        correlation of z_i with them, over this process's labelled rows.
+    def update(self, samples: Sequence[JudgeSample], labels: torch.Tensor, pad_id: int) -> dict[str, float]:
+        """``update_epochs`` optimizer steps of PRIME's cross-entropy on this batch (every process must call it).
+
+        Returns the loss and, from the pre-update z_i (first epoch), the accuracy of sign(z_i) against the labels
+        and the correlation of z_i with them, over this process's labelled rows.
         """
-        optimizer = self._get_optimizer()
-        params = [p for _, p in self.trainable_parameters()]
         valid = [i for i in range(len(samples)) if not math.isnan(float(labels[i]))]
         count = torch.tensor([float(len(valid))], device=model_device(self.model))
-        distributed = self._accelerator is not None and self._accelerator.num_processes > 1
-        if distributed:
+        if self._accelerator is not None and self._accelerator.num_processes > 1:
             count = self._accelerator.reduce(count, reduction="sum")
+        stats = {}
+        for epoch in range(self.update_epochs):
+            epoch_stats = self._update_step(samples, labels, pad_id, valid, count)
+            stats = epoch_stats if epoch == 0 else stats
+        return stats
+
+    def _update_step(self, samples, labels: torch.Tensor, pad_id: int, valid: list[int], count: torch.Tensor):
+        """One optimizer step of the cross-entropy over the ``valid`` rows (``count``: global number of them)."""
+        optimizer = self._get_optimizer()
+        params = [p for _, p in self.trainable_parameters()]
+        distributed = self._accelerator is not None and self._accelerator.num_processes > 1
         optimizer.zero_grad(set_to_none=False)
         loss_sum, logits = 0.0, torch.zeros(len(samples))
         chosen = [samples[i] for i in valid]
         for batch in self.batcher.batches(chosen) if chosen else []:
-            z = self.beta * self.sequence_log_ratios([chosen[j] for j in batch], pad_id)
+            z = self.outcome_logits([chosen[j] for j in batch], pad_id)
             target = labels[[valid[j] for j in batch]].to(z.device)
             loss = F.binary_cross_entropy_with_logits(z, target, reduction="sum")
             (loss / count.clamp(min=1.0)).backward()
@@ -265,7 +321,7 @@ class OnlineImplicitPRM(_CausalLMScorer):
     def implicit_rewards(self, samples: Sequence[JudgeSample], pad_id: int, lengths: Sequence[int]) -> list:
         """r_t = β·(log π_φ − log π_ref) per policy token (no grad), one list per sample."""
         logps, _ = completion_logprobs(self.model, self.batcher, samples, pad_id)
-        with adapters_disabled(self.model):
+        with reference_mode(self.model):
             ref_logps, _ = completion_logprobs(self.model, self.batcher, samples, pad_id)
         return [
             to_policy_tokens(sample, self.beta * (lp - ref), self.reduce, length)
