@@ -253,7 +253,7 @@ COMMANDS: dict[str, Check] = {
         why="the PRIME study (8 seeds × two arms of up to 40 steps, ~1 h); tests/test_online_prm.py trains the "
         "same PRM and tests/test_multiprocess_prm.py runs it in a TokenGRPOTrainer"
     ),
-    "make real-ab": Check(why="the real-model A/B study (~1 h on 2 cores); tests/test_real_ab.py runs it on tiny models"),
+    "make real-ab": Check(why="the real-model A/B study (~1 h on 2 cores); tests/test_real_ab.py runs it tiny"),
     "python benchmarks/real_ab.py --report-only --out reports/real_ab": Check(
         why="aggregates result files of the study; tests/test_real_ab.py checks --report-only on prepared results"
     ),
