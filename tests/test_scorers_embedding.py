@@ -85,6 +85,24 @@ def test_completion_level_gives_one_cosine_for_the_whole_text(scorer_factory, en
     assert nonzero[0] == pytest.approx(count_cosine(encoder_tokenizer, text, "good food"), abs=1e-5)
 
 
+def test_sequence_level_is_a_trl_reward_function(scorer_factory, encoder_tokenizer, tiny_tokenizer):
+    """One float per completion from its text (as TRL calls reward functions: no processing_class), equal to the
+    completion level's token total; None reference -> None; empty text -> scale·(0 − offset)."""
+    texts = ["The movie was great. The food was bad.", "", "good food"]
+    scorer = scorer_factory(column="reference", level="sequence", scale=2.0, offset=0.25)
+    ids = [tiny_tokenizer(t, add_special_tokens=False)["input_ids"] for t in texts]
+    completions = [[{"role": "assistant", "content": t}] for t in texts]
+    out = scorer(prompts=["p"] * 3, completions=completions, completion_ids=ids, reference=["good food", "x", None])
+    assert out[0] == pytest.approx(2.0 * (count_cosine(encoder_tokenizer, texts[0], "good food") - 0.25), abs=1e-5)
+    assert out[1] == pytest.approx(-0.5) and out[2] is None
+    tokens = scorer_factory(column="reference", level="completion", scale=2.0, offset=0.25)(
+        prompts=["p"], completion_ids=ids[:1], processing_class=tiny_tokenizer, reference=["good food"]
+    )
+    assert sum(tokens[0]) == pytest.approx(out[0], abs=1e-5)
+    with pytest.raises(ValueError, match="level='sequence' scores the completions' text"):
+        scorer(prompts=["p"], completion_ids=ids[:1], reference=["good food"])
+
+
 def test_default_reference_is_the_last_user_message(scorer_factory, encoder_tokenizer, tiny_tokenizer):
     prompt = [
         {"role": "system", "content": "You are a film critic."},

@@ -46,6 +46,9 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--quality", default="lexicon", choices=["lexicon", "logprob"], help="The Q scorer.")
     parser.add_argument("--w_quality", type=float, default=1.0, help="Weight of Q (VADER word valences).")
     parser.add_argument("--w_topic", type=float, default=2.0, help="Weight of C_topic (similarity to the movie).")
+    parser.add_argument(
+        "--w_topic_outcome", type=float, default=1.0, help="Weight of topicality in the outcome reward (0: off)."
+    )
     parser.add_argument("--w_repetition", type=float, default=1.0, help="Weight of C_repetition (repeated 3-grams).")
     parser.add_argument("--token_kl_coef", type=float, default=0.0, help="β_kl of the per-token KL in the reward.")
     parser.add_argument("--token_advantage_coef", type=float, default=0.5, help="λ in A = A_out + λ·A_tok.")
@@ -225,12 +228,14 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     token_funcs = task.build_token_rewards(policy, args.quality, tiny=args.tiny, encoder=encoder)
     weights = [args.w_quality, args.w_topic, args.w_repetition]
     heatmaps = TokenHeatmapCallback(report / "heatmaps", every_n_steps=args.heatmap_every, num_completions=4)
+    outcome_funcs = [sentence] + ([task.topic_outcome(encoder)] if args.w_topic_outcome else [])
     trainer = TokenGRPOTrainer(
         model=policy,
-        reward_funcs=[sentence],
+        reward_funcs=outcome_funcs,
         token_reward_funcs=heatmaps.watch(token_funcs),
         args=TokenGRPOConfig(
             output_dir=str(report / "run"),
+            reward_weights=[1.0, args.w_topic_outcome][: len(outcome_funcs)],
             token_reward_weights=weights,
             token_advantage_coef=args.token_advantage_coef,
             token_advantage_scale=True,
@@ -282,6 +287,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "target_met": all(checks.values()),
         "token_reward_weights": dict(zip([task_name(f) for f in token_funcs], weights)),
         "token_kl_coef": args.token_kl_coef,
+        "outcome_reward_weights": dict(zip([task_name(f) for f in outcome_funcs], [1.0, args.w_topic_outcome])),
         "model": model_path,
         "classifier": classifier,
         "steps": args.steps,

@@ -114,6 +114,19 @@ def build_token_rewards(policy: Any, quality: str = "lexicon", tiny: bool = Fals
     return [q, on_topic, RepetitionConsistency(n=3, penalty=-1.0, name="consistency_repetition")]
 
 
+def topic_outcome(encoder: Any = None) -> Any:
+    """Topicality as an outcome reward (a TRL reward function): ``EmbeddingConsistency(level="sequence")`` of the
+    whole completion against the ``topic`` column, minus 0.3 — the guard against off-topic replies, kept in the
+    outcome where token terms cannot outweigh it (docs/evidence.md)."""
+    from trl_token_ext.scorers import EmbeddingConsistency
+
+    if encoder is None:
+        from trl_token_ext.demo.data import minilm_dir
+
+        encoder = str(minilm_dir())
+    return EmbeddingConsistency(encoder, column="topic", level="sequence", offset=0.3, name="topic_outcome")
+
+
 def load_demo_policy(model_path: str, lora_r: int, load_in_4bit: bool) -> tuple[Any, Any, Any]:
     """(policy, LoRA config, tokenizer) through ``trl_token_ext.models.load_policy`` (TRL's ``ModelConfig``)."""
     from transformers import AutoTokenizer

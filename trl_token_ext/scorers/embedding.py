@@ -21,7 +21,7 @@ from trl_token_ext.scorers._common import (
     spread_scores,
 )
 
-LEVELS = ("sentence", "completion")
+LEVELS = ("sentence", "completion", "sequence")
 
 
 def last_user_message(prompt: Any) -> str:
@@ -61,19 +61,22 @@ class EmbeddingConsistency(TokenScorer):
     It rewards staying on the asked topic: "Avatar is a stunning film" is closer to "Write one sentence about the
     movie Avatar." than "I'm so glad you enjoyed it!". With ``spread="split"`` a sentence's tokens share its score,
     so a completion's total is Σ over its sentences (``level="completion"``: one score for the whole text).
+    ``level="sequence"`` makes it an ordinary TRL reward function: one float per completion (the whole text's score,
+    from ``completions``), e.g. to put topicality into the outcome reward next to a classifier.
 
     Args:
         model: an encoder id/path (loaded with ``AutoModel``) or a model object.
         tokenizer: its tokenizer (default: loaded from ``model``).
         column: dataset column holding the reference text; None: the prompt's last user message.
-        level: ``"sentence"`` (each sentence scored on its own) or ``"completion"`` (the whole completion).
+        level: ``"sentence"`` (each sentence scored on its own), ``"completion"`` (the whole completion, on its
+            tokens) or ``"sequence"`` (the whole completion, one float: a sequence-level reward function).
         spread: "split" (default), "all" or "last": how a sentence's score reaches its tokens.
         scale, offset: score = scale·(cosine − offset); e.g. offset=0.3 makes off-topic sentences negative.
         batch_size, max_length: encoder batching and truncation (encoder tokens per text).
         dtype, device, quantization_config, load_in_4bit, model_kwargs: how `load_scorer_model` loads ``model``.
 
-    Returns per completion a list of ``len(completion_ids[i])`` floats (0 on tokens outside any sentence), or None
-    when its reference is None.
+    Returns per completion a list of ``len(completion_ids[i])`` floats (0 on tokens outside any sentence), with
+    ``level="sequence"`` one float, or None when its reference is None.
     """
 
     default_name = "embedding_consistency"
@@ -123,13 +126,31 @@ class EmbeddingConsistency(TokenScorer):
         """Unit-norm embeddings (N, H) of ``texts``."""
         return mean_pooled(self.model, self.tokenizer, texts, self.batch_size, self.max_length)
 
-    def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
-        policy = self.require_tokenizer(processing_class)
+    def _references(self, prompts, count: int, kwargs: dict[str, Any]) -> list[str | None]:
         if self.column is None:
-            references = [last_user_message(p) for p in prompts]
-        else:
-            references = get_column(kwargs, self.column, self.__name__, len(completion_ids))
-            references = [None if r is None else message_text(r) for r in references]
+            return [last_user_message(p) for p in prompts]
+        references = get_column(kwargs, self.column, self.__name__, count)
+        return [None if r is None else message_text(r) for r in references]
+
+    def _sequence_scores(self, completions, references) -> list[float | None]:
+        """One score per completion from its text (``level="sequence"``); empty text scores ``scale·(0 − offset)``."""
+        texts = [message_text(c).strip() if c is not None else "" for c in completions]
+        unique_refs = sorted({r for r in references if r is not None})
+        scored = [i for i, (t, r) in enumerate(zip(texts, references)) if t and r is not None]
+        vectors = self.embed(unique_refs + [texts[i] for i in scored])
+        ref_vectors = dict(zip(unique_refs, vectors[: len(unique_refs)]))
+        cosines = {i: float(v @ ref_vectors[references[i]]) for i, v in zip(scored, vectors[len(unique_refs) :])}
+        return [
+            None if r is None else self.scale * (cosines.get(i, 0.0) - self.offset) for i, r in enumerate(references)
+        ]
+
+    def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
+        references = self._references(prompts, len(completion_ids), kwargs)
+        if self.level == "sequence":
+            if any(c is None for c in completions):
+                raise ValueError(f"{self.__name__}: level='sequence' scores the completions' text; pass completions.")
+            return self._sequence_scores(completions, references)
+        policy = self.require_tokenizer(processing_class)
         decoded = [decode_with_spans(policy, ids) for ids in completion_ids]
         pieces: list[tuple[int, tuple[int, int], str]] = []  # (completion, char span, text)
         for index, ((text, _), reference) in enumerate(zip(decoded, references)):
