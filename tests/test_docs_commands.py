@@ -177,6 +177,7 @@ COMMANDS: dict[str, Check] = {
     "trl-token demo --w_topic 0 --w_quality 0 --w_repetition 0": Check(
         run="trl-token demo --w_topic 0 --w_quality 0 --w_repetition 0 --tiny --steps 2 --output_dir demo"
     ),
+    "trl-token demo --seed N": Check(why=SYNTAX),
     "trl-token demo --token_kl_coef 0.05": Check(
         run="trl-token demo --token_kl_coef 0.05 --tiny --steps 2 --output_dir demo"
     ),
