@@ -89,6 +89,5 @@ def test_smollm2_demo_improves_the_held_out_reward(tmp_path):
     """The documented ``make demo`` run (SmolLM2 + MiniLM classifier, fetched/trained on first use)."""
     result = demo.main(["--output_dir", str(tmp_path)])
     assert result["after"] > result["before"]
-    # docs/demo.md: P(positive) +0.1 and the title rate held on seed 0 (the perplexity part is missed by 3 points)
-    assert result["target"]["p_positive +0.1"] and result["target"]["title_rate ≥ 90 % of before"], result["target"]
+    assert result["target_met"], result["target"]  # docs/demo.md: met on seed 0 (and 2; seed 1 misses perplexity)
     assert result["total_seconds"] < 600

@@ -24,7 +24,7 @@ from typing import Any
 
 # Settings of the real run and of --tiny; each can be overridden on the command line.
 DEFAULTS = {
-    "real": dict(steps=20, num_generations=4, batch_size=8, max_completion_length=32, learning_rate=1e-3, lora_r=16),
+    "real": dict(steps=20, num_generations=4, batch_size=8, max_completion_length=32, learning_rate=7e-4, lora_r=16),
     "tiny": dict(steps=12, num_generations=4, batch_size=8, max_completion_length=12, learning_rate=2e-2, lora_r=8),
 }
 
