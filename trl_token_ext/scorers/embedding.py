@@ -132,17 +132,23 @@ class EmbeddingConsistency(TokenScorer):
         references = get_column(kwargs, self.column, self.__name__, count)
         return [None if r is None else message_text(r) for r in references]
 
+    def _scores(self, references: list[str | None], pieces: list[tuple[int, str]]) -> list[float]:
+        """scale·(cos(e(text), e(reference of its completion)) − offset) for each (completion index, text) piece;
+        every distinct reference is embedded once, with the pieces, in one batched pass."""
+        unique_refs = sorted({references[index] for index, _ in pieces})
+        vectors = self.embed(unique_refs + [text for _, text in pieces])
+        ref_vectors = dict(zip(unique_refs, vectors[: len(unique_refs)]))
+        return [
+            self.scale * (float(vector @ ref_vectors[references[index]]) - self.offset)
+            for (index, _), vector in zip(pieces, vectors[len(unique_refs) :])
+        ]
+
     def _sequence_scores(self, completions, references) -> list[float | None]:
         """One score per completion from its text (``level="sequence"``); empty text scores ``scale·(0 − offset)``."""
-        texts = [message_text(c).strip() if c is not None else "" for c in completions]
-        unique_refs = sorted({r for r in references if r is not None})
-        scored = [i for i, (t, r) in enumerate(zip(texts, references)) if t and r is not None]
-        vectors = self.embed(unique_refs + [texts[i] for i in scored])
-        ref_vectors = dict(zip(unique_refs, vectors[: len(unique_refs)]))
-        cosines = {i: float(v @ ref_vectors[references[i]]) for i, v in zip(scored, vectors[len(unique_refs) :])}
-        return [
-            None if r is None else self.scale * (cosines.get(i, 0.0) - self.offset) for i, r in enumerate(references)
-        ]
+        texts = [message_text(c).strip() for c in completions]
+        scored = [(i, t) for i, (t, r) in enumerate(zip(texts, references)) if t and r is not None]
+        values = dict(zip((i for i, _ in scored), self._scores(references, scored)))
+        return [None if r is None else values.get(i, -self.scale * self.offset) for i, r in enumerate(references)]
 
     def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
         references = self._references(prompts, len(completion_ids), kwargs)
@@ -163,13 +169,10 @@ class EmbeddingConsistency(TokenScorer):
                     pieces.append((index, (start, start + len(stripped)), stripped))
             else:
                 pieces.extend((index, span, sentence) for sentence, span in sentence_spans(text))
-        unique_refs = sorted({r for r in references if r is not None})
-        vectors = self.embed(unique_refs + [piece[2] for piece in pieces])
-        ref_vectors = dict(zip(unique_refs, vectors[: len(unique_refs)]))
+        values = self._scores(references, [(index, text) for index, _, text in pieces])
         items: list[list[tuple[tuple[int, int], float]]] = [[] for _ in completion_ids]
-        for (index, span, _), vector in zip(pieces, vectors[len(unique_refs) :]):
-            cosine = float(vector @ ref_vectors[references[index]])
-            items[index].append((span, self.scale * (cosine - self.offset)))
+        for (index, span, _), value in zip(pieces, values):
+            items[index].append((span, value))
         return [
             None if reference is None else spread_scores(spans, items[index], self.spread)
             for index, ((_, spans), reference) in enumerate(zip(decoded, references))
