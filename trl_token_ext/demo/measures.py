@@ -40,28 +40,19 @@ def distinct_n(texts: Sequence[str], n: int) -> float:
 
 def base_perplexity(model: Any, tokenizer: Any, samples: Sequence[dict[str, Any]]) -> float:
     """exp(−mean log p_base(y_t | prompt, y_<t)) over every completion token of ``samples`` (each with ``prompt``
-    and ``completion_ids``), with the LoRA adapter of ``model`` disabled (the starting model)."""
-    import torch
+    and ``completion_ids``), with the LoRA adapter of ``model`` disabled (the starting model): the per-token
+    log-probs of ``LogProbQuality`` over a ``SharedBaseModel``, the library's own judge path."""
+    from trl_token_ext.scorers import LogProbQuality
+    from trl_token_ext.shared_base import SharedBaseModel
 
-    from trl_token_ext.models import adapters_disabled
-
-    total, count = 0.0, 0
-    was_training = model.training
-    model.eval()
-    with torch.no_grad(), adapters_disabled(model):
-        for sample in samples:
-            ids = sample["completion_ids"]
-            if not ids:
-                continue
-            text = tokenizer.apply_chat_template(sample["prompt"], tokenize=False, add_generation_prompt=True)
-            prompt_ids = tokenizer(text, add_special_tokens=False)["input_ids"]
-            input_ids = torch.tensor([prompt_ids + list(ids)], device=model.device)
-            logits = model(input_ids=input_ids).logits[0, len(prompt_ids) - 1 : -1].float()
-            logps = logits.log_softmax(-1).gather(-1, input_ids[0, len(prompt_ids) :, None]).squeeze(-1)
-            total += float(logps.sum())
-            count += len(ids)
-    model.train(was_training)
-    return math.exp(-total / count) if count else math.nan
+    judge = LogProbQuality(SharedBaseModel(model), tokenizer, name="perplexity_judge")
+    logps = judge(
+        prompts=[s["prompt"] for s in samples],
+        completion_ids=[s["completion_ids"] for s in samples],
+        processing_class=tokenizer,
+    )
+    values = [value for row in logps for value in row]
+    return math.exp(-sum(values) / len(values)) if values else math.nan
 
 
 def held_out_measures(samples: Sequence[dict[str, Any]], model: Any, tokenizer: Any) -> dict[str, float]:

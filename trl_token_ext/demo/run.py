@@ -94,12 +94,6 @@ def _samples_table(console: Any, before: list[dict], after: list[dict], per_prom
     console.print(table)
 
 
-def task_name(func: Any) -> str:
-    from trl_token_ext.token_rewards import token_reward_func_name
-
-    return token_reward_func_name(func)
-
-
 def _measure(samples: list[dict], titles: list[str], per_prompt: int, model: Any, tokenizer: Any) -> dict:
     """Held-out measures (``demo.measures``) of prompt-major ``samples`` (each gets its movie under ``title``)."""
     from trl_token_ext.demo import task
@@ -188,6 +182,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     from trl_token_ext.demo import task
     from trl_token_ext.demo.classifier import prepare_classifier
     from trl_token_ext.sentence import SentenceClassifierReward
+    from trl_token_ext.token_rewards import token_reward_func_name
     from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
     from trl_token_ext.visualize import TokenHeatmapCallback
 
@@ -229,14 +224,15 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
     token_funcs = task.build_token_rewards(policy, args.quality, tiny=args.tiny, encoder=encoder)
     weights = [args.w_quality, args.w_topic, args.w_repetition]
     heatmaps = TokenHeatmapCallback(report / "heatmaps", every_n_steps=args.heatmap_every, num_completions=4)
-    outcome_funcs = [sentence] + ([task.topic_outcome(encoder)] if args.w_topic_outcome else [])
+    outcome_funcs = [sentence] + ([task.topic_outcome(token_funcs[1])] if args.w_topic_outcome else [])
+    outcome_weights = [1.0, args.w_topic_outcome][: len(outcome_funcs)]
     trainer = TokenGRPOTrainer(
         model=policy,
         reward_funcs=outcome_funcs,
         token_reward_funcs=heatmaps.watch(token_funcs),
         args=TokenGRPOConfig(
             output_dir=str(report / "run"),
-            reward_weights=[1.0, args.w_topic_outcome][: len(outcome_funcs)],
+            reward_weights=outcome_weights,
             token_reward_weights=weights,
             token_advantage_coef=args.token_advantage_coef,
             token_advantage_scale=True,
@@ -286,9 +282,9 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         "measures_after": after_measures,
         "target": checks,
         "target_met": all(checks.values()),
-        "token_reward_weights": dict(zip([task_name(f) for f in token_funcs], weights)),
+        "token_reward_weights": dict(zip([token_reward_func_name(f) for f in token_funcs], weights)),
         "token_kl_coef": args.token_kl_coef,
-        "outcome_reward_weights": dict(zip([task_name(f) for f in outcome_funcs], [1.0, args.w_topic_outcome])),
+        "outcome_reward_weights": dict(zip([token_reward_func_name(f) for f in outcome_funcs], outcome_weights)),
         "model": model_path,
         "classifier": classifier,
         "steps": args.steps,

@@ -114,17 +114,16 @@ def build_token_rewards(policy: Any, quality: str = "lexicon", tiny: bool = Fals
     return [q, on_topic, RepetitionConsistency(n=3, penalty=-1.0, name="consistency_repetition")]
 
 
-def topic_outcome(encoder: Any = None) -> Any:
+def topic_outcome(on_topic: Any) -> Any:
     """Topicality as an outcome reward (a TRL reward function): ``EmbeddingConsistency(level="sequence")`` of the
-    whole completion against the ``topic`` column, minus 0.3 — the guard against off-topic replies, kept in the
-    outcome where token terms cannot outweigh it (docs/evidence.md)."""
+    whole completion against the ``topic`` column, minus 0.3, on the encoder of the token scorer ``on_topic`` (no
+    second copy) — the guard against off-topic replies, kept in the outcome where token terms cannot outweigh it
+    (docs/evidence.md)."""
     from trl_token_ext.scorers import EmbeddingConsistency
 
-    if encoder is None:
-        from trl_token_ext.demo.data import minilm_dir
-
-        encoder = str(minilm_dir())
-    return EmbeddingConsistency(encoder, column="topic", level="sequence", offset=0.3, name="topic_outcome")
+    return EmbeddingConsistency(
+        on_topic.model, on_topic.tokenizer, column="topic", level="sequence", offset=0.3, name="topic_outcome"
+    )
 
 
 def load_demo_policy(model_path: str, lora_r: int, load_in_4bit: bool) -> tuple[Any, Any, Any]:

@@ -245,10 +245,9 @@ class OnlineImplicitPRM(_CausalLMScorer):
         count = torch.tensor([float(len(valid))], device=model_device(self.model))
         if self._accelerator is not None and self._accelerator.num_processes > 1:
             count = self._accelerator.reduce(count, reduction="sum")
-        stats = {}
-        for epoch in range(self.update_epochs):
-            epoch_stats = self._update_step(samples, labels, pad_id, valid, count)
-            stats = epoch_stats if epoch == 0 else stats
+        stats = self._update_step(samples, labels, pad_id, valid, count)  # reported: from the pre-update z_i
+        for _ in range(self.update_epochs - 1):
+            self._update_step(samples, labels, pad_id, valid, count)
         return stats
 
     def _update_step(self, samples, labels: torch.Tensor, pad_id: int, valid: list[int], count: torch.Tensor):
