@@ -72,7 +72,9 @@ class EmbeddingConsistency(TokenScorer):
             tokens) or ``"sequence"`` (the whole completion, one float: a sequence-level reward function).
         spread: "split" (default), "all" or "last": how a sentence's score reaches its tokens.
         scale, offset: score = scale·(cosine − offset); e.g. offset=0.3 makes off-topic sentences negative.
-        batch_size, max_length: encoder batching and truncation (encoder tokens per text).
+        batch_size, max_length: encoder batching and truncation (encoder tokens per text; at ``"completion"`` /
+            ``"sequence"`` level a longer completion is judged by its first ``max_length`` encoder tokens only, so
+            for long completions prefer ``"sentence"``, whose cost is linear in the length).
         dtype, device, quantization_config, load_in_4bit, model_kwargs: how `load_scorer_model` loads ``model``.
 
     Returns per completion a list of ``len(completion_ids[i])`` floats (0 on tokens outside any sentence), with
