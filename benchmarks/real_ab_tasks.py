@@ -110,19 +110,6 @@ class KeywordTokens(TokenScorer):
 
 
 # ---------------------------------------------------------------- shared plumbing
-class SequenceSum:
-    """A token scorer used as a TRL (sequence) reward function: the sum of its per-token rewards per completion.
-    TRL does not pass ``processing_class`` to reward functions, so the policy tokenizer is bound here."""
-
-    def __init__(self, scorer: Any, tokenizer: Any, name: str) -> None:
-        self.scorer, self.tokenizer, self.__name__ = scorer, tokenizer, name
-
-    def __call__(self, prompts: list, completions: list, completion_ids: list, **kwargs: Any) -> list[float | None]:
-        kwargs.pop("processing_class", None)
-        values = self.scorer(prompts, completions, completion_ids, processing_class=self.tokenizer, **kwargs)
-        return [None if v is None else float(sum(v)) for v in values]
-
-
 @dataclass
 class ArmRewards:
     """What one arm trains on: TRL reward functions (+ weights) and token reward functions (+ weights)."""
@@ -240,8 +227,8 @@ class SentimentTask(Task):
                 "p_pos_tokens": lambda: SentenceClassifierReward(
                     self.classifier, level="token", placement=self.args.placement, name="positive_tokens", **common
                 ),
-                "topic_completion": lambda: EmbeddingConsistency(
-                    self.encoder, level="completion", name="topic_completion", **topic
+                "topic_completion": lambda: EmbeddingConsistency(  # a TRL reward function: one float each
+                    self.encoder, level="sequence", name="topic_completion", **topic
                 ),
                 "topic_sentence": lambda: EmbeddingConsistency(
                     self.encoder, level="sentence", name="topic_sentence", **topic
@@ -274,8 +261,7 @@ class SentimentTask(Task):
 
     def arm(self, arm: str, policy: Any, tokenizer: Any) -> ArmRewards:
         if arm == "outcome":
-            topic = SequenceSum(self._get("topic_completion"), tokenizer, "topic_completion")
-            return ArmRewards([self._get("p_pos"), topic], primary="sentence_positive")
+            return ArmRewards([self._get("p_pos"), self._get("topic_completion")], primary="sentence_positive")
         rewards = ArmRewards(
             [self._get("p_pos")],
             [self._get("p_pos_tokens"), self._get("topic_sentence")],
