@@ -251,8 +251,13 @@ COMMANDS: dict[str, Check] = {
         expect=("scaling_exponent:",),
     ),
     "python benchmarks/prime.py": Check(
-        why="the PRIME study (8 seeds × two arms of up to 40 steps, ~1 h); tests/test_online_prm.py trains the "
-        "same PRM and tests/test_multiprocess_prm.py runs it in a TokenGRPOTrainer"
+        run="python benchmarks/prime.py --seeds 1 --max-steps 3", expect=("PRM corr(z, outcome)", "prime_ratio:")
+    ),
+    "python benchmarks/prime.py --completion-length 16 --max-steps 60 --prm-optimizer adamw --prm-learning-rate 3e-2 "
+    "--no-prm-logit-bias --token-coef 0.3 --first-seed 0 --seeds 8": Check(
+        run="python benchmarks/prime.py --completion-length 16 --max-steps 3 --prm-optimizer adamw "
+        "--prm-learning-rate 3e-2 --no-prm-logit-bias --token-coef 0.3 --first-seed 0 --seeds 1",
+        expect=("adamw lr 0.03", "logit bias False", "λ 0.3", "prime_ratio:"),
     ),
     "make real-ab": Check(why="the real-model A/B study (~1 h on 2 cores); tests/test_real_ab.py runs it tiny"),
     "python benchmarks/real_ab.py --report-only --out reports/real_ab": Check(
