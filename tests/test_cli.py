@@ -292,3 +292,45 @@ def test_scorer_model_by_path_loads_in_4bit_when_the_recipe_does(tiny64_dir, tin
     )
     assert isinstance(judge.model.model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)
     assert type(full_precision.model.model.layers[0].self_attn.q_proj).__name__ == "Linear"  # opted out
+
+
+def test_cli_online_prm_on_the_policys_checkpoint_gets_its_own_copy(tmp_path, tiny64_dir, monkeypatch):
+    """The PRIME recipe's PRM names the policy's checkpoint: it must load a separate copy (its adapter trains),
+    never share the policy's model (TRL then rejects the policy, or the PRM's adapter would sit on the policy)."""
+    from peft import PeftModel
+
+    from trl_token_ext.models import SharedBaseModel
+
+    trainers = []
+    run_training = cli.run_training
+    monkeypatch.setattr(cli, "run_training", lambda *a, **k: trainers.append(run_training(*a, **k)) or trainers[-1])
+    prm_options = {"model": tiny64_dir, "beta": 0.5, "learning_rate": 1e-2, "load_in_4bit": False}
+    recipe = write_recipe(
+        tmp_path,
+        tiny64_dir,
+        token_reward_funcs=["online_implicit_prm"],
+        token_reward_kwargs={"online_implicit_prm": prm_options},
+        token_reward_weights=None,
+        beta=0.0,
+    )
+    assert cli.main(["rloo", "--config", str(recipe)]) == 0
+    (trainer,) = trainers
+    (prm,) = trainer.token_reward_funcs
+    assert isinstance(trainer.model, PeftModel) and isinstance(prm.model, PeftModel)
+    assert prm.model.get_base_model() is not trainer.model.get_base_model()
+    assert not any("lora_" in name for name, _ in trainer.model.get_base_model().lm_head.named_parameters())
+    assert prm.num_updates == 1  # it trained on the step's outcome labels
+
+    recipe = write_recipe(
+        tmp_path,
+        tiny64_dir,
+        token_reward_funcs=["online_implicit_prm"],
+        token_reward_kwargs={"online_implicit_prm": {"model": "policy"}},
+        token_reward_weights=None,
+    )
+    with pytest.raises(ValueError, match=r"'online_implicit_prm': model='policy' is not allowed: it trains its own"):
+        cli.main(["rloo", "--config", str(recipe)])
+    from trl_token_ext.scorers import OnlineImplicitPRM
+
+    with pytest.raises(ValueError, match=r"online_implicit_prm: model is a SharedBaseModel"):
+        OnlineImplicitPRM(SharedBaseModel(trainer.model.get_base_model()))

@@ -102,6 +102,10 @@ TOKEN_LOG = ("token_advantages/mean",)
 _CLS = {"model": "{tiny_cls}", "label": "positive", "load_in_4bit": False}
 CLS = json.dumps({"sentence_classifier": {**_CLS, "level": "sequence"}})
 CLS_TOKEN = json.dumps({"sentence_classifier": {**_CLS, "placement": "end"}})
+# The PRIME recipe's PRM on the tiny model, full precision like the teacher below.
+PRM = json.dumps({"online_implicit_prm": {"model": "{tiny_lm}", "beta": 0.05, "learning_rate": 1e-3}})
+# The recipe's teacher option, with the tiny model as the teacher (the 4-bit student reads its own log-probs).
+TEACHER = json.dumps({"teacher_distill": {"teacher": "{tiny_lm}", "subtract_student": True, "clip_min": -10.0}})
 
 COMMANDS: dict[str, Check] = {
     # ---- make targets
@@ -159,6 +163,16 @@ COMMANDS: dict[str, Check] = {
         run=f"trl-token grpo --config examples/recipes/sentence_classifier_qlora.yaml {TINY_RECIPE} "
         f"--dataset_name prompts.jsonl {RECIPE_OUT} --reward_kwargs '{CLS}' --token_reward_kwargs '{CLS_TOKEN}'",
         expect=("token_rewards/sentence_positive/mean", *TOKEN_LOG),
+    ),
+    "trl-token grpo --config examples/recipes/teacher_distill_qlora.yaml": Check(
+        run=f"trl-token grpo --config examples/recipes/teacher_distill_qlora.yaml {TINY_RECIPE} "
+        f"--dataset_name math.jsonl {RECIPE_OUT} --token_reward_kwargs '{TEACHER}'",
+        expect=("token_rewards/teacher_distill/mean", "rewards/accuracy_reward/mean", *TOKEN_LOG),
+    ),
+    "trl-token rloo --config examples/recipes/kl_in_reward_qlora.yaml": Check(
+        run=f"trl-token rloo --config examples/recipes/kl_in_reward_qlora.yaml {TINY_RECIPE} "
+        f"--dataset_name math.jsonl {RECIPE_OUT}",
+        expect=("token_rewards/kl/mean", "token_rewards/repetition_consistency/mean", *TOKEN_LOG),
     ),
     # ---- demo
     "trl-token demo --tiny": Check(run="trl-token demo --tiny --output_dir demo"),
@@ -277,8 +291,9 @@ COMMANDS: dict[str, Check] = {
         expect=("test_f1",),
     ),
     "trl-token rloo --config examples/recipes/prime_qlora.yaml": Check(
-        why="the PRIME recipe on a GPU (Qwen2.5-0.5B-Instruct, 4-bit); its parts run in tests/test_online_prm.py and "
-        "tests/test_multiprocess_prm.py on tiny models"
+        run=f"trl-token rloo --config examples/recipes/prime_qlora.yaml {TINY_RECIPE} --dataset_name math.jsonl "
+        f"{RECIPE_OUT} --token_reward_kwargs '{PRM}'",
+        expect=("token_rewards/online_implicit_prm/mean", "online_implicit_prm/loss", *TOKEN_LOG),
     ),
     # ---- installs
     'pip install "trl-token-ext[quantization]"': Check(why="scripts/compat.sh installs the built wheel with extras"),

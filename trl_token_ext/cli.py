@@ -157,14 +157,26 @@ def load_train_dataset(script_args: Any, dataset_args: Any = None) -> Any:
 def _share_or_quantize(
     name: str, target: Any, options: dict[str, Any], policy: Any, model_args: Any
 ) -> dict[str, Any]:
-    """Replace ``model: policy`` by a frozen view of the policy; load other scorer models in 4-bit when asked."""
+    """Replace ``model: policy`` by a frozen view of the policy; load other scorer models in 4-bit when asked.
+
+    A scorer that trains its model (class attribute ``trains_own_model``) always gets its own copy, also when its
+    checkpoint is the policy's."""
     import inspect
 
     from trl_token_ext.models import SharedBaseModel, quantization_config, same_checkpoint
 
     options = dict(options)
+    trains_own_model = getattr(target, "trains_own_model", False)  # e.g. OnlineImplicitPRM: never the policy itself
     for key in MODEL_OPTION_KEYS:
         value = options.get(key)
+        if trains_own_model and value == "policy":
+            raise ValueError(
+                f"Token reward function {name!r}: {key}='policy' is not allowed: it trains its own adapter, which "
+                "must not sit on the policy's model. Give the policy's checkpoint instead "
+                f"({key}: {model_args.model_name_or_path}) to load a separate copy."
+            )
+        if trains_own_model:  # the same checkpoint as the policy: a separate copy (4-bit when asked, below)
+            continue
         if isinstance(value, str) and (value == "policy" or same_checkpoint(value, model_args.model_name_or_path)):
             if not model_args.use_peft:
                 raise ValueError(

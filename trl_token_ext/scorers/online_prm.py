@@ -23,7 +23,7 @@ import torch.nn.functional as F
 from trl_token_ext.scorers._common import eval_mode, model_device
 from trl_token_ext.scorers._lm import JudgeSample, completion_logprobs, to_policy_tokens
 from trl_token_ext.scorers.quality import REDUCE_MODES, _CausalLMScorer
-from trl_token_ext.shared_base import adapters_disabled, has_adapter
+from trl_token_ext.shared_base import SharedBaseModel, adapters_disabled, has_adapter
 
 UPDATE_MODES = ("before", "after", "none")
 STATE_FILE = "prm_state.pt"
@@ -62,6 +62,7 @@ class OnlineImplicitPRM(_CausalLMScorer):
     """
 
     default_name = "online_implicit_prm"
+    trains_own_model = True  # the CLI gives it its own copy of the checkpoint, never the policy's model
 
     def __init__(
         self,
@@ -112,6 +113,11 @@ class OnlineImplicitPRM(_CausalLMScorer):
             load_in_4bit=load_in_4bit,
             model_kwargs=model_kwargs,
         )
+        if isinstance(model, SharedBaseModel):
+            raise ValueError(
+                f"{self.__name__}: model is a SharedBaseModel (the policy's weights), but this PRM trains its own "
+                "adapter on its model; pass the checkpoint (a path or Hub id) or a separate model object."
+            )
         self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, load_kwargs)
         if not has_adapter(self.model):
             from peft import LoraConfig, get_peft_model
