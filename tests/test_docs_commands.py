@@ -264,6 +264,10 @@ COMMANDS: dict[str, Check] = {
         run="python benchmarks/scaling.py --lengths 256 1024 --trainer-length 0 --repeats 1",
         expect=("scaling_exponent:",),
     ),
+    "python benchmarks/logprob_memory.py": Check(
+        run="python benchmarks/logprob_memory.py --lengths 64 1100 --vocab 512 --hidden 36 --layers 1",
+        expect=("max |Δ log p|", "logprob_memory_ratio:"),
+    ),
     "python benchmarks/prime.py": Check(
         run="python benchmarks/prime.py --seeds 1 --max-steps 3", expect=("PRM corr(z, outcome)", "prime_ratio:")
     ),

@@ -295,3 +295,35 @@ def test_lexicon_from_vader():
     scorer = LexiconQuality.from_vader(spread="last")
     assert scorer.__name__ == "vader_lexicon_quality" and scorer.lexicon["wonderful"] == pytest.approx(2.7)
     assert call(scorer, [encode(TEXT)])[0] == pytest.approx([0, 0, 0, 0, 0, 0, 0, 2.7, 0])
+
+
+def test_selected_logprobs_chunks_equal_one_pass_and_hand_values():
+    from trl_token_ext.scorers._lm import selected_logprobs
+
+    # logits (B=2, L=2, V=3); scored: (0, 1) -> target 2, (1, 0) -> target 0, (1, 1) -> target 1
+    logits = torch.tensor([[[0.0, 0.0, 0.0], [0.0, 0.0, math.log(2.0)]], [[math.log(3.0), 0.0, 0.0], [1.0, 2.0, 3.0]]])
+    rows, positions, targets = torch.tensor([0, 1, 1]), torch.tensor([1, 0, 1]), torch.tensor([2, 0, 1])
+    z = math.exp(1) + math.exp(2) + math.exp(3)
+    expected = [math.log(2 / 4), math.log(3 / 5), 2 - math.log(z)]
+    probs = [[1 / 4, 1 / 4, 2 / 4], [3 / 5, 1 / 5, 1 / 5], [math.exp(k) / z for k in (1, 2, 3)]]
+    entropy = [-sum(p * math.log(p) for p in row) for row in probs]
+    for chunk in (1, 2, 1024):
+        logp, ent = selected_logprobs(logits, rows, positions, targets, with_entropy=True, chunk=chunk)
+        assert logp.tolist() == pytest.approx(expected, abs=1e-6)
+        assert ent.tolist() == pytest.approx(entropy, abs=1e-6)
+    logp, ent = selected_logprobs(logits.to(torch.bfloat16), rows, positions, targets, chunk=2)
+    assert ent is None and logp.dtype == torch.float32
+    assert logp.tolist() == pytest.approx(expected, abs=2e-2)
+
+
+def test_logprob_scorer_through_small_chunks_matches_hand_values(monkeypatch):
+    import trl_token_ext.scorers._lm as lm
+
+    monkeypatch.setattr(lm, "LOGPROB_CHUNK", 2)  # 3 scored tokens: two chunks
+    q = _prompt_last_id()
+    scorer = LogProbQuality(successor_bigram(V), center="entropy")
+    (values,) = call(scorer, [[q + 1, q + 2, q + 1]])
+    # entropy of the successor bigram's rows: -(3/Z)·log(3/Z) - (V-1)·(1/Z)·log(1/Z)
+    h = -(3 / Z) * math.log(3 / Z) - (V - 1) / Z * math.log(1 / Z)
+    expected = [math.log(3 / Z) + h, math.log(3 / Z) + h, math.log(1 / Z) + h]
+    assert values == pytest.approx(expected, abs=1e-5)

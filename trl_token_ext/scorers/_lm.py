@@ -135,6 +135,33 @@ def _accepts_logits_to_keep(model: Any) -> bool:
         return False
 
 
+LOGPROB_CHUNK = 1024  # scored positions per float32 log-softmax in `selected_logprobs`
+
+
+def selected_logprobs(
+    logits: torch.Tensor,
+    rows: torch.Tensor,
+    positions: torch.Tensor,
+    targets: torch.Tensor,
+    with_entropy: bool = False,
+    chunk: int | None = None,
+) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """log p(targets[n]) under logits[rows[n], positions[n]] and, with ``with_entropy``, the entropies, (N,) float32
+    on CPU each; logits (B, L, V). ``chunk`` positions at a time: the peak is the logits plus a few (chunk, V) float32
+    buffers, not 2–3 more (N, V) copies (gathered rows, float32 copy, log-softmax: 8–10 bytes per scored token and
+    vocabulary entry at once). ``chunk`` defaults to ``LOGPROB_CHUNK``."""
+    chunk = chunk or LOGPROB_CHUNK
+    logps, entropies = [], []
+    for start in range(0, len(rows), chunk):
+        stop = start + chunk
+        picked = logits[rows[start:stop].to(logits.device), positions[start:stop].to(logits.device)]
+        log_p = picked.float().log_softmax(-1)
+        logps.append(log_p.gather(-1, targets[start:stop, None].to(log_p.device)).squeeze(-1).cpu())
+        if with_entropy:
+            entropies.append(-(log_p.exp() * log_p).sum(-1).cpu())
+    return torch.cat(logps), (torch.cat(entropies) if with_entropy else None)
+
+
 @torch.no_grad()
 def completion_logprobs(
     model: Any,
@@ -180,12 +207,9 @@ def completion_logprobs(
         selected_logp = selected_entropy = None
         if logits is not None and positions:
             row_index, position_index = torch.tensor(rows), torch.tensor(positions)
-            log_p = logits[row_index.to(logits.device), (position_index - 1 - skipped).to(logits.device)]
-            log_p = log_p.float().log_softmax(-1)
-            targets = input_ids[row_index, position_index].to(log_p.device)
-            selected_logp = log_p.gather(-1, targets[:, None]).squeeze(-1).cpu()
-            if with_entropy:
-                selected_entropy = -(log_p.exp() * log_p).sum(-1).cpu()
+            selected_logp, selected_entropy = selected_logprobs(
+                logits, row_index, position_index - 1 - skipped, input_ids[row_index, position_index], with_entropy
+            )
         cursor = 0
         for index, offset, count in owners:
             values = torch.full((samples[index].num_completion,), float("nan"))

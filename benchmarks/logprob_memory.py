@@ -1,0 +1,94 @@
+"""Peak memory of the model-backed scorers' log-probs at realistic lengths: chunked vs one-pass log-softmax.
+
+Every model-backed token reward (`LogProbQuality`, `ImplicitPRMQuality`, `OnlineImplicitPRM`'s scoring,
+`TeacherDistillReward`) turns the judge's logits (T, V) into one log-prob per completion token. In one pass that
+needs 2–3 more (T, V) buffers next to the logits (the gathered rows, their float32 copy for bf16 logits, the
+log-softmax). `selected_logprobs` does it ``LOGPROB_CHUNK`` positions at a time.
+
+The judge is a random model with SmolLM2-135M's vocabulary and width (V 49,152, hidden 576) and 2 layers (the
+logits' size does not depend on depth), float32 on CPU, one thread; one completion of T tokens. Peak memory is the
+growth of the process's peak RSS during the call (forked child, `scaling.peak_rss_mib`); both variants are measured
+side by side at each T.
+
+    python benchmarks/logprob_memory.py [--lengths 1024 4096 16384] [--vocab 49152]
+
+Last line: ``logprob_memory_ratio: <peak chunked / peak one-pass at the longest T>`` (lower is better).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+
+import torch
+
+torch.set_num_threads(1)
+
+
+def build_judge(vocab: int, hidden: int, layers: int, max_positions: int):
+    from transformers import LlamaConfig, LlamaForCausalLM
+
+    torch.manual_seed(0)
+    config = LlamaConfig(
+        vocab_size=vocab,
+        hidden_size=hidden,
+        intermediate_size=4 * hidden,
+        num_hidden_layers=layers,
+        num_attention_heads=9,
+        num_key_value_heads=3,
+        max_position_embeddings=max_positions,
+        tie_word_embeddings=True,
+    )
+    return LlamaForCausalLM(config).eval()
+
+
+def score_once(judge, ids: list[int], prompt_length: int, chunk: int) -> torch.Tensor:
+    """Per-token log-probs of ``ids[prompt_length:]`` through `completion_logprobs` with the given chunk."""
+    import trl_token_ext.scorers._lm as lm
+
+    lm.LOGPROB_CHUNK = chunk
+    batcher = lm.JudgeBatcher("judge", None, None, batch_size=1, max_batch_tokens=len(ids))
+    sample = lm.JudgeSample(ids=ids, start=prompt_length, num_completion=len(ids) - prompt_length, dropped=0)
+    (logps,), _ = lm.completion_logprobs(judge, batcher, [sample], pad_id=0)
+    return logps
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--lengths", type=int, nargs="+", default=[1024, 4096, 16384])
+    parser.add_argument("--vocab", type=int, default=49152)
+    parser.add_argument("--hidden", type=int, default=576)
+    parser.add_argument("--layers", type=int, default=2)
+    parser.add_argument("--prompt", type=int, default=32, help="prompt tokens before the completion")
+    args = parser.parse_args()
+
+    from scaling import peak_rss_mib
+
+    from trl_token_ext.scorers._lm import LOGPROB_CHUNK
+
+    judge = build_judge(args.vocab, args.hidden, args.layers, args.prompt + max(args.lengths) + 1)
+    generator = torch.Generator().manual_seed(0)
+    print(f"judge: random Llama, V {args.vocab}, hidden {args.hidden}, {args.layers} layers, float32, CPU, 1 thread")
+    print(f"{'T':>6} | {'logits MiB':>10} | {'one pass MiB':>12} | {'chunked MiB':>11} | {'one pass s':>10} | "
+          f"{'chunked s':>9} | max |Δ log p|")  # fmt: skip
+    ratio = float("nan")
+    for length in args.lengths:
+        ids = torch.randint(1, args.vocab, (args.prompt + length,), generator=generator).tolist()
+        variants = {"one pass": args.prompt + length, "chunked": LOGPROB_CHUNK}
+        peaks, seconds, values = {}, {}, {}
+        for name, chunk in variants.items():
+            with torch.no_grad():
+                peaks[name] = peak_rss_mib(lambda c=chunk, i=ids: score_once(judge, i, args.prompt, c))
+                start = time.perf_counter()
+                values[name] = score_once(judge, ids, args.prompt, chunk)
+                seconds[name] = time.perf_counter() - start
+        logits_mib = (length + 1) * args.vocab * 4 / 2**20
+        delta = float((values["one pass"] - values["chunked"]).abs().max())
+        print(f"{length:>6} | {logits_mib:>10.0f} | {peaks['one pass']:>12.0f} | {peaks['chunked']:>11.0f} | "
+              f"{seconds['one pass']:>10.2f} | {seconds['chunked']:>9.2f} | {delta:.1e}", flush=True)  # fmt: skip
+        ratio = peaks["chunked"] / peaks["one pass"] if peaks["one pass"] > 0 else float("nan")  # tiny runs: no growth
+    print(f"logprob_memory_ratio: {ratio:.3f}")
+
+
+if __name__ == "__main__":
+    main()
