@@ -327,3 +327,27 @@ def test_logprob_scorer_through_small_chunks_matches_hand_values(monkeypatch):
     h = -(3 / Z) * math.log(3 / Z) - (V - 1) / Z * math.log(1 / Z)
     expected = [math.log(3 / Z) + h, math.log(3 / Z) + h, math.log(1 / Z) + h]
     assert values == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.parametrize("dtype, atol", [(torch.float32, 1e-6), (torch.bfloat16, 1e-2)])
+@pytest.mark.parametrize("chunk", [1, 3, 1024])
+def test_target_logprobs_equals_log_softmax_gather_values_and_gradients(dtype, atol, chunk):
+    from trl_token_ext.scorers._lm import target_logprobs
+
+    generator = torch.Generator().manual_seed(0)
+    full = torch.randn(2, 6, 11, generator=generator).to(dtype)
+    targets = torch.randint(0, 11, (2, 5), generator=generator)
+    weights = torch.randn(2, 5, generator=generator)  # a non-uniform upstream gradient
+    # reference: the one-pass expression the PRM used, on a strided slice of the logits as in the PRM
+    ref_leaf = full.clone().requires_grad_(True)
+    ref = ref_leaf[:, :-1].float().log_softmax(-1).gather(-1, targets[..., None])[..., 0]
+    (ref * weights).sum().backward()
+    leaf = full.clone().requires_grad_(True)
+    out = target_logprobs(leaf[:, :-1], targets, chunk=chunk)
+    (out * weights).sum().backward()
+    assert out.dtype == torch.float32
+    torch.testing.assert_close(out, ref, atol=atol, rtol=0)
+    torch.testing.assert_close(leaf.grad.float(), ref_leaf.grad.float(), atol=atol, rtol=0)
+    assert leaf.grad[:, -1].abs().sum() == 0  # the last position is not scored
+    with pytest.raises(ValueError, match=r"logits \(B, L, V\) and targets \(B, L\)"):
+        target_logprobs(full[0], targets[0])

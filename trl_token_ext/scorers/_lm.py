@@ -162,6 +162,51 @@ def selected_logprobs(
     return torch.cat(logps), (torch.cat(entropies) if with_entropy else None)
 
 
+class _TargetLogProb(torch.autograd.Function):
+    """log_softmax(logits)[..., target] with its gradient, ``chunk`` positions at a time (see `target_logprobs`)."""
+
+    @staticmethod
+    def forward(ctx, logits: torch.Tensor, targets: torch.Tensor, chunk: int) -> torch.Tensor:
+        out = torch.empty(targets.shape, dtype=torch.float32, device=logits.device)
+        for row, start in _blocks(logits, chunk):  # views of the (B, L, V) logits: no copy of a strided slice
+            block = logits[row, start : start + chunk].float()
+            picked = block.gather(-1, targets[row, start : start + chunk, None]).squeeze(-1)
+            out[row, start : start + chunk] = picked - block.logsumexp(-1)
+        ctx.save_for_backward(logits, targets)
+        ctx.chunk = chunk
+        return out
+
+    @staticmethod
+    def backward(ctx, grad: torch.Tensor):
+        logits, targets = ctx.saved_tensors
+        chunk = ctx.chunk
+        grad_logits = torch.empty_like(logits, memory_format=torch.contiguous_format)
+        for row, start in _blocks(logits, chunk):
+            g = grad[row, start : start + chunk, None].float()
+            block = logits[row, start : start + chunk].float().softmax(-1).mul_(-g)  # ∂ log p_y/∂ z_v = 1[v=y] − p_v
+            block.scatter_add_(-1, targets[row, start : start + chunk, None], g)
+            grad_logits[row, start : start + chunk] = block
+        return grad_logits, None, None
+
+
+def _blocks(logits: torch.Tensor, chunk: int):
+    """(row, start) of every ``chunk``-position block of (B, L, V) logits."""
+    return ((row, start) for row in range(logits.size(0)) for start in range(0, logits.size(1), chunk))
+
+
+def target_logprobs(logits: torch.Tensor, targets: torch.Tensor, chunk: int | None = None) -> torch.Tensor:
+    """log_softmax(logits, -1) gathered at ``targets``, float32, differentiable; logits (B, L, V), targets (B, L).
+
+    Same values and gradient as ``logits.float().log_softmax(-1).gather(-1, targets[..., None])[..., 0]``, computed
+    ``chunk`` positions at a time (default ``LOGPROB_CHUNK``), saving only the logits for the backward pass: no
+    float32 (B, L, V) log-softmax is built or kept, so a PRM update on long completions needs about the logits and
+    their gradient.
+    """
+    if logits.dim() != 3 or targets.shape != logits.shape[:-1]:
+        raise ValueError(f"target_logprobs: logits (B, L, V) and targets (B, L), got {logits.shape} / {targets.shape}")
+    return _TargetLogProb.apply(logits, targets, chunk or LOGPROB_CHUNK)
+
+
 @torch.no_grad()
 def completion_logprobs(
     model: Any,

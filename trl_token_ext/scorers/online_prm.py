@@ -21,7 +21,7 @@ import torch
 import torch.nn.functional as F
 
 from trl_token_ext.scorers._common import eval_mode, model_device
-from trl_token_ext.scorers._lm import JudgeSample, completion_logprobs, to_policy_tokens
+from trl_token_ext.scorers._lm import JudgeSample, completion_logprobs, target_logprobs, to_policy_tokens
 from trl_token_ext.scorers.quality import REDUCE_MODES, _CausalLMScorer
 from trl_token_ext.shared_base import SharedBaseModel, adapters_disabled, has_adapter
 
@@ -206,12 +206,12 @@ class OnlineImplicitPRM(_CausalLMScorer):
             input_ids[row, : len(sample.ids)] = torch.tensor(sample.ids, dtype=torch.long)
             scored[row, max(sample.start, 1) - 1 : len(sample.ids) - 1] = 1.0  # position j-1 predicts token j
         input_ids, scored = input_ids.to(device), scored.to(device)
-        targets = input_ids[:, 1:].unsqueeze(-1)
+        targets = input_ids[:, 1:]
         with eval_mode(self.model):
-            log_p = self.model(input_ids=input_ids).logits[:, :-1].float().log_softmax(-1).gather(-1, targets)
-        with adapters_disabled(self.model):
-            ref = self.model(input_ids=input_ids).logits[:, :-1].float().log_softmax(-1).gather(-1, targets)
-        return ((log_p - ref).squeeze(-1) * scored).sum(-1)
+            log_p = target_logprobs(self.model(input_ids=input_ids).logits[:, :-1], targets)
+        with adapters_disabled(self.model), torch.no_grad():
+            ref = target_logprobs(self.model(input_ids=input_ids).logits[:, :-1], targets)
+        return ((log_p - ref) * scored).sum(-1)
 
     def labels(self, outcome_rewards: Any) -> torch.Tensor:
         """(B,) labels in [0, 1] from the trainer's `OutcomeRewards` (NaN where the outcome is missing)."""
