@@ -252,7 +252,9 @@ def main() -> None:
     parser.add_argument("--token-coef", type=float, default=0.6)
     parser.add_argument("--normalization", default="group", choices=["group", "batch", "none"])
     parser.add_argument("--prm-beta", type=float, default=1.0)
-    parser.add_argument("--prm-learning-rate", type=float, default=3.0)
+    parser.add_argument(
+        "--prm-learning-rate", type=float, default=3.0, help="3 suits the default SGD; with adamw use about 3e-2"
+    )
     parser.add_argument(
         "--prm-head",
         default="bias",
