@@ -13,7 +13,7 @@ side by side at each T.
     python benchmarks/logprob_memory.py [--lengths 1024 4096 16384] [--vocab 49152]
 
 A second table measures the PRM update's log-probs with gradient (`target_logprobs` vs the one-pass
-``log_softmax().gather()``) on random (1, T, V) float32 logits.
+``log_softmax().gather()`` and TRL's ``selective_log_softmax`` on its torch path) on random (1, T, V) float32 logits.
 
 Last line: ``logprob_memory_ratio: <peak chunked / peak one-pass of the scorers' log-probs at the longest T>``.
 """
@@ -56,13 +56,17 @@ def score_once(judge, ids: list[int], prompt_length: int, chunk: int) -> torch.T
     return logps
 
 
-def logprob_gradient(logits: torch.Tensor, targets: torch.Tensor, chunked: bool) -> None:
+def logprob_gradient(logits: torch.Tensor, targets: torch.Tensor, variant: str) -> None:
     """Forward and backward of Σ_t log p(y_t) from (1, T, V) logits, as the PRM update does (its log-prob part)."""
+    from trl.trainer.utils import selective_log_softmax
+
     from trl_token_ext.scorers._lm import target_logprobs
 
     leaf = logits.detach().requires_grad_(True)
-    if chunked:
+    if variant == "chunked":
         log_p = target_logprobs(leaf, targets)
+    elif variant == "trl":  # TRL's helper (its Triton kernel runs on CUDA/XPU only; this is its torch path)
+        log_p = selective_log_softmax(leaf, targets)
     else:  # the one-pass expression OnlineImplicitPRM used before
         log_p = leaf.float().log_softmax(-1).gather(-1, targets[..., None])[..., 0]
     log_p.sum().backward()
@@ -103,20 +107,21 @@ def main() -> None:
               f"{seconds['one pass']:>10.2f} | {seconds['chunked']:>9.2f} | {delta:.1e}", flush=True)  # fmt: skip
         ratio = peaks["chunked"] / peaks["one pass"] if peaks["one pass"] > 0 else float("nan")  # tiny runs: no growth
     print("with gradient (the PRM update's log-probs): (1, T, V) float32 logits, forward + backward")
-    print(f"{'T':>6} | {'logits MiB':>10} | {'one pass MiB':>12} | {'chunked MiB':>11} | {'one pass s':>10} | "
-          f"{'chunked s':>9}")  # fmt: skip
+    variants = ("one pass", "trl", "chunked")
+    print(f"{'T':>6} | {'logits MiB':>10} | " + " | ".join(f"{name + ' MiB':>12}" for name in variants) + " | "
+          + " | ".join(f"{name + ' s':>10}" for name in variants))  # fmt: skip
     for length in args.lengths:
         logits = torch.randn(1, length, args.vocab, generator=generator)
         targets = torch.randint(0, args.vocab, (1, length), generator=generator)
         peaks, seconds = {}, {}
-        for name, chunked in (("one pass", False), ("chunked", True)):
-            peaks[name] = peak_rss_mib(lambda c=chunked, z=logits, y=targets: logprob_gradient(z, y, c))
+        for name in variants:
+            peaks[name] = peak_rss_mib(lambda v=name, z=logits, y=targets: logprob_gradient(z, y, v))
             start = time.perf_counter()
-            logprob_gradient(logits, targets, chunked)
+            logprob_gradient(logits, targets, name)
             seconds[name] = time.perf_counter() - start
         logits_mib = length * args.vocab * 4 / 2**20
-        print(f"{length:>6} | {logits_mib:>10.0f} | {peaks['one pass']:>12.0f} | {peaks['chunked']:>11.0f} | "
-              f"{seconds['one pass']:>10.2f} | {seconds['chunked']:>9.2f}", flush=True)  # fmt: skip
+        print(f"{length:>6} | {logits_mib:>10.0f} | " + " | ".join(f"{peaks[n]:>12.0f}" for n in variants) + " | "
+              + " | ".join(f"{seconds[n]:>10.2f}" for n in variants), flush=True)  # fmt: skip
         del logits
     print(f"logprob_memory_ratio: {ratio:.3f}")
 

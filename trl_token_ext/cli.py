@@ -169,13 +169,13 @@ def _share_or_quantize(
     trains_own_model = getattr(target, "trains_own_model", False)  # e.g. OnlineImplicitPRM: never the policy itself
     for key in MODEL_OPTION_KEYS:
         value = options.get(key)
-        if trains_own_model and value == "policy":
-            raise ValueError(
-                f"Token reward function {name!r}: {key}='policy' is not allowed: it trains its own adapter, which "
-                "must not sit on the policy's model. Give the policy's checkpoint instead "
-                f"({key}: {model_args.model_name_or_path}) to load a separate copy."
-            )
-        if trains_own_model:  # the same checkpoint as the policy: a separate copy (4-bit when asked, below)
+        if trains_own_model:  # even on the policy's checkpoint: a separate copy (4-bit when asked, below)
+            if value == "policy":
+                raise ValueError(
+                    f"Token reward function {name!r}: {key}='policy' is not allowed: it trains its own adapter, which "
+                    "must not sit on the policy's model. Give the policy's checkpoint instead "
+                    f"({key}: {model_args.model_name_or_path}) to load a separate copy."
+                )
             continue
         if isinstance(value, str) and (value == "policy" or same_checkpoint(value, model_args.model_name_or_path)):
             if not model_args.use_peft:
