@@ -201,7 +201,7 @@ def target_logprobs(logits: torch.Tensor, targets: torch.Tensor, chunk: int | No
     ``chunk`` positions at a time (default ``LOGPROB_CHUNK``), saving only the logits for the backward pass: no
     float32 (B, L, V) log-softmax is built or kept, so a PRM update on long completions needs about the logits and
     their gradient. Not TRL's ``selective_log_softmax``: without its Triton kernel (CPU) it took 2.8x the memory and
-    3x the time at 16k tokens (one (L, V) buffer per row), and it rounds bf16 logits' log-softmax in bf16 (max error
+    3-4x the time at 16k tokens (one (L, V) buffer per row), and it rounds bf16 logits' log-softmax in bf16 (max error
     0.05 vs 0.008 here), which an implicit PRM's small log-ratios cannot afford.
     """
     if logits.dim() != 3 or targets.shape != logits.shape[:-1]:
