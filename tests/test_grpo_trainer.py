@@ -86,7 +86,8 @@ def reference_token_advantages(token_rewards, lengths, group_size, gamma):
 def test_advantages_are_outcome_plus_coef_times_token_advantages(
     tiny_model_dir, prompt_dataset, tmp_path, monkeypatch
 ):
-    """Capture one batch and recompute A = A_out + λ·A_tok with a slow reference implementation."""
+    """Capture one batch and recompute A = A_out + λ·A_tok with a slow reference implementation (the pooled
+    token-mean path; the default length-neutral path: tests/test_trainer_loss_inputs.py)."""
     captured = {}
     parent = GRPOTrainer._generate_and_score_completions
 
@@ -102,7 +103,13 @@ def test_advantages_are_outcome_plus_coef_times_token_advantages(
         model=tiny_model_dir,
         reward_funcs=length_reward,
         token_reward_funcs=[parity_token_reward],
-        args=grpo_args(tmp_path, max_steps=1, token_advantage_coef=0.5, token_reward_gamma=0.9),
+        args=grpo_args(
+            tmp_path,
+            max_steps=1,
+            token_advantage_coef=0.5,
+            token_reward_gamma=0.9,
+            token_advantage_baseline="token_mean",
+        ),
         train_dataset=prompt_dataset,
     )
     batch = trainer._generate_and_score_completions(next(iter(trainer.get_train_dataloader())))

@@ -49,11 +49,25 @@ def completion_logps(model, batch, temperature):
     return logits.log_softmax(-1).gather(-1, batch["completion_ids"].unsqueeze(-1)).squeeze(-1)
 
 
-@pytest.mark.parametrize("estimator", ["k1", "k3"])
+def centred_by_position(values, mask, group_size):
+    """values − the mean of the group's valid values at each position (0 where a completion is alone), by hand."""
+    out = torch.zeros_like(values)
+    for i in range(values.size(0)):
+        group = range(i // group_size * group_size, (i // group_size + 1) * group_size)
+        for t in range(values.size(1)):
+            members = [k for k in group if mask[k, t]]
+            if mask[i, t] and len(members) > 1:
+                out[i, t] = values[i, t] - sum(values[k, t] for k in members) / len(members)
+    return out
+
+
+@pytest.mark.parametrize(("estimator", "baseline"), [("k1", "token_mean"), ("k3", "token_mean"), ("k1", "position")])
 def test_grpo_advantages_add_minus_beta_kl_against_adapter_disabled_reference(
-    tiny_model_dir, prompt_dataset, tmp_path, monkeypatch, estimator
+    tiny_model_dir, prompt_dataset, tmp_path, monkeypatch, estimator, baseline
 ):
-    """KL only (no token functions), no normalization, immediate: A_t = A_out − β_kl·k_t exactly."""
+    """KL only (no token functions), immediate: A_t = A_out − β_kl·k_t exactly with no normalization (token_mean);
+    the length-neutral path centres −β_kl·k_t on each position's group mean and keeps its units (β_kl is not
+    normalized away)."""
     from peft import LoraConfig
 
     captured = {}
@@ -66,8 +80,8 @@ def test_grpo_advantages_add_minus_beta_kl_against_adapter_disabled_reference(
 
     monkeypatch.setattr(GRPOTrainer, "_generate_and_score_completions", spy)
     args = grpo_args(
-        tmp_path, token_kl_coef=0.3, token_kl_estimator=estimator, token_reward_normalization="none",
-        token_advantage_mode="immediate", bf16=False,
+        tmp_path, token_kl_coef=0.3, token_kl_estimator=estimator, token_advantage_mode="immediate", bf16=False,
+        token_advantage_baseline=baseline, token_reward_normalization="none" if baseline == "token_mean" else "group",
     )  # fmt: skip
     lora = LoraConfig(r=4, lora_alpha=8, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     trainer = TokenGRPOTrainer(
@@ -80,7 +94,8 @@ def test_grpo_advantages_add_minus_beta_kl_against_adapter_disabled_reference(
         ref = completion_logps(model, batch, args.temperature)
     kl = per_token_kl(logps, ref, estimator)
     assert (kl * mask).abs().max() > 1e-3  # the adapter moves the policy away from the reference
-    expected = (captured["outcome"].unsqueeze(1) - 0.3 * kl) * mask
+    penalty = 0.3 * (kl if baseline == "token_mean" else centred_by_position(kl * mask, mask, group_size=3))
+    expected = (captured["outcome"].unsqueeze(1) - penalty) * mask
     torch.testing.assert_close(batch["advantages"] * mask, expected, atol=1e-5, rtol=1e-4)
     assert trainer.token_step_record is not None
 

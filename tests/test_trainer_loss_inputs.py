@@ -60,8 +60,69 @@ def std(values: list[float]) -> float:
     return math.sqrt(sum((v - mean) ** 2 for v in values) / (len(values) - 1))
 
 
-def reference_advantages(rows, group_size, *, mode, normalization, gamma, eps, scale, leave_one_out):
+def accumulate(r, v, mode, gamma):
+    """Per-token credit of one row's rewards ``r`` over its valid positions ``v``, by ``mode``."""
+    length = len(r)
+    if mode == "reward_to_go":
+        return [sum(gamma ** (j - t) * r[j] for j in range(t, length) if v[j]) if v[t] else 0.0 for t in range(length)]
+    if mode == "min":
+        return [min(r[j] for j in range(t, length) if v[j]) if v[t] else 0.0 for t in range(length)]
+    return [r[t] if v[t] else 0.0 for t in range(length)]
+
+
+def reference_position_advantages(rows, group_size, *, mode, normalization, gamma, eps, scale, leave_one_out):
+    """The length-neutral path: per function, accumulate raw rewards, centre on the group's mean at each position
+    (× n/(n−1) with leave-one-out; 0 when alone), divide by the group/batch std, weight, sum; then A_out + λ·A_tok."""
+    funcs = [mod_reward, target_reward]
+    total = [[0.0] * len(row["ids"]) for row in rows]
+    any_scored = [False] * len(rows)
+    for func, weight in zip(funcs, WEIGHTS):
+        outputs = [func([row["ids"]])[0] for row in rows]
+        valid = [[bool(m) and out is not None for m in row["loss_mask"]] for row, out in zip(rows, outputs)]
+        credit = [
+            accumulate(out or [0.0] * len(row["ids"]), v, mode, gamma) for row, out, v in zip(rows, outputs, valid)
+        ]
+        centred = [[0.0] * len(c) for c in credit]
+        for i in range(len(rows)):
+            group = range(i // group_size * group_size, i // group_size * group_size + group_size)
+            for t in range(len(credit[i])):
+                members = [k for k in group if t < len(credit[k]) and valid[k][t]]
+                if valid[i][t] and len(members) > 1:
+                    mean = sum(credit[k][t] for k in members) / len(members)
+                    factor = len(members) / (len(members) - 1) if leave_one_out else 1.0
+                    centred[i][t] = (credit[i][t] - mean) * factor
+        if normalization != "none":
+            pools = (
+                [range(len(rows))]
+                if normalization == "batch"
+                else [range(g, g + group_size) for g in range(0, len(rows), group_size)]
+            )
+            for members in pools:
+                spread = std([centred[i][t] for i in members for t in range(len(centred[i])) if valid[i][t]])
+                for i in members:
+                    centred[i] = [c / (spread + eps) for c in centred[i]]
+        for i in range(len(rows)):
+            any_scored[i] |= outputs[i] is not None
+            total[i] = [a + weight * c for a, c in zip(total[i], centred[i])]
+    valid = [[bool(m) and any_scored[i] for m in row["loss_mask"]] for i, row in enumerate(rows)]
+    total = [[a if ok else 0.0 for a, ok in zip(ta, va)] for ta, va in zip(total, valid)]
+    if scale:
+        spread = std([a for ta, va in zip(total, valid) for a, ok in zip(ta, va) if ok])
+        if spread > 0:
+            total = [[a / (spread + eps) for a in ta] for ta in total]
+    return [[(row["outcome"] + COEF * a) * m for a, m in zip(ta, row["loss_mask"])] for row, ta in zip(rows, total)]
+
+
+def reference_advantages(rows, group_size, *, baseline="position", **settings):
     """A_out + λ·A_tok per token for rows {"ids", "loss_mask", "outcome"} in generation order (lists of floats)."""
+    if baseline == "position":
+        return reference_position_advantages(rows, group_size, **settings)
+    return reference_token_mean_advantages(rows, group_size, **settings)
+
+
+def reference_token_mean_advantages(rows, group_size, *, mode, normalization, gamma, eps, scale, leave_one_out):
+    """The pre-0.1.0 path: Σ_k w_k·g_k standardized over the pooled tokens of the group, accumulated, then RLOO's
+    position-wise leave-one-out baseline and the optional batch-std scale."""
     funcs = [mod_reward, target_reward]
     rewards, valid = [], []
     for row in rows:
@@ -87,20 +148,7 @@ def reference_advantages(rows, group_size, *, mode, normalization, gamma, eps, s
                     normalized[i][t] = (
                         (rewards[i][t] - mean) / (spread + eps) if normalization != "none" else rewards[i][t]
                     )
-    token = []
-    for r, v in zip(normalized, valid):
-        length = len(r)
-        if mode == "reward_to_go":
-            token.append(
-                [
-                    sum(gamma ** (j - t) * r[j] for j in range(t, length) if v[j]) if v[t] else 0.0
-                    for t in range(length)
-                ]
-            )
-        elif mode == "min":
-            token.append([min(r[j] for j in range(t, length) if v[j]) if v[t] else 0.0 for t in range(length)])
-        else:
-            token.append([r[t] if v[t] else 0.0 for t in range(length)])
+    token = [accumulate(r, v, mode, gamma) for r, v in zip(normalized, valid)]
     if leave_one_out:
         baselines = []
         for i in range(len(rows)):
@@ -170,6 +218,11 @@ def scripted_rollout(prompts, trainer):
         dict(token_advantage_mode="reward_to_go", token_reward_normalization="group", token_reward_gamma=0.9,
              token_advantage_scale=True),
         dict(token_advantage_mode="min", token_reward_normalization="batch", token_reward_epsilon=0.5),
+        dict(token_advantage_mode="immediate", token_reward_normalization="none"),
+        dict(token_advantage_baseline="token_mean", token_advantage_mode="reward_to_go",
+             token_reward_normalization="group", token_reward_gamma=0.9, token_advantage_scale=True),
+        dict(token_advantage_baseline="token_mean", token_advantage_mode="min", token_reward_normalization="batch",
+             token_reward_epsilon=0.5),
     ],
 )  # fmt: skip
 def test_grpo_loss_consumes_the_token_advantages_of_the_math(tiny_model_dir, prompt_dataset, tmp_path, settings):
@@ -198,6 +251,7 @@ def test_grpo_loss_consumes_the_token_advantages_of_the_math(tiny_model_dir, pro
     expected = reference_advantages(
         generated,
         3,
+        baseline=settings.get("token_advantage_baseline", "position"),
         mode=settings["token_advantage_mode"],
         normalization=settings["token_reward_normalization"],
         gamma=settings.get("token_reward_gamma", 1.0),
@@ -237,7 +291,10 @@ class RecordingTokenReward:
         return mod_reward(completion_ids)
 
 
-def test_rloo_loss_consumes_normalized_reward_to_go_leave_one_out_advantages(tiny_model_dir, prompt_dataset, tmp_path):
+@pytest.mark.parametrize("baseline", ["position", "token_mean"])
+def test_rloo_loss_consumes_normalized_reward_to_go_leave_one_out_advantages(
+    tiny_model_dir, prompt_dataset, tmp_path, baseline
+):
     """Group normalization + reward-to-go + leave-one-out + scale, two weighted functions.
 
     TRL's RLOOTrainer has no tools and no `rollout_func`, so no tool mask can reach it; completions are sampled.
@@ -256,6 +313,7 @@ def test_rloo_loss_consumes_normalized_reward_to_go_leave_one_out_advantages(tin
             token_advantage_coef=COEF,
             token_reward_gamma=0.8,
             token_advantage_scale=True,
+            token_advantage_baseline=baseline,
         ),  # fmt: skip
         train_dataset=prompt_dataset,
     )
@@ -274,8 +332,9 @@ def test_rloo_loss_consumes_normalized_reward_to_go_leave_one_out_advantages(tin
         (i,) = [i for i, g in enumerate(generated) if g["ids"] == ids]
         generated[i]["prompt_ids"] = record["prompt_ids"][b][record["prompt_mask"][b].bool()].tolist()
     expected = reference_advantages(
-        generated, 3, mode="reward_to_go", normalization="group", gamma=0.8, eps=1e-4, scale=True, leave_one_out=True
-    )
+        generated, 3, baseline=baseline, mode="reward_to_go", normalization="group", gamma=0.8, eps=1e-4, scale=True,
+        leave_one_out=True,
+    )  # fmt: skip
     order = match_rows(record, generated)
     advantages = record["advantages"]
     assert advantages.dim() == 2 and any(expected[i] for i in order)

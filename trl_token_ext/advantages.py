@@ -194,18 +194,121 @@ def token_advantages(
     if mode not in TOKEN_ADVANTAGE_MODES:
         raise ValueError(f"Unknown token advantage mode {mode!r}; use one of {TOKEN_ADVANTAGE_MODES}.")
     normalized = normalize_token_rewards(rewards, mask, group_size, normalization, eps)
-    if mode == "immediate":
-        advantages = normalized
-    elif mode == "reward_to_go":
-        advantages = discounted_reward_to_go(normalized, mask, gamma)
-    else:
-        advantages = min_reward_to_go(normalized, mask)
+    advantages = accumulate_token_rewards(normalized, mask, mode, gamma)
     if leave_one_out:
         advantages = advantages - leave_one_out_baseline(advantages, mask, group_size)
-    if scale:
-        _, std = _masked_mean_std(advantages.reshape(1, -1), mask.to(advantages.dtype).reshape(1, -1), dim=1)
-        advantages = torch.where(std > 0, advantages / (std + eps), advantages)
-    return advantages
+    return _scale_to_unit_std(advantages, mask, eps) if scale else advantages
+
+
+def accumulate_token_rewards(rewards: torch.Tensor, mask: torch.Tensor, mode: str, gamma: float = 1.0) -> torch.Tensor:
+    """(B, T) per-token credit from (B, T) token rewards by ``mode``: ``"reward_to_go"`` (Σ_{j≥t} γ^(j-t) r_j),
+    ``"immediate"`` (r_t) or ``"min"`` (min_{j≥t} r_j); zero where ``mask`` is zero."""
+    if mode not in TOKEN_ADVANTAGE_MODES:
+        raise ValueError(f"Unknown token advantage mode {mode!r}; use one of {TOKEN_ADVANTAGE_MODES}.")
+    if mode == "immediate":
+        return rewards * mask.to(rewards.dtype)
+    if mode == "reward_to_go":
+        return discounted_reward_to_go(rewards, mask, gamma)
+    return min_reward_to_go(rewards, mask)
+
+
+def _scale_to_unit_std(advantages: torch.Tensor, mask: torch.Tensor, eps: float) -> torch.Tensor:
+    """``advantages / (std + eps)`` with the std over the batch's valid tokens; unchanged when that std is 0."""
+    _, std = _masked_mean_std(advantages.reshape(1, -1), mask.to(advantages.dtype).reshape(1, -1), dim=1)
+    return torch.where(std > 0, advantages / (std + eps), advantages)
+
+
+def position_centered(values: torch.Tensor, mask: torch.Tensor, group_size: int, leave_one_out: bool = False):
+    """values_{i,t} − b_t with b_t the mean of ``values[j, t]`` over the completions j of i's group valid at t.
+
+    The baseline depends on the position and on the group, never on the completion's own length or later tokens, so
+    completions of equal return get equal credit whatever their length, and tokens whose reward is 0 add nothing.
+    ``leave_one_out=True`` (RLOO) uses the mean of the *other* valid completions instead, which is the same centred
+    value times n_t / (n_t - 1). A completion alone at position t gets 0 there (no baseline to compare with).
+
+    Args:
+        values: (B, T) accumulated token credit. mask: (B, T). group_size: G; B must be a multiple of G.
+
+    Returns:
+        (B, T), zero where ``mask`` is zero.
+    """
+    batch, length = values.shape
+    if batch % group_size != 0:
+        raise ValueError(f"Batch of {batch} completions is not a multiple of the group size {group_size}.")
+    mask = mask.to(values.dtype)
+    grouped = (values * mask).reshape(-1, group_size, length)
+    counts = mask.reshape(-1, group_size, length).sum(dim=1, keepdim=True)
+    mean = grouped.sum(dim=1, keepdim=True) / counts.clamp(min=1)
+    factor = counts / (counts - 1).clamp(min=1) if leave_one_out else torch.ones_like(counts)
+    centred = torch.where(counts > 1, (grouped - mean) * factor, torch.zeros_like(grouped))
+    return centred.reshape(batch, length) * mask
+
+
+def _divide_by_std(values: torch.Tensor, mask: torch.Tensor, group_size: int, normalization: str, eps: float):
+    """``values / (std + eps)`` with the std over the valid tokens of each group (``"group"``) or of the batch
+    (``"batch"``); ``"none"`` returns ``values`` unchanged."""
+    if normalization not in TOKEN_REWARD_NORMALIZATIONS:
+        raise ValueError(
+            f"Unknown token reward normalization {normalization!r}; use one of {TOKEN_REWARD_NORMALIZATIONS}."
+        )
+    if normalization == "none":
+        return values
+    if normalization == "group" and values.size(0) % group_size != 0:
+        raise ValueError(f"Batch of {values.size(0)} completions is not a multiple of the group size {group_size}.")
+    rows = 1 if normalization == "batch" else values.size(0) // group_size
+    flat, flat_mask = values.reshape(rows, -1), mask.to(values.dtype).reshape(rows, -1)
+    scale = overflow_safe_scale(flat, flat_mask, dim=1)
+    _, std = _masked_mean_std(flat / scale, flat_mask, dim=1)
+    return (flat / scale / (std + eps / scale)).reshape(values.shape) * mask
+
+
+def length_neutral_token_advantages(
+    rewards: torch.Tensor,
+    present: torch.Tensor,
+    mask: torch.Tensor,
+    weights: torch.Tensor,
+    group_size: int,
+    mode: str = "reward_to_go",
+    normalization: str = "group",
+    gamma: float = 1.0,
+    eps: float = 1e-4,
+    leave_one_out: bool = False,
+    scale: bool = False,
+    raw_columns: tuple[int, ...] = (),
+) -> torch.Tensor:
+    """A_tok = Σ_k w_k · Â_k, with Â_k the position-centred, std-scaled credit of function k (``baseline="position"``).
+
+    For every function k, over the rows it scored: accumulate its raw rewards by ``mode`` (`accumulate_token_rewards`),
+    subtract the per-position group baseline (`position_centered`), and divide by the std of the result over the
+    valid tokens of the group / batch (``normalization``; ``"none"``: raw units). Rewards are never shifted before
+    accumulation, so a token with reward 0 adds nothing and equal-return completions get equal credit whatever their
+    length. Each function is on unit scale before its weight applies, so a weight means the same with one function
+    or many. Columns in ``raw_columns`` (the KL in the reward: β_kl is in its values) are centred but not scaled.
+
+    Args:
+        rewards: (B, K, T) raw token rewards. present: (B, K) which rows function k scored. mask: (B, T) valid tokens.
+        weights: (K,). group_size: G. leave_one_out: RLOO's baseline (see `position_centered`).
+        scale: finally divide by the std over the batch's valid tokens (``token_advantage_scale``).
+
+    Returns:
+        (B, T), zero where ``mask`` is zero or no function scored the row.
+    """
+    batch, functions, length = rewards.shape
+    mask = mask.to(rewards.dtype)
+    total = torch.zeros(batch, length, dtype=rewards.dtype, device=rewards.device)
+    for k in range(functions):
+        func_mask = mask * present[:, k].to(rewards.dtype).unsqueeze(1)
+        unit = overflow_safe_scale(rewards[:, k], func_mask)  # a power of two: exact, and no sum below overflows
+        credit = accumulate_token_rewards(rewards[:, k] / unit, func_mask, mode, gamma)
+        credit = position_centered(credit, func_mask, group_size, leave_one_out)
+        if k in raw_columns or normalization == "none":
+            credit = credit * unit  # raw reward units (inf if they overflow: `check_token_advantages` names it)
+        else:
+            credit = _divide_by_std(credit, func_mask, group_size, normalization, eps / unit)
+        total = total + weights[k].to(rewards.dtype) * credit
+    valid = mask * present.any(dim=1).to(rewards.dtype).unsqueeze(1)
+    total = total * valid
+    return _scale_to_unit_std(total, valid, eps) if scale else total
 
 
 def combine_advantages(

@@ -8,6 +8,7 @@ from typing import Any
 
 TOKEN_ADVANTAGE_MODES = ("reward_to_go", "immediate", "min")
 TOKEN_REWARD_NORMALIZATIONS = ("group", "batch", "none")
+TOKEN_ADVANTAGE_BASELINES = ("position", "token_mean")
 TOKEN_KL_ESTIMATORS = ("k1", "k2", "k3")
 
 
@@ -32,9 +33,18 @@ class TokenRewardConfigMixin:
         token_advantage_mode (`str`, *optional*, defaults to `"reward_to_go"`):
             How normalized token rewards r̃ become token advantages: `"reward_to_go"`, `"immediate"` (r̃_t) or
             `"min"` (min_{j≥t} r̃_j).
+        token_advantage_baseline (`str`, *optional*, defaults to `"position"`):
+            What the token credit is compared with. `"position"` (length-neutral): each function's raw rewards are
+            accumulated by `token_advantage_mode`, then the mean credit of the group's completions at the same position
+            is subtracted and the result divided by its std (`token_reward_normalization`) before the weights apply; a
+            token with reward 0 adds nothing, and completions of equal return get equal credit whatever their length.
+            `"token_mean"` (before 0.1.0): Σ_k w_k·g_k is standardized over all tokens of the group, then accumulated;
+            this makes neutral tokens negative and, summed to the end, pushes short completions up.
         token_reward_normalization (`str`, *optional*, defaults to `"group"`):
-            Normalization of token rewards before accumulation: `"group"` (over the valid tokens of a prompt's group
-            of completions), `"batch"` (over the valid tokens of the whole batch, across processes) or `"none"`.
+            The std that puts token credit on the outcome advantage's scale: over the valid tokens of a prompt's
+            group of completions (`"group"`), of the whole batch across processes (`"batch"`), or none (`"none"`:
+            raw reward units). With `token_advantage_baseline="token_mean"`, the standardization of the weighted
+            rewards before accumulation.
         token_advantage_scale (`bool`, *optional*, defaults to `False`):
             Divide the accumulated token advantages by their std over the valid tokens of the batch.
         token_reward_epsilon (`float`, *optional*, defaults to `0.0001`):
@@ -75,12 +85,24 @@ class TokenRewardConfigMixin:
             "choices": list(TOKEN_ADVANTAGE_MODES),
         },
     )
+    token_advantage_baseline: str = field(
+        default="position",
+        metadata={
+            "help": "What token credit is compared with. 'position' (length-neutral): per function, accumulate the "
+            "raw rewards by token_advantage_mode, subtract the mean credit of the group's completions at the same "
+            "position, divide by the std of token_reward_normalization, then weight: tokens with reward 0 add nothing "
+            "and equal-return completions get equal credit whatever their length. 'token_mean' (before 0.1.0): "
+            "standardize sum_k w_k * g_k over all tokens of the group, then accumulate (pushes short completions up).",
+            "choices": list(TOKEN_ADVANTAGE_BASELINES),
+        },
+    )
     token_reward_normalization: str = field(
         default="group",
         metadata={
-            "help": "Normalization of token rewards before accumulation: 'group' ((r - mean) / (std + eps) over all "
-            "valid tokens of a prompt's group of completions), 'batch' (over all valid tokens of the batch, across "
-            "processes), or 'none'.",
+            "help": "The std that puts token credit on the outcome advantage's scale: over the valid tokens of a "
+            "prompt's group ('group'), of the whole batch across processes ('batch'), or none ('none': raw reward "
+            "units). With token_advantage_baseline='token_mean': (r - mean) / (std + eps) of the weighted rewards "
+            "before accumulation.",
             "choices": list(TOKEN_REWARD_NORMALIZATIONS),
         },
     )
@@ -134,6 +156,11 @@ class TokenRewardConfigMixin:
             raise ValueError(
                 f"token_advantage_mode={self.token_advantage_mode!r} is not supported; choose one of "
                 f"{list(TOKEN_ADVANTAGE_MODES)}."
+            )
+        if self.token_advantage_baseline not in TOKEN_ADVANTAGE_BASELINES:
+            raise ValueError(
+                f"token_advantage_baseline={self.token_advantage_baseline!r} is not supported; choose one of "
+                f"{list(TOKEN_ADVANTAGE_BASELINES)}."
             )
         if self.token_reward_normalization not in TOKEN_REWARD_NORMALIZATIONS:
             raise ValueError(

@@ -18,7 +18,7 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trl_token_ext.advantages import token_advantages
+from trl_token_ext.advantages import length_neutral_token_advantages, token_advantages
 from trl_token_ext.compat import keep_bnb_4bit_trainable_on_cpu
 from trl_token_ext.config import TokenRewardConfigMixin
 from trl_token_ext.kl_reward import kl_token_rewards
@@ -219,9 +219,7 @@ class TokenRewardMixin:
         rewards, present, mask = self._gather_token_rewards(batch, loss_mask)
         weighted, has_reward = weighted_token_rewards(rewards, present, weights.to(rewards.device))
         valid = mask * has_reward.unsqueeze(1)
-        advantages = token_advantages(
-            weighted,
-            valid,
+        settings = dict(
             group_size=group_size,
             mode=token_setting(self.args, "token_advantage_mode"),
             normalization=token_setting(self.args, "token_reward_normalization"),
@@ -230,6 +228,13 @@ class TokenRewardMixin:
             scale=token_setting(self.args, "token_advantage_scale"),
             leave_one_out=self.token_leave_one_out,
         )
+        if token_setting(self.args, "token_advantage_baseline") == "position":
+            raw = (len(names) - 1,) if kl_rewards is not None else ()  # β_kl is in the KL column's values
+            advantages = length_neutral_token_advantages(
+                rewards, present, mask, weights.to(rewards.device), raw_columns=raw, **settings
+            )
+        else:
+            advantages = token_advantages(weighted, valid, **settings)
         coef = token_setting(self.args, "token_advantage_coef")
         if coef != 0.0:  # every process holds the gathered batch, so all raise together
             check_token_advantages(advantages, valid, rewards, present, weights, names, coef)
