@@ -13,6 +13,7 @@ from trl_token_ext.scorers.metrics import BatchMetric, MetricReward, load_metric
 from trl_token_ext.scorers.online_prm import OnlineImplicitPRM
 from trl_token_ext.scorers.quality import ImplicitPRMQuality, LogProbQuality, TokenClassifierQuality
 from trl_token_ext.scorers.shaping import PotentialShaping
+from trl_token_ext.scorers.steps import StepReward, split_steps
 
 __all__ = [
     "BatchMetric",
@@ -26,10 +27,12 @@ __all__ = [
     "ReferenceConsistency",
     "RepetitionConsistency",
     "SelfConsistency",
+    "StepReward",
     "TeacherDistillReward",
     "TokenClassifierQuality",
     "TokenScorer",
     "WeightedTokenReward",
     "jaccard",
     "load_metric",
+    "split_steps",
 ]

@@ -1,0 +1,212 @@
+"""Multi-step addition with a verifier per line: a task where the credit for an error sits on one identifiable line.
+
+"Add 4, 9 and 3." → the model writes one line ``a + b = c`` per step, then ``Answer: N``::
+
+    4 + 9 = 13
+    13 + 3 = 16
+    Answer: 16
+
+* Outcome (`AnswerCorrect`, a TRL reward function): 1.0 when ``N`` is the true sum, else 0.0.
+* Step verifier (`LineVerifier`, a token reward function): every line is a step, checked in Python *locally*: step k
+  is right when it reads ``a + b = c`` with ``a`` the previous step's result (the first number for the first step),
+  ``b`` the next number and ``c = a + b``; the ``Answer: N`` line is right when ``N`` is the last step's result. So
+  an error is charged to the line that makes it, and a line that correctly continues from a wrong value is right.
+  Any other line (chatter, a missing or extra step) is wrong.
+* Problems come from seeded, separate random streams (`problems`): training draws fresh ones every step; the test
+  and out-of-distribution sets are fixed and never trained on.
+
+The prompt is a system line plus two worked examples as chat turns (SmolLM2-135M-Instruct otherwise chats instead
+of computing).
+"""
+
+from __future__ import annotations
+
+import random
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from trl_token_ext.scorers._common import message_text
+from trl_token_ext.scorers.steps import StepReward, split_steps
+
+SYSTEM = (
+    "You are a careful calculator. Add the numbers one at a time: write one line 'a + b = c' per step, "
+    "then 'Answer: N'."
+)
+WORKED_EXAMPLES = ((3, 5, 2), (7, 1, 6))
+STEP_PATTERN = re.compile(r"^\s*(-?\d+)\s*\+\s*(-?\d+)\s*=\s*(-?\d+)\s*\.?\s*$")
+ANSWER_PATTERN = re.compile(r"^\s*Answer\s*:\s*(-?\d+)\s*\.?\s*$", re.IGNORECASE)
+# Random streams (the seed of ``random.Random``) of each split: disjoint, so no test problem is trained on by design.
+STREAMS = {"train": 1_000, "test": 2_000, "ood": 3_000, "prm_train": 4_000, "prm_test": 5_000}
+
+
+@dataclass(frozen=True)
+class Difficulty:
+    """How many numbers a problem has and their range (inclusive)."""
+
+    count: int = 3
+    low: int = 1
+    high: int = 9
+
+
+IN_DISTRIBUTION = Difficulty(3, 1, 9)
+OUT_OF_DISTRIBUTION = Difficulty(4, 1, 9)  # a longer chain than any trained on
+
+
+def question(numbers: Sequence[int]) -> str:
+    listed = ", ".join(str(n) for n in numbers[:-1]) + f" and {numbers[-1]}"
+    return f"Add {listed}."
+
+
+def solution(numbers: Sequence[int]) -> str:
+    """The reference solution text (one line per step, then the answer)."""
+    lines, total = [], numbers[0]
+    for number in numbers[1:]:
+        lines.append(f"{total} + {number} = {total + number}")
+        total += number
+    return "\n".join([*lines, f"Answer: {total}"])
+
+
+def prompt(numbers: Sequence[int]) -> list[dict[str, str]]:
+    """The conversational prompt: system line, two worked examples as chat turns, then the question."""
+    messages = [{"role": "system", "content": SYSTEM}]
+    for example in WORKED_EXAMPLES:
+        messages += [
+            {"role": "user", "content": question(example)},
+            {"role": "assistant", "content": solution(example)},
+        ]
+    return [*messages, {"role": "user", "content": question(numbers)}]
+
+
+def problems(split: str, count: int, difficulty: Difficulty = IN_DISTRIBUTION, seed: int = 0) -> list[list[int]]:
+    """``count`` problems of ``split`` (a key of ``STREAMS``), from the stream ``STREAMS[split] + seed``."""
+    if split not in STREAMS:
+        raise ValueError(f"split must be one of {sorted(STREAMS)}, got {split!r}.")
+    rng = random.Random(STREAMS[split] + seed)
+    return [[rng.randint(difficulty.low, difficulty.high) for _ in range(difficulty.count)] for _ in range(count)]
+
+
+def columns(numbers: Sequence[Sequence[int]]) -> dict[str, list]:
+    """Dataset columns: ``prompt`` (chat messages) and ``numbers``."""
+    return {"prompt": [prompt(n) for n in numbers], "numbers": [list(n) for n in numbers]}
+
+
+def check_lines(lines: Sequence[str], numbers: Sequence[int]) -> list[bool]:
+    """Local correctness of each line of a solution of ``numbers`` (see the module docstring)."""
+    expected_steps = len(numbers) - 1
+    results, previous = [], numbers[0]
+    for index, line in enumerate(lines):
+        step = STEP_PATTERN.match(line)
+        if index < expected_steps and step is not None:
+            a, b, c = (int(g) for g in step.groups())
+            results.append(a == previous and b == numbers[index + 1] and c == a + b)
+            previous = c
+            continue
+        answer = ANSWER_PATTERN.match(line)
+        results.append(index == expected_steps and answer is not None and int(answer.group(1)) == previous)
+    return results
+
+
+def final_answer(text: str) -> int | None:
+    """The N of the first ``Answer: N`` line, or None."""
+    for step in split_steps(text):
+        match = ANSWER_PATTERN.match(step.text)
+        if match:
+            return int(match.group(1))
+    return None
+
+
+def well_formed(text: str, numbers: Sequence[int]) -> bool:
+    """Exactly the expected shape: ``len(numbers) - 1`` step lines then one answer line (values not checked)."""
+    lines = [step.text for step in split_steps(text)]
+    return (
+        len(lines) == len(numbers)
+        and all(STEP_PATTERN.match(line) for line in lines[:-1])
+        and ANSWER_PATTERN.match(lines[-1]) is not None
+    )
+
+
+class AnswerCorrect:
+    """Outcome reward (a TRL reward function): 1.0 when the completion's ``Answer: N`` is the sum of ``numbers``."""
+
+    __name__ = "answer_correct"
+
+    def __call__(self, completions: list, numbers: list, **kwargs: Any) -> list[float]:
+        return [float(final_answer(message_text(c)) == sum(n)) for c, n in zip(completions, numbers)]
+
+
+class LineAccuracy:
+    """A sequence-level reward (TRL reward function): the share of correct lines (0 for an empty completion)."""
+
+    __name__ = "line_accuracy"
+
+    def __call__(self, completions: list, numbers: list, **kwargs: Any) -> list[float]:
+        scores = []
+        for completion, values in zip(completions, numbers):
+            checks = check_lines([s.text for s in split_steps(message_text(completion))], values)
+            scores.append(sum(checks) / len(checks) if checks else 0.0)
+        return scores
+
+
+class LineVerifier(StepReward):
+    """Token reward: each line's verifier score (``correct`` / ``wrong``) placed on its tokens.
+
+    ``shuffle=True`` is the study's control: each completion's line scores are permuted among its lines (same sum,
+    wrong place), with a generator seeded per call so that runs repeat.
+    """
+
+    default_name = "line_verifier"
+
+    def __init__(
+        self,
+        placement: str = "last",
+        form: str = "raw",
+        correct: float = 1.0,
+        wrong: float = 0.0,
+        shuffle: bool = False,
+        seed: int = 0,
+        name: str | None = None,
+    ) -> None:
+        super().__init__(placement=placement, form=form, name=name)
+        self.correct, self.wrong, self.shuffle = float(correct), float(wrong), shuffle
+        self._rng = random.Random(seed)
+
+    def step_scores(self, prompts, steps, kwargs):
+        from trl_token_ext.scorers._common import get_column
+
+        numbers = get_column(kwargs, "numbers", self.__name__, len(prompts))
+        results = []
+        for lines, values in zip(steps, numbers):
+            scores = [self.correct if ok else self.wrong for ok in check_lines(lines, values)]
+            if self.shuffle:
+                self._rng.shuffle(scores)
+            results.append(scores)
+        return results
+
+
+def evaluate_texts(texts: Sequence[str], numbers: Sequence[Sequence[int]]) -> dict[str, float]:
+    """Held-out measures of completions: answer accuracy, line accuracy, format validity, lines per completion."""
+    answers, lines_right, lines_total, formed, counts = 0, 0, 0, 0, 0
+    for text, values in zip(texts, numbers):
+        lines = [step.text for step in split_steps(text)]
+        checks = check_lines(lines, values)
+        answers += final_answer(text) == sum(values)
+        lines_right += sum(checks)
+        lines_total += len(checks)
+        formed += well_formed(text, values)
+        counts += len(lines)
+    n = max(1, len(texts))
+    return {
+        "answer_accuracy": answers / n,
+        "line_accuracy": lines_right / max(1, lines_total),
+        "format_valid": formed / n,
+        "lines": counts / n,
+    }
+
+
+def stream(difficulty: Difficulty = IN_DISTRIBUTION, seed: int = 0, split: str = "train") -> Iterator[list[int]]:
+    """An endless stream of fresh problems (training draws a new one for every prompt)."""
+    rng = random.Random(STREAMS[split] + seed)
+    while True:
+        yield [rng.randint(difficulty.low, difficulty.high) for _ in range(difficulty.count)]
