@@ -122,7 +122,8 @@ def test_problem_streams_are_seeded_and_disjoint_by_split():
     assert ar.problems("test", 5) == ar.problems("test", 5)
     assert ar.problems("test", 5) != ar.problems("train", 5)
     assert ar.problems("train", 3, seed=1) != ar.problems("train", 3, seed=2)
-    assert all(len(p) == 3 and all(1 <= n <= 9 for n in p) for p in ar.problems("ood", 20))
+    assert all(len(p) == 3 and all(10 <= n <= 30 for n in p) for p in ar.problems("test", 20))
+    assert all(all(31 <= n <= 99 for n in p) for p in ar.problems("ood", 20, ar.OUT_OF_DISTRIBUTION))
     with pytest.raises(ValueError, match="split"):
         ar.problems("dev", 1)
     messages = ar.prompt([4, 9, 3])

@@ -38,7 +38,16 @@ WORKED_EXAMPLES = ((3, 5, 2), (7, 1, 6))
 STEP_PATTERN = re.compile(r"^\s*(-?\d+)\s*\+\s*(-?\d+)\s*=\s*(-?\d+)\s*\.?\s*$")
 ANSWER_PATTERN = re.compile(r"^\s*Answer\s*:\s*(-?\d+)\s*\.?\s*$", re.IGNORECASE)
 # Random streams (the seed of ``random.Random``) of each split: disjoint, so no test problem is trained on by design.
-STREAMS = {"train": 1_000, "test": 2_000, "ood": 3_000, "prm_train": 4_000, "prm_test": 5_000}
+# "val" is what learning rates are chosen on; "pilot" what the difficulty was calibrated on.
+STREAMS = {
+    "train": 1_000,
+    "test": 2_000,
+    "ood": 3_000,
+    "prm_train": 4_000,
+    "prm_test": 5_000,
+    "val": 6_000,
+    "pilot": 7_000,
+}
 
 
 @dataclass(frozen=True)
@@ -50,8 +59,10 @@ class Difficulty:
     high: int = 9
 
 
-IN_DISTRIBUTION = Difficulty(3, 1, 9)
-OUT_OF_DISTRIBUTION = Difficulty(4, 1, 9)  # a longer chain than any trained on
+# Calibrated on SmolLM2-135M-Instruct (64 pilot problems): at temperature 0.7, 53 % correct lines and 16 % correct
+# answers (greedy: 66 % / 28 %). Larger numbers for the out-of-distribution set: greedy 53 % / 12 %.
+IN_DISTRIBUTION = Difficulty(3, 10, 30)
+OUT_OF_DISTRIBUTION = Difficulty(3, 31, 99)
 
 
 def question(numbers: Sequence[int]) -> str:
