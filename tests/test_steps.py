@@ -128,4 +128,7 @@ def test_problem_streams_are_seeded_and_disjoint_by_split():
         ar.problems("dev", 1)
     messages = ar.prompt([4, 9, 3])
     assert messages[-1] == {"role": "user", "content": "Add 4, 9 and 3."}
-    assert messages[2]["content"] == "3 + 5 = 8\n8 + 2 = 10\nAnswer: 10"
+    assert messages[1:3] == [
+        {"role": "user", "content": "Add 17, 25 and 12."},
+        {"role": "assistant", "content": "17 + 25 = 42\n42 + 12 = 54\nAnswer: 54"},
+    ]
