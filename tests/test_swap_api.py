@@ -171,6 +171,19 @@ def test_script_arguments_compose_with_a_scripts_own_reward_funcs(tmp_path, layo
         parser.parse_args_and_config(["--config", path, "--token_reward_kwargs", '{"other": {}}'])
 
 
+def test_a_scripts_own_post_init_after_it_still_runs():
+    @dataclass
+    class Checked(ScriptArguments):
+        seen: bool = False
+
+        def __post_init__(self):
+            self.seen = True
+
+    merged = dataclass(type("Merged", (TokenRewardScriptArguments, Checked), {}))
+    args = merged(token_reward_funcs="repetition")
+    assert args.seen and args.token_reward_funcs == ["repetition"]
+
+
 def test_a_yaml_scalar_is_one_function_name():
     args = TokenRewardScriptArguments(token_reward_funcs="repetition", token_reward_kwargs='[{"n": 2}]')
     assert args.token_reward_funcs == ["repetition"] and args.token_reward_kwargs == [{"n": 2}]
@@ -227,10 +240,26 @@ def test_outcome_rewards_by_name_get_the_clear_error_and_a_scripts_own_registry(
     )
     assert funcs[0] is strict_length and funcs[1](completions=["x"]) == [-2.0] and funcs[2] is scaled_length
     assert funcs[3] is resolve("think_format_reward")
-    with pytest.raises(ValueError) as error:
-        build_reward_funcs(["accuracy", "acuracy"], registry=registry, kind="outcome")
-    assert "Unknown reward function 'acuracy'. Valid names are ['accuracy', 'penalty', " in str(error.value)
+    built = []
+    with pytest.raises(ValueError) as error:  # every name is checked before the first is built
+        build_reward_funcs(["counted", "acuracy"], registry={**registry, "counted": lambda: built.append(1) or print})
+    assert not built
+    assert "Unknown reward function 'acuracy'. Valid names are ['accuracy', 'counted', 'penalty', " in str(error.value)
     with pytest.raises(ValueError, match=r"'repetition' is a token reward function.*`token_reward_funcs`"):
         build_reward_funcs(["repetition"], kind="outcome")
     with pytest.raises(ValueError, match="kind must be one of"):
         build_reward_funcs(["accuracy"], registry=registry, kind="sequence")
+
+
+def test_the_cli_refuses_rewards_of_the_other_kind_before_loading_the_model(tmp_path):
+    from trl_token_ext import cli
+
+    data = tmp_path / "prompts.jsonl"
+    data.write_text(json.dumps({"prompt": "hi"}))
+    base = {"model_name_or_path": str(tmp_path / "no-such-model"), "dataset_name": str(data), "bf16": False}
+    for values, message in [
+        ({"reward_funcs": ["repetition"]}, "'repetition' is a token reward function"),
+        ({"token_reward_funcs": ["think_format_reward"]}, "'think_format_reward' scores whole completions"),
+    ]:
+        with pytest.raises(ValueError, match=message):  # not an OSError from the missing model
+            cli.main(["grpo", "--config", recipe(tmp_path, **base, **values)])

@@ -210,15 +210,16 @@ def run_training(command: str, script_args, reward_args, training_args, model_ar
         getattr(reward_args, "overwrite_output_dir", False),
         training_args.process_index == 0,
     )
-    dataset = load_train_dataset(script_args, dataset_args)
-    policy, peft_config = load_policy(model_args, training_args)
-    training_args.model_init_kwargs = None  # consumed by load_policy
+    registry.check_reward_names(reward_args.token_reward_funcs, kind="token")  # before loading anything
     reward_funcs: list[Any] = []
     if reward_args.reward_model_name_or_path:
         reward_funcs.append(reward_args.reward_model_name_or_path)
     reward_funcs += registry.build_reward_funcs(
         reward_args.reward_funcs, reward_args.reward_kwargs, "reward_kwargs", kind="outcome"
     )
+    dataset = load_train_dataset(script_args, dataset_args)
+    policy, peft_config = load_policy(model_args, training_args)
+    training_args.model_init_kwargs = None  # consumed by load_policy
     token_funcs = reward_args.build_token_reward_funcs(training_args, prepare=_policy_prepare(policy, model_args))
     if not reward_funcs:  # token rewards only: a constant outcome reward gives zero outcome advantages
         reward_funcs = [_zero_reward]

@@ -282,6 +282,17 @@ def options_for(names: Sequence[str], options: dict | list | None, flag: str) ->
     return [dict(opts) for opts in result]
 
 
+def check_reward_names(
+    names: str | Sequence[str] | None, registry: Mapping[str, Any] | None = None, kind: str | None = None
+) -> list[Any]:
+    """Resolve every name (see `resolve`) and refuse one of the other ``kind``, without building anything (cheap:
+    run it before loading models). Returns the resolved targets."""
+    targets = [resolve(name, registry) for name in name_list(names)]
+    for name, target in zip(name_list(names), targets):
+        _check_kind(name, target, kind)
+    return targets
+
+
 def build_reward_funcs(
     names: str | Sequence[str] | None,
     options: Any = None,
@@ -305,7 +316,7 @@ def build_reward_funcs(
     """
     names = name_list(names)
     per_name = options_for(names, parse_options(options, flag), flag)
-    targets = [resolve(name, registry) for name in names]  # every name checked before anything is built
+    targets = check_reward_names(names, registry, kind)  # every name checked before anything is built
     funcs = []
     for name, target, opts in zip(names, targets, per_name):
         if prepare is not None:
