@@ -34,6 +34,7 @@ _LAZY: dict[str, str] = {
     "TokenRLOOConfig": "trl_token_ext.trainers.rloo",
     "TokenRLOOTrainer": "trl_token_ext.trainers.rloo",
     "TokenRewardConfigMixin": "trl_token_ext.config",
+    "TokenRewardScriptArguments": "trl_token_ext.script_args",
     "TokenScorer": "trl_token_ext.scorers",
     "TrainClassifierArguments": "trl_token_ext.sentence.recipes",
     "WeightedTokenReward": "trl_token_ext.scorers",
@@ -47,6 +48,7 @@ _LAZY: dict[str, str] = {
     "split_sentences": "trl_token_ext.sentence.split",
     "token_heatmap_html": "trl_token_ext.visualize",
     "train_sentence_classifier": "trl_token_ext.sentence.train",
+    "with_token_fields": "trl_token_ext.config",
 }
 
 __all__ = [
@@ -72,6 +74,7 @@ __all__ = [
     "TokenRLOOConfig",
     "TokenRLOOTrainer",
     "TokenRewardConfigMixin",
+    "TokenRewardScriptArguments",
     "TokenScorer",
     "TrainClassifierArguments",
     "WeightedTokenReward",
@@ -85,10 +88,11 @@ __all__ = [
     "split_sentences",
     "token_heatmap_html",
     "train_sentence_classifier",
+    "with_token_fields",
 ]
 
 if TYPE_CHECKING:
-    from trl_token_ext.config import TokenRewardConfigMixin
+    from trl_token_ext.config import TokenRewardConfigMixin, with_token_fields
     from trl_token_ext.models import SharedBaseModel, load_policy, load_scorer_model
     from trl_token_ext.registry import build_reward_func, register_reward
     from trl_token_ext.scorers import (
@@ -108,6 +112,7 @@ if TYPE_CHECKING:
         TokenScorer,
         WeightedTokenReward,
     )
+    from trl_token_ext.script_args import TokenRewardScriptArguments
     from trl_token_ext.sentence.recipes import TrainClassifierArguments
     from trl_token_ext.sentence.reward import SentenceClassifierReward
     from trl_token_ext.sentence.split import align_sentences, split_sentences
