@@ -19,7 +19,7 @@ import torch
 from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
 from trl import RLOOTrainer
 from trl.models.utils import disable_gradient_checkpointing
-from trl.trainer.utils import use_adapter
+from trl.trainer.utils import nanmax, nanmin, use_adapter
 
 
 @dataclass(frozen=True)
@@ -75,7 +75,11 @@ TRL_API: tuple[TrlApi, ...] = (
            "the KL-in-reward reference of a PEFT policy: TRL's own adapter switch"),
     TrlApi("disable_gradient_checkpointing", ("trl.models.utils",), ("model", "gradient_checkpointing_kwargs"),
            "no-grad log-prob passes, as TRL runs them"),
+    TrlApi("nanmin", ("trl.trainer.utils",), ("tensor",), "RLOO's clip_ratio/low_min"),
+    TrlApi("nanmax", ("trl.trainer.utils",), ("tensor",), "RLOO's clip_ratio/high_max"),
     # public attributes set in TRL's __init__ that the token paths read
+    TrlApi("aux_loss_enabled", _BOTH, None, "RLOO token loss: add the MoE auxiliary loss as TRL does"),
+    TrlApi("router_aux_loss_coef", _BOTH, None, "RLOO token loss: the auxiliary loss's coefficient"),
     TrlApi("epsilon_low", _BOTH, None, "RLOO token loss: the clip range"),
     TrlApi("epsilon_high", _BOTH, None, "RLOO token loss: the clip range"),
     TrlApi("beta", _BOTH, None, "RLOO: whether TRL ran a reference pass during generation"),
@@ -202,3 +206,8 @@ def rloo_generation_logps(trainer: Any, output: dict[str, Any]) -> tuple[torch.T
             "computes RLOO's old log-probs differently from TRL 1.16 (see docs/trl_internals.md)."
         )
     return kept[0], kept[1] if expected == 2 else None
+
+
+def clip_summary(values: torch.Tensor) -> dict[str, float]:
+    """nan-mean, nan-min and nan-max of a gathered 1-D tensor (TRL's clip-ratio statistics)."""
+    return {"mean": values.nanmean().item(), "min": nanmin(values).item(), "max": nanmax(values).item()}

@@ -9,7 +9,7 @@ import torch
 from trl import RLOOConfig, RLOOTrainer
 
 from trl_token_ext.config import TokenRewardConfigMixin
-from trl_token_ext.losses import per_token_clipped_pg_loss
+from trl_token_ext.losses import per_token_clipped_pg_loss, sequence_clip_fractions
 from trl_token_ext.trainers import _trl
 from trl_token_ext.trainers.state import TokenSettings
 from trl_token_ext.trainers.token_mixin import TokenRewardMixin, loss_mask
@@ -54,18 +54,33 @@ class TokenRLOOTrainer(TokenRewardMixin, RLOOTrainer):
         output["old_per_token_logps"] = self._generation_logps(output)[0]
 
     def _compute_loss(self, model, inputs):
-        """A per-token clipped loss when token advantages are on (``uses_token_loss``), else TRL's sequence loss."""
+        """TRL's RLOO loss with one ratio per token when token advantages are on (``uses_token_loss``), else TRL's.
+
+        L = mean_i Σ_t −min(ρ_{i,t}·A_{i,t}, clip(ρ_{i,t})·A_{i,t})·mask_{i,t} (+ the MoE auxiliary loss, as TRL adds
+        it); metrics as TRL's: ``entropy``, ``aux_loss``, ``clip_ratio/{low_mean,low_min,high_mean,high_max,
+        region_mean}`` over sequences (each sequence's value: the share of its tokens clipped).
+        """
         if not self.uses_token_loss:
             return super()._compute_loss(model, inputs)
         mask = loss_mask(inputs)
-        per_token_logps, entropies, _ = _trl.forward_logps(self, model, inputs, compute_entropy=True)
+        per_token_logps, entropies, aux_loss = _trl.forward_logps(
+            self, model, inputs, compute_entropy=True, compute_aux_loss=self.aux_loss_enabled
+        )
         loss, is_low, is_high = per_token_clipped_pg_loss(
             per_token_logps, inputs["old_per_token_logps"], inputs["advantages"], mask, self.epsilon_low,
             self.epsilon_high,
         )  # fmt: skip
         metrics = _trl.mode_metrics(self)
-        for name, values in (("entropy", entropies), ("clip_ratio/low_mean", is_low.float()),
-                             ("clip_ratio/high_mean", is_high.float())):  # fmt: skip
-            stats = self.accelerator.reduce(torch.stack([(values * mask).sum(), mask.sum()]), reduction="sum")
-            metrics[name].append((stats[0] / stats[1].clamp(min=1.0)).item())
+        if self.aux_loss_enabled:  # unscaled, as TRL adds it (the Trainer divides by gradient accumulation)
+            loss = loss + self.router_aux_loss_coef * aux_loss
+            metrics["aux_loss"].append(self.accelerator.gather_for_metrics(aux_loss).mean().item())
+        stats = self.accelerator.reduce(torch.stack([(entropies * mask).sum(), mask.sum()]), reduction="sum")
+        metrics["entropy"].append((stats[0] / stats[1].clamp(min=1.0)).item())
+        low, high, region = (self.accelerator.gather(v) for v in sequence_clip_fractions(is_low, is_high, mask))
+        low, high = _trl.clip_summary(low), _trl.clip_summary(high)
+        metrics["clip_ratio/low_mean"].append(low["mean"])
+        metrics["clip_ratio/low_min"].append(low["min"])
+        metrics["clip_ratio/high_mean"].append(high["mean"])
+        metrics["clip_ratio/high_max"].append(high["max"])
+        metrics["clip_ratio/region_mean"].append(region.nanmean().item())
         return loss
