@@ -64,8 +64,8 @@ class PendingTokenStep:
     """One generation batch on its way through TRL's hooks (created when generation starts, dropped at its end).
 
     Attributes:
-        capturing: True until TRL calls ``_calculate_rewards``: the log-prob passes TRL runs before it (the sampling
-            policy's, then the reference's when ``beta != 0``) are kept in ``generation_logps``, in call order.
+        capturing: True until TRL computes the outcome rewards: the log-prob passes TRL runs before them (the
+            sampling policy's, then the reference's when ``beta != 0``) are kept in ``generation_logps``, in order.
         generation_logps: (B, T) log-probs of those passes.
         outcome_rewards: the ``outcome_rewards`` keyword, set only while the token reward functions run.
         reward_batch: what the token reward functions returned, this process's rows (None: no token path).

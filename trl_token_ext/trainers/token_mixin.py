@@ -4,9 +4,9 @@ One generation batch goes through TRL's hooks (overridden in `trainers._trl.TrlH
 TRL's private methods) and the mixin's own steps, carried by one `PendingTokenStep`:
 
 1. ``_new_token_step`` when generation starts (None when no token path is active: TRL runs untouched);
-2. ``_score_token_rewards`` right after TRL's outcome rewards (``_calculate_rewards``): the token reward functions
-   run on the same prompts, completions and columns;
-3. ``_finish_token_step`` after TRL's ``_generate_and_score_completions`` returns (the template): token advantages,
+2. ``_score_token_rewards`` right after TRL's outcome rewards: the token reward functions run on the same prompts,
+   completions and columns;
+3. ``_finish_token_step`` once TRL's generation and scoring return (the template's last step): token advantages,
    A = A_out + λ·A_tok on the loss mask, the per-trainer hook ``_prepare_token_loss``, the step record.
 
 Per-trainer hooks: ``token_leave_one_out`` (RLOO's baseline), ``_generation_logps`` (the per-token log-probs TRL
