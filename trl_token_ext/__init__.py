@@ -25,6 +25,7 @@ _LAZY: dict[str, str] = {
     "SelfConsistency": "trl_token_ext.scorers",
     "SentenceClassifierReward": "trl_token_ext.sentence.reward",
     "SharedBaseModel": "trl_token_ext.models",
+    "StatefulTokenReward": "trl_token_ext.trainers.protocols",
     "StepReward": "trl_token_ext.scorers",
     "TeacherDistillReward": "trl_token_ext.scorers",
     "TokenClassifierQuality": "trl_token_ext.scorers",
@@ -36,7 +37,11 @@ _LAZY: dict[str, str] = {
     "TokenRewardConfigMixin": "trl_token_ext.config",
     "TokenRewardScriptArguments": "trl_token_ext.script_args",
     "TokenScorer": "trl_token_ext.scorers",
+    "TokenStepCallback": "trl_token_ext.trainers.protocols",
+    "TokenStepRecord": "trl_token_ext.trainers.records",
     "TrainClassifierArguments": "trl_token_ext.sentence.recipes",
+    "TrainerBoundReward": "trl_token_ext.trainers.protocols",
+    "TrainsOwnModel": "trl_token_ext.trainers.protocols",
     "WeightedTokenReward": "trl_token_ext.scorers",
     "align_sentences": "trl_token_ext.sentence.split",
     "build_reward_func": "trl_token_ext.registry",
@@ -65,6 +70,7 @@ __all__ = [
     "SelfConsistency",
     "SentenceClassifierReward",
     "SharedBaseModel",
+    "StatefulTokenReward",
     "StepReward",
     "TeacherDistillReward",
     "TokenClassifierQuality",
@@ -76,7 +82,11 @@ __all__ = [
     "TokenRewardConfigMixin",
     "TokenRewardScriptArguments",
     "TokenScorer",
+    "TokenStepCallback",
+    "TokenStepRecord",
     "TrainClassifierArguments",
+    "TrainerBoundReward",
+    "TrainsOwnModel",
     "WeightedTokenReward",
     "align_sentences",
     "build_reward_func",
@@ -118,7 +128,13 @@ if TYPE_CHECKING:
     from trl_token_ext.sentence.split import align_sentences, split_sentences
     from trl_token_ext.sentence.train import train_sentence_classifier
     from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
-    from trl_token_ext.trainers.records import OutcomeRewards
+    from trl_token_ext.trainers.protocols import (
+        StatefulTokenReward,
+        TokenStepCallback,
+        TrainerBoundReward,
+        TrainsOwnModel,
+    )
+    from trl_token_ext.trainers.records import OutcomeRewards, TokenStepRecord
     from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
     from trl_token_ext.visualize import TokenHeatmapCallback, heatmap_page, plot_reward_curves, token_heatmap_html
 
