@@ -116,10 +116,10 @@ def run_script(root: Path, script: str, out: str, *flags: str) -> dict:
     """Run ``script`` as ``python script --config recipe.yaml --output_dir out *flags`` in this process, from ``root``;
     returns the log history, the saved parameters, the parsed config and the (outcome, token, mask, coef) tensors the
     token trainer combined at each step."""
-    from trl_token_ext.trainers import grpo
+    from trl_token_ext.trainers import token_mixin
 
     combined = []
-    original = grpo.combine_advantages
+    original = token_mixin.combine_advantages
 
     def spy(outcome, token, mask, coef):
         combined.append((outcome.detach().clone(), token.detach().clone(), mask.detach().clone(), coef))
@@ -127,7 +127,7 @@ def run_script(root: Path, script: str, out: str, *flags: str) -> dict:
 
     argv = [script, "--config", str(root / "recipe.yaml"), "--output_dir", str(root / out), *flags]
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(grpo, "combine_advantages", spy)
+        patch.setattr(token_mixin, "combine_advantages", spy)
         patch.setattr(sys, "argv", argv)
         patch.chdir(root)
         patch.syspath_prepend(str(root))
