@@ -45,7 +45,7 @@ from verifier_report import write_json  # noqa: E402
 ARMS = ("outcome", "outcome_lines", "verifier", "verifier_min", "prime", "shuffled")
 EXPLORATORY_ARMS = ("verifier_token_mean",)  # (c) with the pre-0.1.0 pooled token-mean baseline
 DEFAULTS = {
-    "real": dict(steps=20, eval_every=5, max_completion_length=48, learning_rate=3e-4, test_size=200, ood_size=200),
+    "real": dict(steps=24, eval_every=6, max_completion_length=48, learning_rate=3e-4, test_size=200, ood_size=200),
     "tiny": dict(steps=2, eval_every=1, max_completion_length=12, learning_rate=2e-2, test_size=6, ood_size=4),
 }
 
@@ -57,9 +57,9 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--device", default="cpu", help="cpu (default) or cuda[:i]")
     add("--arms", nargs="+", default=list(ARMS), choices=ARMS + EXPLORATORY_ARMS)
     add("--seeds", nargs="+", type=int, default=[0, 1, 2, 3, 4])
-    add("--steps", type=int, default=None, help="GRPO steps per run (20; --tiny 2)")
-    add("--eval_every", "--eval-every", type=int, default=None, help="test-set evaluation period in steps (5)")
-    add("--prompts_per_step", "--prompts-per-step", type=int, default=2)
+    add("--steps", type=int, default=None, help="GRPO steps per run (24; --tiny 2)")
+    add("--eval_every", "--eval-every", type=int, default=None, help="test-set evaluation period in steps (6)")
+    add("--prompts_per_step", "--prompts-per-step", type=int, default=1)
     add("--num_generations", "--num-generations", type=int, default=8)
     add("--max_completion_length", "--max-completion-length", type=int, default=None, help="48; --tiny 12")
     add("--temperature", type=float, default=0.7)
