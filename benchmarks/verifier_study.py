@@ -120,7 +120,8 @@ def run_settings(args: argparse.Namespace) -> dict[str, Any]:
 
 
 def code_version() -> str:
-    """The git commit of the code that ran (with ``+dirty`` for uncommitted changes), or 'unknown'."""
+    """The git commit of the checkout (with ``+dirty`` for uncommitted changes), or 'unknown'. Read once at start
+    (``CODE``): the code a process runs is the code it imported, even if the checkout changes later."""
     root = Path(__file__).resolve().parent.parent
     try:
         head = subprocess.run(["git", "rev-parse", "HEAD"], cwd=root, capture_output=True, text=True, check=True)
@@ -129,6 +130,9 @@ def code_version() -> str:
         return head.stdout.strip() + ("+dirty" if dirty.stdout.strip() else "")
     except (OSError, subprocess.CalledProcessError):
         return "unknown"
+
+
+CODE = code_version()
 
 
 # ---------------------------------------------------------------- evaluation
@@ -336,7 +340,7 @@ def run_one(arm: str, seed: int, rate: float, args: argparse.Namespace, model_pa
         "reward_funcs": [f.__name__ for f in rewards["reward_funcs"]],
         "token_reward_funcs": [f.__name__ for f in token_funcs],
         "token_config": rewards.get("config"),
-        "code": code_version(),
+        "code": CODE,
         "model_path": model_path,
         "seconds_per_step": sum(record["step_seconds"]) / max(1, len(record["step_seconds"])),
         "load_seconds": loaded - started,
@@ -353,7 +357,7 @@ def start_record(args: argparse.Namespace, model_path: str) -> dict[str, Any]:
     point = {"step": 0, "completions": 0}
     for name, problems in eval_sets(args).items():
         point[name] = evaluate(policy, tokenizer, problems, args)
-    return {"config": run_settings(args) | {"arm": "start"}, "curve": [point], "code": code_version()}
+    return {"config": run_settings(args) | {"arm": "start"}, "curve": [point], "code": CODE}
 
 
 def resolve_model(args: argparse.Namespace) -> str:
