@@ -16,6 +16,7 @@ import torch
 from trl_token_ext.scorers.step_prm import StepPRMReward
 from trl_token_ext.step_prm.inputs import (
     PRMInput,
+    StepEncodingError,
     label_token_ids,
     math_shepherd_input,
     qwen_prm_input,
@@ -26,6 +27,7 @@ from trl_token_ext.testing import (
     build_qwen_prm_tokenizer,
     build_tiny_prm,
     build_tiny_tokenizer,
+    build_wordpiece_tokenizer,
     save_tiny_prm,
 )
 
@@ -34,7 +36,8 @@ PROMPT = [{"role": "system", "content": "Be careful."}, {"role": "user", "conten
 FORMATS = ("token_classification", "math_shepherd", "qwen_prm")
 
 # Policy completions (tiny byte-level BPE) and their tokens, by hand:
-TWO_STEPS = "12 + 3 = 15\nAnswer: 15"  # '1' '2' ' ' '+' ' ' '3' ' ' '=' ' ' '1' '5' '\n' | 'A' 'n' 's' 'w' 'er' ':' ' ' '1' '5'
+# '1' '2' ' ' '+' ' ' '3' ' ' '=' ' ' '1' '5' '\n' | 'A' 'n' 's' 'w' 'er' ':' ' ' '1' '5'
+TWO_STEPS = "12 + 3 = 15\nAnswer: 15"
 EMPTY_STEP = "12 + 3 = 15\n\nAnswer: 15"  # the same with a second '\n' (index 12): the blank line joins step 1
 ONE_STEP = "Answer: 19"  # 'A' 'n' 's' 'w' 'er' ':' ' ' '1' '9'
 TRUNCATED = "12 + 3 = 15\nAnsw"  # cut inside the answer line: 'A' 'n' 's' 'w'
@@ -54,7 +57,9 @@ def trl_reference(model, tokenizer, prompt: str, steps: list[str], separator: st
     ids = [tokenizer.bos_token_id] + tokenizer(prompt, add_special_tokens=False)["input_ids"]
     positions = []
     for step in steps:
-        ids += tokenizer(step, add_special_tokens=False)["input_ids"] + tokenizer.encode(separator, add_special_tokens=False)
+        ids += tokenizer(step, add_special_tokens=False)["input_ids"] + tokenizer.encode(
+            separator, add_special_tokens=False
+        )
         positions.append(len(ids) - 1)
     logits = model(input_ids=torch.tensor([ids])).logits[0]
     return logits.softmax(-1)[positions, 1].tolist()
@@ -124,13 +129,18 @@ def placed(text: str, scores: list[float]) -> list[float]:
 
 # ------------------------------------------------------------------ the formats' inputs, literally
 def test_token_classification_input_is_trls_tokenize_row(tiny_tokenizer):
+    encode = functools.partial(tiny_tokenizer.encode, add_special_tokens=False)
     built = token_classification_input(tiny_tokenizer, "Hi", ["a b", "c"], "\n")
-    pieces = [[tiny_tokenizer.bos_token_id], tiny_tokenizer.encode("Hi"), tiny_tokenizer.encode("a b"), [198]]
-    encode = tiny_tokenizer.encode
-    assert encode("\n") == [encode("\n")[0]]
-    expected = [tiny_tokenizer.bos_token_id, *encode("Hi"), *encode("a b"), *encode("\n"), *encode("c"), *encode("\n")]
-    assert built.ids == expected and pieces
-    assert built.positions == [len(encode("Hi")) + len(encode("a b")) + 1, len(expected) - 1]
+    first = [tiny_tokenizer.bos_token_id, *encode("Hi"), *encode("a b"), *encode("\n")]
+    assert built.ids == [*first, *encode("c"), *encode("\n")]
+    assert built.positions == [len(first) - 1, len(built.ids) - 1]
+    wordpiece = build_wordpiece_tokenizer()  # no BOS; "\n" encodes to nothing: the label sits on the step's last token
+    built = token_classification_input(wordpiece, "is", ["the movie", "was"], "\n")
+    assert wordpiece.convert_ids_to_tokens(built.ids) == ["is", "the", "movie", "was"]
+    assert built.positions == [2, 3]
+    with pytest.raises(StepEncodingError, match="step 1 .* encode to no token") as caught:
+        token_classification_input(wordpiece, "is", ["the", "\x00"], "\n")
+    assert caught.value.step == 1
 
 
 def test_math_shepherd_and_qwen_inputs_read_the_tags():
@@ -221,7 +231,9 @@ def test_errors_name_the_scorer(tiny_tokenizer):
         StepPRMReward(model, tokenizer=tokenizer, correct_label="good", name="judge")
     lm, shepherd = prm("math_shepherd")
     wrong = StepPRMReward(lm, "token_classification", shepherd, name="wrong")
-    with pytest.raises(ValueError, match=r"wrong: format 'token_classification' reads per-token class logits \(B, L, 2\)"):
+    with pytest.raises(
+        ValueError, match=r"wrong: format 'token_classification' reads per-token class logits \(B, L, 2\)"
+    ):
         call(wrong, [TWO_STEPS], tiny_tokenizer)
     no_template = StepPRMReward(lm, "qwen_prm", shepherd, name="qwen")
     with pytest.raises(ValueError, match="qwen \\(format 'qwen_prm'\\): .* needs the PRM tokenizer's chat template"):

@@ -25,6 +25,7 @@ _LAZY: dict[str, str] = {
     "SelfConsistency": "trl_token_ext.scorers",
     "SentenceClassifierReward": "trl_token_ext.sentence.reward",
     "SharedBaseModel": "trl_token_ext.models",
+    "StepPRMReward": "trl_token_ext.scorers",
     "StepReward": "trl_token_ext.scorers",
     "TeacherDistillReward": "trl_token_ext.scorers",
     "TokenClassifierQuality": "trl_token_ext.scorers",
@@ -36,6 +37,7 @@ _LAZY: dict[str, str] = {
     "TokenRewardConfigMixin": "trl_token_ext.config",
     "TokenScorer": "trl_token_ext.scorers",
     "TrainClassifierArguments": "trl_token_ext.sentence.recipes",
+    "TrainPRMArguments": "trl_token_ext.step_prm.recipes",
     "WeightedTokenReward": "trl_token_ext.scorers",
     "align_sentences": "trl_token_ext.sentence.split",
     "build_reward_func": "trl_token_ext.registry",
@@ -47,6 +49,7 @@ _LAZY: dict[str, str] = {
     "split_sentences": "trl_token_ext.sentence.split",
     "token_heatmap_html": "trl_token_ext.visualize",
     "train_sentence_classifier": "trl_token_ext.sentence.train",
+    "train_step_prm": "trl_token_ext.step_prm.train",
 }
 
 __all__ = [
@@ -63,6 +66,7 @@ __all__ = [
     "SelfConsistency",
     "SentenceClassifierReward",
     "SharedBaseModel",
+    "StepPRMReward",
     "StepReward",
     "TeacherDistillReward",
     "TokenClassifierQuality",
@@ -74,6 +78,7 @@ __all__ = [
     "TokenRewardConfigMixin",
     "TokenScorer",
     "TrainClassifierArguments",
+    "TrainPRMArguments",
     "WeightedTokenReward",
     "align_sentences",
     "build_reward_func",
@@ -85,6 +90,7 @@ __all__ = [
     "split_sentences",
     "token_heatmap_html",
     "train_sentence_classifier",
+    "train_step_prm",
 ]
 
 if TYPE_CHECKING:
@@ -102,6 +108,7 @@ if TYPE_CHECKING:
         ReferenceConsistency,
         RepetitionConsistency,
         SelfConsistency,
+        StepPRMReward,
         StepReward,
         TeacherDistillReward,
         TokenClassifierQuality,
@@ -112,6 +119,8 @@ if TYPE_CHECKING:
     from trl_token_ext.sentence.reward import SentenceClassifierReward
     from trl_token_ext.sentence.split import align_sentences, split_sentences
     from trl_token_ext.sentence.train import train_sentence_classifier
+    from trl_token_ext.step_prm.recipes import TrainPRMArguments
+    from trl_token_ext.step_prm.train import train_step_prm
     from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
     from trl_token_ext.trainers.records import OutcomeRewards
     from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer

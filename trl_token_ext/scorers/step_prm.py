@@ -66,7 +66,8 @@ class StepPRMReward(StepReward):
         tokenizer: the PRM's tokenizer (default: the one saved with ``model``; else the policy's).
         separator, placement, form: how completions split into steps, how a step's score reaches its tokens, and
             raw / min / diff (see `StepReward`; default: lines, the step's last token, raw).
-        step_tag: what the PRM's input puts after each step (default per format, ``STEP_TAGS``).
+        step_tag: what the PRM's input puts after each step (default: the ``prm_step_separator`` a PRM trained by
+            ``trl-token train-prm`` saved in its config, else per format, ``STEP_TAGS``).
         correct_label: the "correct" class (index or ``id2label`` name) of the class formats; default 1 (TRL's
             ``True``, Qwen's positive class).
         label_tokens: Math-Shepherd's good and bad tokens: two strings (their ids found as Math-Shepherd's code
@@ -118,7 +119,6 @@ class StepPRMReward(StepReward):
         if len(label_tokens) != 2:
             raise ValueError(f"{self.__name__}: label_tokens must be (good, bad), got {label_tokens!r}.")
         self.format = format
-        self.step_tag = STEP_TAGS[format] if step_tag is None else step_tag
         self.system_prompt, self.question_column = system_prompt, question_column
         self.model = load_scorer_model(
             model,
@@ -133,6 +133,10 @@ class StepPRMReward(StepReward):
         )
         self.tokenizer = load_tokenizer(tokenizer, model)
         config = getattr(self.model, "config", None)
+        if step_tag is None:  # a PRM trained by `trl-token train-prm` records its separator
+            saved = getattr(config, "prm_step_separator", None) if format == "token_classification" else None
+            step_tag = STEP_TAGS[format] if saved is None else saved
+        self.step_tag = step_tag
         if format == "math_shepherd":
             self.class_index = None
             self.label_tokens = tuple(label_tokens)

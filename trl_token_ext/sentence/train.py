@@ -16,7 +16,7 @@ from trl_token_ext.finetune import ClassifierTrainingResult, classifier_lora_con
 from trl_token_ext.sentence.metrics import load_classification_metric
 
 
-def _is_missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
     """None, NaN (pandas' empty cell) or an empty / blank string."""
     return (
         value is None
@@ -34,7 +34,7 @@ def check_texts(dataset, text_column: str, split: str = "dataset") -> None:
     if text_column not in dataset.column_names:
         raise ValueError(f"{split}: text column {text_column!r} not found; the dataset has {dataset.column_names}.")
     for index, value in enumerate(dataset[text_column]):
-        if _is_missing(value) or not isinstance(value, str):
+        if is_missing(value) or not isinstance(value, str):
             raise ValueError(
                 f"{split}: column {text_column!r}, example {index}: expected a non-empty string, got "
                 f"{type(value).__name__} {value!r}."
@@ -50,7 +50,7 @@ def check_labels(dataset, label_column: str, split: str = "dataset") -> None:
     if label_column not in dataset.column_names:
         raise ValueError(f"{split}: label column {label_column!r} not found; the dataset has {dataset.column_names}.")
     for index, value in enumerate(dataset[label_column]):
-        if _is_missing(value):
+        if is_missing(value):
             raise ValueError(
                 f"{split}: column {label_column!r}, example {index}: missing label ({value!r}); every example needs "
                 "exactly one label."
