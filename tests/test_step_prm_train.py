@@ -159,6 +159,9 @@ def test_train_tiny_prm_with_lora_then_score_with_it(tiny_prm_dir, tmp_path, tin
     placed = reward(prompts=["Add 3, 4 and 2."], completion_ids=[ids], processing_class=tiny_tokenizer)[0]
     scores = [value for value in placed if value]
     assert len(scores) == 3 and scores[1] < 0.5 < min(scores[0], scores[2])  # the wrong step is found
+    from_adapter = StepPRMReward(result.adapter_dir, device="cpu")  # base + LoRA adapter, labels from its config
+    again = from_adapter(prompts=["Add 3, 4 and 2."], completion_ids=[ids], processing_class=tiny_tokenizer)[0]
+    assert from_adapter.step_tag == "\n\n" and again == pytest.approx(placed, abs=1e-5)
 
 
 def test_train_step_prm_refuses_bad_input_before_loading(tmp_path):
