@@ -26,6 +26,7 @@ _LAZY: dict[str, str] = {
     "SentenceClassifierReward": "trl_token_ext.sentence.reward",
     "SharedBaseModel": "trl_token_ext.models",
     "StatefulTokenReward": "trl_token_ext.trainers.protocols",
+    "StepPRMReward": "trl_token_ext.scorers",
     "StepReward": "trl_token_ext.scorers",
     "TeacherDistillReward": "trl_token_ext.scorers",
     "TokenClassifierQuality": "trl_token_ext.scorers",
@@ -40,6 +41,7 @@ _LAZY: dict[str, str] = {
     "TokenStepCallback": "trl_token_ext.trainers.protocols",
     "TokenStepRecord": "trl_token_ext.trainers.records",
     "TrainClassifierArguments": "trl_token_ext.sentence.recipes",
+    "TrainPRMArguments": "trl_token_ext.step_prm.recipes",
     "TrainerBoundReward": "trl_token_ext.trainers.protocols",
     "TrainsOwnModel": "trl_token_ext.trainers.protocols",
     "WeightedTokenReward": "trl_token_ext.scorers",
@@ -53,6 +55,7 @@ _LAZY: dict[str, str] = {
     "split_sentences": "trl_token_ext.sentence.split",
     "token_heatmap_html": "trl_token_ext.visualize",
     "train_sentence_classifier": "trl_token_ext.sentence.train",
+    "train_step_prm": "trl_token_ext.step_prm.train",
     "with_token_fields": "trl_token_ext.config",
 }
 
@@ -71,6 +74,7 @@ __all__ = [
     "SentenceClassifierReward",
     "SharedBaseModel",
     "StatefulTokenReward",
+    "StepPRMReward",
     "StepReward",
     "TeacherDistillReward",
     "TokenClassifierQuality",
@@ -85,6 +89,7 @@ __all__ = [
     "TokenStepCallback",
     "TokenStepRecord",
     "TrainClassifierArguments",
+    "TrainPRMArguments",
     "TrainerBoundReward",
     "TrainsOwnModel",
     "WeightedTokenReward",
@@ -98,6 +103,7 @@ __all__ = [
     "split_sentences",
     "token_heatmap_html",
     "train_sentence_classifier",
+    "train_step_prm",
     "with_token_fields",
 ]
 
@@ -116,6 +122,7 @@ if TYPE_CHECKING:
         ReferenceConsistency,
         RepetitionConsistency,
         SelfConsistency,
+        StepPRMReward,
         StepReward,
         TeacherDistillReward,
         TokenClassifierQuality,
@@ -127,6 +134,8 @@ if TYPE_CHECKING:
     from trl_token_ext.sentence.reward import SentenceClassifierReward
     from trl_token_ext.sentence.split import align_sentences, split_sentences
     from trl_token_ext.sentence.train import train_sentence_classifier
+    from trl_token_ext.step_prm.recipes import TrainPRMArguments
+    from trl_token_ext.step_prm.train import train_step_prm
     from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
     from trl_token_ext.trainers.protocols import (
         StatefulTokenReward,

@@ -5,6 +5,7 @@
         --reward_funcs think_format_reward --token_reward_funcs repetition --load_in_4bit --use_peft
     trl-token rloo --config recipe.yaml
     trl-token train-classifier ...      (see docs/sentence_rewards.md)
+    trl-token train-prm ...             (see docs/step_prm.md)
     trl-token demo ...
 
 Several processes: ``accelerate launch -m trl_token_ext.cli grpo --config recipe.yaml``.
@@ -27,6 +28,7 @@ COMMANDS = {
     "grpo": "Train with TokenGRPOTrainer (TRL's `trl grpo` arguments + token reward options).",
     "rloo": "Train with TokenRLOOTrainer (TRL's `trl rloo` arguments + token reward options).",
     "train-classifier": "Fine-tune a sentence classifier (LoRA) for SentenceClassifierReward.",
+    "train-prm": "Fine-tune a token-classification step PRM (LoRA) for StepPRMReward.",
     "demo": "Run the embedded demo.",
 }
 # Option keys of a scorer that name a model: "policy" (or the policy's own checkpoint) shares the policy's weights.
@@ -286,6 +288,8 @@ def main(argv: list[str] | None = None) -> int:
         return _train_command(command, rest)
     if command == "train-classifier":
         return _delegate(command, "trl_token_ext.sentence.recipes", "train_classifier_main", rest)
+    if command == "train-prm":
+        return _delegate(command, "trl_token_ext.step_prm.recipes", "train_prm_main", rest)
     if command == "demo":
         return _delegate(command, "trl_token_ext.demo", "main", rest)
     _print_help()

@@ -37,6 +37,7 @@ _REGISTRY: dict[str, str] = {
     "token_classifier": "trl_token_ext.scorers:TokenClassifierQuality",
     "potential_shaping": "trl_token_ext.scorers:PotentialShaping",
     "metric": "trl_token_ext.scorers:MetricReward",
+    "step_prm": "trl_token_ext.scorers:StepPRMReward",
     # sentence classifier: a token reward in TokenGRPOTrainer, a sequence reward in a stock TRL trainer
     "sentence_classifier": "trl_token_ext.sentence.reward:SentenceClassifierReward",
     # TRL's outcome rewards (the names `trl grpo` accepts)

@@ -106,7 +106,8 @@ class StepReward(TokenScorer):
         self.separator, self.placement, self.form, self.columns = separator, placement, form, tuple(columns)
 
     def step_scores(self, prompts: list, steps: list[list[str]], kwargs: dict[str, Any]) -> list[list[float] | None]:
-        """One list of step scores (or None) per completion. Default: ``score_steps`` on each completion."""
+        """One list of step scores (or None) per completion. ``kwargs``: the reward keyword arguments (dataset
+        columns) and ``processing_class``, the policy tokenizer. Default: ``score_steps`` on each completion."""
         if self.score_steps is None:
             raise NotImplementedError(f"{self.__name__}: pass score_steps=... or override step_scores.")
         from trl_token_ext.scorers._common import get_column
@@ -124,7 +125,8 @@ class StepReward(TokenScorer):
         tokenizer = self.require_tokenizer(processing_class)
         decoded = [decode_with_spans(tokenizer, ids) for ids in completion_ids]
         steps = [split_steps(text, self.separator) for text, _ in decoded]
-        scores = self.step_scores(prompts, [[step.text for step in found] for found in steps], kwargs)
+        texts = [[step.text for step in found] for found in steps]
+        scores = self.step_scores(prompts, texts, {**kwargs, "processing_class": tokenizer})
         if len(scores) != len(steps):
             raise ValueError(
                 f"{self.__name__}: step_scores returned {len(scores)} entries for {len(steps)} completions."
