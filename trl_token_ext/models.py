@@ -236,8 +236,6 @@ def load_scorer_model(
     model_args: Any = None,
     task: str = "causal-lm",
     num_labels: int | None = None,
-    policy: torch.nn.Module | None = None,
-    policy_name_or_path: str | None = None,
     trust_remote_code: bool = False,
     *,
     dtype: Any = None,
@@ -258,8 +256,6 @@ def load_scorer_model(
         task: 'causal-lm', 'sequence-classification', 'token-classification' or 'feature-extraction' (a
             bare encoder, ``AutoModel``: sentence embeddings).
         num_labels: for the classification tasks (None keeps the checkpoint's).
-        policy, policy_name_or_path: the policy base model and its checkpoint; a causal-LM scorer on the same
-            checkpoint gets a `SharedBaseModel` over ``policy`` instead of a second copy.
         dtype, device: ``from_pretrained`` dtype (default: float32 without ``model_args``) and where the model runs
             (default: CUDA when available; a quantized model is placed by its ``device_map``).
         quantization_config, load_in_4bit: an explicit ``BitsAndBytesConfig``, or NF4 (`nf4_config`; a
@@ -270,7 +266,8 @@ def load_scorer_model(
         owner: the scorer's name, used in error messages.
 
     Returns:
-        A model in eval mode with ``requires_grad=False`` everywhere, a `SharedBaseModel`, or the given model object.
+        A model in eval mode with ``requires_grad=False`` everywhere, or the given model object (e.g. a
+        `SharedBaseModel`, which `trl-token grpo` builds for a scorer on the policy's checkpoint).
     """
     if task not in SCORER_TASKS:
         raise ValueError(f"{owner}: task={task!r} is not supported; choose one of {list(SCORER_TASKS)}.")
@@ -283,8 +280,6 @@ def load_scorer_model(
             f"{owner}: model must be a model id, a path or a model object, got {type(model_name_or_path).__name__}."
         )
     source = str(model_name_or_path)
-    if task == "causal-lm" and policy is not None and same_checkpoint(source, policy_name_or_path):
-        return SharedBaseModel(policy)
     kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": "float32"}
     if model_args is not None:
         kwargs = model_init_kwargs(model_args, trust_remote_code=trust_remote_code)
