@@ -105,7 +105,7 @@ class KeywordTokens(TokenScorer):
                 raise ValueError(f"{self.__name__}: a completion has an empty list of required words.")
             text, spans = decode_with_spans(tokenizer, ids)
             items = [(span, 1.0 / len(words)) for span in (find_word(text, w) for w in words) if span is not None]
-            results.append(spread_scores(spans, items, "split"))
+            results.append(spread_scores(spans, items, "even"))
         return results
 
 

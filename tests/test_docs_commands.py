@@ -101,7 +101,7 @@ TOKEN_LOG = ("token_advantages/mean",)
 # The tiny classifier stays in full precision: bitsandbytes' CPU inference packing rejects its tiny shapes.
 _CLS = {"model": "{tiny_cls}", "label": "positive", "load_in_4bit": False}
 CLS = json.dumps({"sentence_classifier": {**_CLS, "level": "sequence"}})
-CLS_TOKEN = json.dumps({"sentence_classifier": {**_CLS, "placement": "end"}})
+CLS_TOKEN = json.dumps({"sentence_classifier": {**_CLS, "placement": "last"}})
 # The PRIME recipe's PRM on the tiny model, full precision like the teacher below.
 PRM = json.dumps({"online_implicit_prm": {"model": "{tiny_lm}", "beta": 0.05, "learning_rate": 1e-3}})
 # The step PRM recipe's PRM: the tiny classifier's encoder as a token-classification PRM (its head is re-initialized).
@@ -231,9 +231,8 @@ COMMANDS: dict[str, Check] = {
     "python examples/sentence_rewards.py --classifier tiny": Check(
         run="python examples/sentence_rewards.py --classifier tiny --max_steps 2"
     ),
-    "python examples/sentence_rewards.py --placement potential --max_steps 20": Check(
-        run="python examples/sentence_rewards.py --placement potential --max_steps 20 --classifier {tiny_cls} "
-        "--max_steps 1"
+    "python examples/sentence_rewards.py --potential --max_steps 20": Check(
+        run="python examples/sentence_rewards.py --potential --max_steps 20 --classifier {tiny_cls} --max_steps 1"
     ),
     "python examples/sentence_rewards.py --trainer stock --policy <causal LM id or folder>": Check(
         run="python examples/sentence_rewards.py --trainer stock --policy {tiny_lm} --classifier tiny --max_steps 1"

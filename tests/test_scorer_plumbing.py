@@ -17,7 +17,7 @@ SPANS, SCORES = [(1, 6), (4, 9)], [6.0, 2.0]
 
 
 @pytest.mark.parametrize(
-    "reduce, expected",
+    "placement, expected",
     [
         ("sum", [6.0, 8.0, 0.0, 8.0]),  # A covers tokens 0, 1, 3; B covers 1, 3
         ("mean", [6.0, 4.0, 0.0, 4.0]),
@@ -26,16 +26,18 @@ SPANS, SCORES = [(1, 6), (4, 9)], [6.0, 2.0]
         ("last", [0.0, 0.0, 0.0, 8.0]),
     ],
 )
-def test_spread_span_scores_hand_computed(reduce, expected):
-    assert spread_span_scores(TOKENS, SPANS, SCORES, reduce=reduce) == pytest.approx(expected)
+def test_spread_span_scores_hand_computed(placement, expected):
+    assert spread_span_scores(TOKENS, SPANS, SCORES, placement=placement) == pytest.approx(expected)
 
 
 def test_spread_span_scores_conserves_totals_and_rejects_unknown_modes():
-    for reduce in ("split", "even", "last"):
-        assert sum(spread_span_scores(TOKENS, SPANS, SCORES, reduce=reduce)) == pytest.approx(8.0)
+    for placement in ("split", "even", "last"):
+        assert sum(spread_span_scores(TOKENS, SPANS, SCORES, placement=placement)) == pytest.approx(8.0)
     assert spread_span_scores(TOKENS, [(5, 5)], [1.0]) == [0.0] * 4  # a span over no character is dropped
-    with pytest.raises(ValueError, match="reduce must be one of"):
-        spread_span_scores(TOKENS, SPANS, SCORES, reduce="max")
+    with pytest.raises(
+        ValueError, match=r"spread_span_scores: placement must be one of \['sum', 'mean', 'split', 'even', 'last'\]"
+    ):
+        spread_span_scores(TOKENS, SPANS, SCORES, placement="max")
 
 
 @pytest.fixture

@@ -13,11 +13,11 @@ from collections.abc import Sequence
 from typing import Any
 
 from trl_token_ext.alignment import Span, spread_span_scores, token_char_spans
+from trl_token_ext.choices import PLACEMENTS, Placement, check_choice
 
 logger = logging.getLogger("trl_token_ext.scorers")
 
 WORD_PATTERN = re.compile(r"\w+(?:['’]\w+)*")
-SPREAD_MODES = ("split", "all", "last")
 
 
 class TokenScorer:
@@ -172,18 +172,15 @@ def sentence_spans(text: str) -> list[tuple[str, Span]]:
     return [(text[start:end], (start, end)) for start, end in split_sentences(text)]
 
 
-def check_spread(spread: str, scorer_name: str) -> str:
-    if spread not in SPREAD_MODES:
-        raise ValueError(f"{scorer_name}: spread must be one of {SPREAD_MODES}, got {spread!r}.")
-    return spread
+def check_placement(placement: str, scorer_name: str) -> Placement:
+    """``placement`` if it is one of `trl_token_ext.choices.PLACEMENTS`; else a ValueError naming the scorer."""
+    return check_choice(scorer_name, "placement", placement, PLACEMENTS)
 
 
-def spread_scores(token_spans: Sequence[Span], items: Sequence[tuple[Span, float]], spread: str) -> list[float]:
-    """Per-token values (T,) from (character span, score) items, by a word/sentence scorer's ``spread`` option
-    ("split": evenly over the covering tokens, "all": each gets the full score, "last": the last one gets it),
-    through `trl_token_ext.alignment.spread_span_scores`."""
-    reduce = {"split": "even", "all": "sum", "last": "last"}[spread]
-    return spread_span_scores(token_spans, [span for span, _ in items], [score for _, score in items], reduce)
+def spread_scores(token_spans: Sequence[Span], items: Sequence[tuple[Span, float]], placement: str) -> list[float]:
+    """Per-token values (T,) from (character span, score) items placed by ``placement``
+    (`trl_token_ext.alignment.spread_span_scores`)."""
+    return spread_span_scores(token_spans, [span for span, _ in items], [score for _, score in items], placement)
 
 
 def group_indices(prompts: Sequence[Any], num_generations: int | None, scorer_name: str) -> list[list[int]]:

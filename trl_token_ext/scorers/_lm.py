@@ -272,11 +272,11 @@ def completion_logprobs(
 
 
 def to_policy_tokens(
-    sample: JudgeSample, judge_values: torch.Tensor, reduce: str, num_policy_tokens: int
+    sample: JudgeSample, judge_values: torch.Tensor, placement: str, num_policy_tokens: int
 ) -> list[float]:
     """Judge per-token values (NaN = unscored, counted as 0) → per-policy-token values (T,).
 
-    Same tokenizer: identity. Otherwise, with ``reduce="split"`` each judge token's value is divided over the policy
+    Same tokenizer: identity. Otherwise, with ``placement="split"`` each judge token's value is divided over the policy
     tokens overlapping it in proportion to the shared characters (the completion's total is conserved); with "sum" /
     "mean" each policy token gets the sum / mean of the judge tokens overlapping its characters (a judge token that
     spans several policy tokens then counts once for each).
@@ -286,4 +286,4 @@ def to_policy_tokens(
         return values.tolist()
     if not sample.judge_spans:
         return [0.0] * num_policy_tokens
-    return spread_span_scores(sample.policy_spans, sample.judge_spans, values.tolist(), reduce=reduce)
+    return spread_span_scores(sample.policy_spans, sample.judge_spans, values.tolist(), placement)

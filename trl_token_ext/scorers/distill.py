@@ -13,8 +13,10 @@ from typing import Any
 
 import torch
 
+from trl_token_ext.choices import Placement
+from trl_token_ext.scorers._common import check_placement
 from trl_token_ext.scorers._lm import JudgeBatcher, completion_logprobs, to_policy_tokens
-from trl_token_ext.scorers.quality import REDUCE_MODES, _CausalLMScorer
+from trl_token_ext.scorers.quality import _CausalLMScorer
 
 
 class TeacherDistillReward(_CausalLMScorer):
@@ -25,7 +27,7 @@ class TeacherDistillReward(_CausalLMScorer):
             (frozen; ``load_in_4bit=True`` or a ``quantization_config`` for a 4-bit teacher).
         tokenizer: the teacher tokenizer (default: the one saved with ``teacher``, else the policy's). With another
             vocabulary than the policy's, the decoded completion is re-tokenized and each teacher token's log-prob is
-            divided over the policy tokens sharing its characters (``reduce="split"``: the completion's total
+            divided over the policy tokens sharing its characters (``placement="split"``: the completion's total
             log π_T(y) is conserved; "sum"/"mean" as in `LogProbQuality`).
         subtract_student: subtract the student's log-prob of each policy token (temperature 1, no grad).
         student: the student model for ``subtract_student``; default: the policy of the trainer this reward is given
@@ -45,7 +47,7 @@ class TeacherDistillReward(_CausalLMScorer):
         subtract_student: bool = False,
         student: Any = None,
         clip_min: float | None = None,
-        reduce: str = "split",
+        placement: Placement = "split",
         max_length: int | None = None,
         batch_size: int = 16,
         max_batch_tokens: int = 16384,
@@ -57,9 +59,9 @@ class TeacherDistillReward(_CausalLMScorer):
         name: str | None = None,
     ) -> None:
         super().__init__(name)
-        if reduce not in REDUCE_MODES:
-            raise ValueError(f"{self.__name__}: reduce must be one of {REDUCE_MODES}, got {reduce!r}.")
-        self.subtract_student, self.student, self.clip_min, self.reduce = subtract_student, student, clip_min, reduce
+        placement = check_placement(placement, self.__name__)
+        self.subtract_student, self.student, self.clip_min = subtract_student, student, clip_min
+        self.placement = placement
         load_kwargs = dict(
             dtype=dtype,
             device=device,
@@ -98,7 +100,7 @@ class TeacherDistillReward(_CausalLMScorer):
         for sample, values, ids in zip(samples, teacher_logps, completion_ids):
             if self.clip_min is not None:
                 values = values.clamp(min=self.clip_min)
-            rewards.append(torch.tensor(to_policy_tokens(sample, values, self.reduce, len(ids))))
+            rewards.append(torch.tensor(to_policy_tokens(sample, values, self.placement, len(ids))))
         if self.subtract_student:
             student_samples, _ = self.student_batcher.prepare(prompts, completion_ids, policy_tokenizer)
             student_logps, _ = completion_logprobs(

@@ -7,7 +7,8 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from trl_token_ext.scorers._common import TokenScorer, check_spread, decode_with_spans, spread_scores, word_spans
+from trl_token_ext.choices import Placement
+from trl_token_ext.scorers._common import TokenScorer, check_placement, decode_with_spans, spread_scores, word_spans
 
 
 class LexiconQuality(TokenScorer):
@@ -16,7 +17,8 @@ class LexiconQuality(TokenScorer):
     Args:
         lexicon: a mapping, or a path to a JSON object or to a ``word<TAB>score`` text file (extra columns ignored,
             as in VADER's ``vader_lexicon.txt``).
-        spread: "split" (a word's score divided over its tokens), "all" (each token gets it), "last".
+        placement: how a word's score reaches its tokens (`trl_token_ext.choices.Placement`): "even" (divided
+            equally, default), "sum" (each token gets it), "last", "split" (by shared characters), "mean".
         case_sensitive: match words as written (default: lower-cased).
     """
 
@@ -26,12 +28,12 @@ class LexiconQuality(TokenScorer):
         self,
         lexicon: Mapping[str, float] | str | Path,
         *,
-        spread: str = "split",
+        placement: Placement = "even",
         case_sensitive: bool = False,
         name: str | None = None,
     ) -> None:
         super().__init__(name)
-        self.spread = check_spread(spread, self.__name__)
+        self.placement = check_placement(placement, self.__name__)
         self.case_sensitive = case_sensitive
         if isinstance(lexicon, (str, Path)):
             lexicon = self._read(Path(lexicon))
@@ -75,5 +77,5 @@ class LexiconQuality(TokenScorer):
                 value = self.lexicon.get(word if self.case_sensitive else word.lower())
                 if value is not None:
                     items.append((span, value))
-            results.append(spread_scores(spans, items, self.spread))
+            results.append(spread_scores(spans, items, self.placement))
         return results

@@ -20,9 +20,10 @@ from typing import Any
 import torch
 import torch.nn.functional as F
 
-from trl_token_ext.scorers._common import eval_mode, model_device
+from trl_token_ext.choices import Placement
+from trl_token_ext.scorers._common import check_placement, eval_mode, model_device
 from trl_token_ext.scorers._lm import JudgeSample, completion_logprobs, target_logprobs, to_policy_tokens
-from trl_token_ext.scorers.quality import REDUCE_MODES, _CausalLMScorer
+from trl_token_ext.scorers.quality import _CausalLMScorer
 from trl_token_ext.shared_base import SharedBaseModel, adapters_disabled, has_adapter
 
 UPDATE_MODES = ("before", "after", "none")
@@ -36,7 +37,7 @@ class OnlineImplicitPRM(_CausalLMScorer):
         model: causal LM id/path or model object (loaded through `trl_token_ext.models.load_scorer_model`; 4-bit with
             ``load_in_4bit``). Without an adapter, one is added from ``peft_config``; an adapter folder is trained on.
         tokenizer: the PRM's tokenizer (default: saved with ``model``, else the policy's); another vocabulary than the
-            policy's is aligned by characters (``reduce``, as in `LogProbQuality`; "split" keeps Σ_t r_t).
+            policy's is aligned by characters (``placement``, as in `LogProbQuality`; "split" keeps Σ_t r_t).
         peft_config: `peft.LoraConfig` of the adapter to add (default r=8, alpha=16, all linear layers, no dropout).
         beta: β of the implicit reward (PRIME uses 0.05).
         learning_rate, weight_decay, max_grad_norm: the PRM's own AdamW (PRIME: lr 1e-6 on a 7B model; tiny models need
@@ -52,7 +53,7 @@ class OnlineImplicitPRM(_CausalLMScorer):
         label_reward: name of the outcome reward function giving the label; None: TRL's weighted sum of all of them.
         update: "before" (PRIME's default: update on the batch, then score it with the updated PRM), "after" (score,
             then update) or "none" (a static implicit PRM).
-        reduce, max_length, batch_size, max_batch_tokens, dtype, device, quantization_config, load_in_4bit,
+        placement, max_length, batch_size, max_batch_tokens, dtype, device, quantization_config, load_in_4bit,
             model_kwargs: as in `ImplicitPRMQuality` (batch_size, max_batch_tokens also bound the update's batches).
 
     The update runs only in training mode and only when ``outcome_rewards`` is passed (TokenGRPOTrainer /
@@ -80,7 +81,7 @@ class OnlineImplicitPRM(_CausalLMScorer):
         label_threshold: float | None = 0.5,
         label_reward: str | None = None,
         update: str = "before",
-        reduce: str = "split",
+        placement: Placement = "split",
         max_length: int | None = None,
         batch_size: int = 16,
         max_batch_tokens: int = 16384,
@@ -92,15 +93,14 @@ class OnlineImplicitPRM(_CausalLMScorer):
         name: str | None = None,
     ) -> None:
         super().__init__(name)
-        if reduce not in REDUCE_MODES:
-            raise ValueError(f"{self.__name__}: reduce must be one of {REDUCE_MODES}, got {reduce!r}.")
+        placement = check_placement(placement, self.__name__)
         if update not in UPDATE_MODES:
             raise ValueError(f"{self.__name__}: update must be one of {UPDATE_MODES}, got {update!r}.")
         if not (math.isfinite(beta) and beta > 0):
             raise ValueError(f"{self.__name__}: beta must be a finite number > 0, got {beta}.")
         if isinstance(update_epochs, bool) or not isinstance(update_epochs, int) or update_epochs < 1:
             raise ValueError(f"{self.__name__}: update_epochs must be an int ≥ 1, got {update_epochs!r}.")
-        self.beta, self.reduce, self.update_mode = float(beta), reduce, update
+        self.beta, self.placement, self.update_mode = float(beta), placement, update
         self.update_epochs = update_epochs
         self.label_threshold, self.label_reward = label_threshold, label_reward
         self.learning_rate, self.weight_decay, self.max_grad_norm = learning_rate, weight_decay, max_grad_norm
@@ -303,7 +303,7 @@ class OnlineImplicitPRM(_CausalLMScorer):
         with adapters_disabled(self.model):
             ref_logps, _ = completion_logprobs(self.model, self.batcher, samples, pad_id)
         return [
-            to_policy_tokens(sample, self.beta * (lp - ref), self.reduce, length)
+            to_policy_tokens(sample, self.beta * (lp - ref), self.placement, length)
             for sample, lp, ref, length in zip(samples, logps, ref_logps, lengths)
         ]
 

@@ -7,9 +7,11 @@ from typing import Any
 import torch
 
 from trl_token_ext.alignment import spread_span_scores
+from trl_token_ext.choices import SCORE_KINDS, Placement, ScoreKind, check_choice, label_scores
 from trl_token_ext.models import adapters_disabled, has_adapter, load_scorer_model
 from trl_token_ext.scorers._common import (
     TokenScorer,
+    check_placement,
     decode_with_spans,
     eval_mode,
     load_tokenizer,
@@ -19,7 +21,6 @@ from trl_token_ext.scorers._common import (
 from trl_token_ext.scorers._lm import JudgeBatcher, completion_logprobs, to_policy_tokens
 
 CENTER_MODES = (None, "completion", "entropy")
-REDUCE_MODES = ("split", "sum", "mean")
 
 
 def scorer_load_kwargs(owner: str, dtype=None, task: str = "causal-lm", **kwargs: Any) -> dict[str, Any]:
@@ -66,10 +67,10 @@ class LogProbQuality(_CausalLMScorer):
         model: a causal LM id/path (loaded with ``AutoModelForCausalLM.from_pretrained``) or a model object.
         tokenizer: the judge tokenizer (id/path/object); default: the one saved with ``model`` when it is an id/path,
             else the policy's. When it maps tokens like the policy's, completion ids are scored as they are;
-            otherwise the decoded text is re-tokenized and aligned by characters: ``reduce="split"`` (default)
-            divides each judge token's score over the policy tokens sharing its characters, in proportion to the
-            shared characters (totals conserved); "sum" / "mean" give each policy token the sum / mean of the judge
-            tokens overlapping it.
+            otherwise the decoded text is re-tokenized and aligned by characters: ``placement="split"``
+            (default) divides each judge token's score over the policy tokens sharing its characters, in proportion
+            to the shared characters (totals conserved); "sum" / "mean" give each policy token the sum / mean of the
+            judge tokens overlapping it ("even", "last": `trl_token_ext.choices.Placement`).
         clip_min, clip_max: clamp each judge token's log-prob (e.g. ``clip_min=-10``).
         center: None; ``"completion"`` subtracts the completion's mean score; ``"entropy"`` adds the judge's
             predictive entropy, i.e. log p(a_t) − E_{a~p}[log p(a)] (surprise relative to the expected surprise).
@@ -89,7 +90,7 @@ class LogProbQuality(_CausalLMScorer):
         clip_min: float | None = None,
         clip_max: float | None = None,
         center: str | None = None,
-        reduce: str = "split",
+        placement: Placement = "split",
         max_length: int | None = None,
         batch_size: int = 16,
         max_batch_tokens: int = 16384,
@@ -103,9 +104,8 @@ class LogProbQuality(_CausalLMScorer):
         super().__init__(name)
         if center not in CENTER_MODES:
             raise ValueError(f"{self.__name__}: center must be one of {CENTER_MODES}, got {center!r}.")
-        if reduce not in REDUCE_MODES:
-            raise ValueError(f"{self.__name__}: reduce must be one of {REDUCE_MODES}, got {reduce!r}.")
-        self.clip_min, self.clip_max, self.center, self.reduce = clip_min, clip_max, center, reduce
+        placement = check_placement(placement, self.__name__)
+        self.clip_min, self.clip_max, self.center, self.placement = clip_min, clip_max, center, placement
         load_kwargs = dict(
             dtype=dtype,
             device=device,
@@ -132,7 +132,7 @@ class LogProbQuality(_CausalLMScorer):
                 scored = values[~values.isnan()]
                 if scored.numel():
                     values = values - scored.mean()
-            results.append(to_policy_tokens(sample, values, self.reduce, len(completion_ids[index])))
+            results.append(to_policy_tokens(sample, values, self.placement, len(completion_ids[index])))
         return results
 
 
@@ -141,7 +141,7 @@ class ImplicitPRMQuality(_CausalLMScorer):
 
     When ``model`` carries a PEFT adapter (a ``PeftModel``, or an adapter folder loaded by id/path) and ``ref_model``
     is None, π_ref is the same model with its adapter disabled, so only one base model is in memory. Alignment to a
-    policy with another tokenizer works as in :class:`LogProbQuality` (``reduce`` of overlapping PRM tokens). The
+    policy with another tokenizer works as in :class:`LogProbQuality` (``placement`` of overlapping PRM tokens). The
     loading arguments (``dtype``, ``device``, ``quantization_config``, ``load_in_4bit``, ``model_kwargs``) are
     LogProbQuality's; ``ref_model`` loads the same way, unquantized, on the PRM's device.
     """
@@ -155,7 +155,7 @@ class ImplicitPRMQuality(_CausalLMScorer):
         beta: float = 0.05,
         tokenizer: Any = None,
         *,
-        reduce: str = "split",
+        placement: Placement = "split",
         max_length: int | None = None,
         batch_size: int = 16,
         max_batch_tokens: int = 16384,
@@ -167,9 +167,8 @@ class ImplicitPRMQuality(_CausalLMScorer):
         name: str | None = None,
     ) -> None:
         super().__init__(name)
-        if reduce not in REDUCE_MODES:
-            raise ValueError(f"{self.__name__}: reduce must be one of {REDUCE_MODES}, got {reduce!r}.")
-        self.beta, self.reduce = float(beta), reduce
+        placement = check_placement(placement, self.__name__)
+        self.beta, self.placement = float(beta), placement
         load_kwargs = dict(
             dtype=dtype,
             device=device,
@@ -201,7 +200,7 @@ class ImplicitPRMQuality(_CausalLMScorer):
         else:
             ref_logps, _ = completion_logprobs(self.ref_model, self.batcher, samples, pad)
         return [
-            to_policy_tokens(sample, self.beta * (lp - ref), self.reduce, len(ids))
+            to_policy_tokens(sample, self.beta * (lp - ref), self.placement, len(ids))
             for sample, lp, ref, ids in zip(samples, logps, ref_logps, completion_ids)
         ]
 
@@ -209,9 +208,10 @@ class ImplicitPRMQuality(_CausalLMScorer):
 class TokenClassifierQuality(TokenScorer):
     """Q(s_t, a_t) = score of label ``label`` from any ``AutoModelForTokenClassification`` on the completion text.
 
-    Classifier tokens are aligned to the policy's by character offsets (``reduce``: "mean" / "sum" of the overlapping
-    classifier tokens, or "split" by shared characters). ``score``: "prob" (softmax probability), "log_prob" or
-    "logit" of the label. Loading arguments as in :class:`LogProbQuality`.
+    Classifier tokens are aligned to the policy's by character offsets (``placement``: "mean" / "sum" of the
+    overlapping classifier tokens, "split" by shared characters, ...). ``output`` (`trl_token_ext.choices.ScoreKind`):
+    "prob" (softmax probability; sigmoid for a one-logit model), "log_prob" or "logit" of the label. Loading
+    arguments as in :class:`LogProbQuality`.
     """
 
     default_name = "token_classifier_quality"
@@ -222,8 +222,8 @@ class TokenClassifierQuality(TokenScorer):
         label: str,
         tokenizer: Any = None,
         *,
-        score: str = "prob",
-        reduce: str = "mean",
+        output: ScoreKind = "prob",
+        placement: Placement = "mean",
         max_length: int | None = None,
         batch_size: int = 16,
         device: Any = None,
@@ -234,10 +234,8 @@ class TokenClassifierQuality(TokenScorer):
         name: str | None = None,
     ) -> None:
         super().__init__(name)
-        if score not in ("prob", "log_prob", "logit"):
-            raise ValueError(f"{self.__name__}: score must be 'prob', 'log_prob' or 'logit', got {score!r}.")
-        if reduce not in REDUCE_MODES:
-            raise ValueError(f"{self.__name__}: reduce must be one of {REDUCE_MODES}, got {reduce!r}.")
+        self.output = check_choice(self.__name__, "output", output, SCORE_KINDS)
+        placement = check_placement(placement, self.__name__)
         self.model = load_scorer_model(
             model,
             **scorer_load_kwargs(
@@ -259,16 +257,9 @@ class TokenClassifierQuality(TokenScorer):
                 f"{[id2label[i] for i in sorted(id2label)]}."
             )
         self.label, self.label_id = label, matches[0]
-        self.score_kind, self.reduce, self.batch_size = score, reduce, batch_size
+        self.placement, self.batch_size = placement, batch_size
         self.max_length = max_length or getattr(self.model.config, "max_position_embeddings", None)
         self._warned_truncation = False
-
-    def _values(self, logits: torch.Tensor) -> torch.Tensor:
-        """(L, num_labels) logits → (L,) label scores."""
-        if self.score_kind == "logit":
-            return logits[:, self.label_id]
-        log_p = logits.float().log_softmax(-1)[:, self.label_id]
-        return log_p if self.score_kind == "log_prob" else log_p.exp()
 
     @torch.no_grad()
     def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
@@ -301,13 +292,13 @@ class TokenClassifierQuality(TokenScorer):
             with eval_mode(self.model):
                 logits = self.model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
             for i, ids in enumerate(chunk):
-                values = self._values(logits[i, : len(rows[i])]).cpu()
+                values = label_scores(logits[i, : len(rows[i])], self.label_id, self.output).cpu()
                 if same:
                     results.append(values.tolist() + [0.0] * (len(ids) - len(rows[i])))
                 else:
                     spans = [tuple(s) for s in offsets[i][: len(rows[i])]]
                     _, policy_spans = decoded[i]
-                    results.append(spread_span_scores(policy_spans, spans, values.tolist(), reduce=self.reduce))
+                    results.append(spread_span_scores(policy_spans, spans, values.tolist(), self.placement))
         return results
 
     def _truncate(self, row: list[int]) -> list[int]:

@@ -15,6 +15,7 @@ from typing import Any
 
 import torch
 
+from trl_token_ext.choices import Placement
 from trl_token_ext.models import load_scorer_model
 from trl_token_ext.scorers._common import (
     eval_mode,
@@ -92,7 +93,7 @@ class StepPRMReward(StepReward):
         tokenizer: Any = None,
         *,
         separator: str = "\n",
-        placement: str = "last",
+        placement: Placement = "last",
         form: str = "raw",
         step_tag: str | None = None,
         correct_label: int | str = 1,

@@ -17,8 +17,9 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trl_token_ext.alignment import PLACEMENTS, Span, spread_span_scores
-from trl_token_ext.scorers._common import TokenScorer, decode_with_spans, message_text
+from trl_token_ext.alignment import Span, spread_span_scores
+from trl_token_ext.choices import Placement
+from trl_token_ext.scorers._common import TokenScorer, check_placement, decode_with_spans, message_text
 
 STEP_SCORE_FORMS = ("raw", "min", "diff")
 StepScoreFn = Callable[..., Sequence[float | None]]
@@ -90,14 +91,13 @@ class StepReward(TokenScorer):
         self,
         score_steps: StepScoreFn | None = None,
         separator: str = "\n",
-        placement: str = "last",
+        placement: Placement = "last",
         form: str = "raw",
         columns: Sequence[str] = (),
         name: str | None = None,
     ) -> None:
         super().__init__(name or getattr(score_steps, "__name__", None))
-        if placement not in PLACEMENTS:
-            raise ValueError(f"{self.__name__}: placement must be one of {PLACEMENTS}, got {placement!r}.")
+        check_placement(placement, self.__name__)
         if form not in STEP_SCORE_FORMS:
             raise ValueError(f"{self.__name__}: form must be one of {STEP_SCORE_FORMS}, got {form!r}.")
         if not separator:

@@ -20,12 +20,11 @@ from typing import Any
 import torch
 
 from trl_token_ext.alignment import spread_span_scores
+from trl_token_ext.choices import PLACEMENTS, SCORE_KINDS, Placement, ScoreKind, check_choice, label_scores
 from trl_token_ext.sentence.split import align_sentences, split_sentences
 
-OUTPUTS = ("prob", "logit", "logprob")
 AGGREGATES = ("mean", "min", "last")
-PLACEMENTS = ("end", "spread", "potential")
-LEVELS = ("auto", "sequence", "token")
+CALL_LEVELS = ("auto", "sequence", "token")  # what a call returns
 
 
 def completion_text(completion: Any) -> str:
@@ -45,12 +44,6 @@ def completion_text(completion: Any) -> str:
     raise TypeError(f"A completion must be a str or a list of message dicts, got {type(completion).__name__}.")
 
 
-def _check_choice(name: str, value: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"SentenceClassifierReward: {name} must be one of {list(choices)}, got {value!r}.")
-    return value
-
-
 class SentenceClassifierReward:
     """Score the sentences of completions with an ``AutoModelForSequenceClassification``.
 
@@ -60,13 +53,16 @@ class SentenceClassifierReward:
             ``name_or_path`` has one).
         label: the target label, by name from ``config.id2label`` (case-insensitive if unambiguous) or by index;
             optional for a one-logit model.
-        output: the score of a sentence: ``"prob"`` (softmax, sigmoid for one logit), ``"logit"`` or ``"logprob"``.
+        output: the score of a sentence (`trl_token_ext.choices.ScoreKind`): ``"prob"`` (softmax, sigmoid for one
+            logit), ``"log_prob"`` or ``"logit"``.
         aggregate: sequence-level reward of a completion from its sentence scores: ``"mean"``, ``"min"`` or
             ``"last"``.
-        placement: token-level rewards: ``"end"`` puts each sentence's score on its last token (Fine-Grained RLHF),
-            ``"spread"`` divides it equally among its tokens, ``"potential"`` puts Φ_k − Φ_{k−1} on sentence k's
-            last token where Φ_k scores the completion's prefix up to the end of sentence k (Φ_0 = 0), so the
-            rewards telescope to the score of the whole completion (potential-based shaping, γ = 1).
+        placement: how a sentence's score reaches its tokens at token level (`trl_token_ext.choices.Placement`):
+            ``"last"`` puts it on the sentence's last token (Fine-Grained RLHF), ``"even"`` divides it equally among
+            its tokens, ``"sum"`` gives each token the full score, ...
+        potential: score prefixes instead of sentences and place Φ_k − Φ_{k−1}, where Φ_k scores the completion's
+            prefix up to the end of sentence k (Φ_0 = 0), so the rewards telescope to the score of the whole
+            completion (potential-based shaping, γ = 1).
         level: ``"auto"`` (token-level when called with a ``processing_class``, as ``TokenGRPOTrainer`` does, else
             sequence-level), ``"sequence"`` or ``"token"``.
         tokenizer: the classifier's tokenizer (default: loaded from ``model``).
@@ -86,9 +82,10 @@ class SentenceClassifierReward:
         self,
         model: Any,
         label: str | int | None = None,
-        output: str = "prob",
+        output: ScoreKind = "prob",
         aggregate: str = "mean",
-        placement: str = "end",
+        placement: Placement = "last",
+        potential: bool = False,
         level: str = "auto",
         tokenizer: Any = None,
         policy_tokenizer: Any = None,
@@ -101,10 +98,12 @@ class SentenceClassifierReward:
         empty_reward: float | None = 0.0,
         name: str | None = None,
     ):
-        self.output = _check_choice("output", output, OUTPUTS)
-        self.aggregate = _check_choice("aggregate", aggregate, AGGREGATES)
-        self.placement = _check_choice("placement", placement, PLACEMENTS)
-        self.level = _check_choice("level", level, LEVELS)
+        owner = "SentenceClassifierReward"
+        self.output = check_choice(owner, "output", output, SCORE_KINDS)
+        self.aggregate = check_choice(owner, "aggregate", aggregate, AGGREGATES)
+        self.placement = check_choice(owner, "placement", placement, PLACEMENTS)
+        self.potential = bool(potential)
+        self.level = check_choice(owner, "level", level, CALL_LEVELS)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"SentenceClassifierReward: batch_size must be a positive int, got {batch_size!r}.")
         self.model_source = model
@@ -203,16 +202,7 @@ class SentenceClassifierReward:
 
     def _transform(self, logits: torch.Tensor) -> torch.Tensor:
         """(N, C) logits → (N,) scores of the target label."""
-        logits = logits.float()
-        index = self._label_index
-        if logits.shape[-1] == 1:
-            x = logits[:, 0]
-            return {"prob": torch.sigmoid, "logprob": torch.nn.functional.logsigmoid}.get(self.output, lambda v: v)(x)
-        if self.output == "prob":
-            return logits.softmax(dim=-1)[:, index]
-        if self.output == "logprob":
-            return logits.log_softmax(dim=-1)[:, index]
-        return logits[:, index]
+        return label_scores(logits, self._label_index, self.output)
 
     def score_texts(self, texts: Sequence[str], truncation_side: str = "right") -> list[float]:
         """Classifier scores of ``texts`` (N,) → (N,) floats, in batched forward passes sorted by length.
@@ -292,7 +282,7 @@ class SentenceClassifierReward:
         """
         tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a multimodal processor wraps its tokenizer
         alignments = [align_sentences(tokenizer, ids, self.language) for ids in completion_ids]
-        if self.placement == "potential":
+        if self.potential:
             texts = [a.text[a.sentence_spans[0][0] : end] for a in alignments for _, end in a.sentence_spans]
             flat = self.score_texts(texts, truncation_side="left")
         else:
@@ -311,10 +301,9 @@ class SentenceClassifierReward:
                     values[-1] = float(self.empty_reward)
                 rewards.append(values)
                 continue
-            if self.placement == "potential":  # Φ_k − Φ_{k−1}, Φ_0 = 0
+            if self.potential:  # Φ_k − Φ_{k−1}, Φ_0 = 0
                 scores = [score - previous for score, previous in zip(scores, [0.0] + scores[:-1])]
-            reduce = "even" if self.placement == "spread" else "last"
-            rewards.append(spread_span_scores(alignment.token_spans, alignment.sentence_spans, scores, reduce))
+            rewards.append(spread_span_scores(alignment.token_spans, alignment.sentence_spans, scores, self.placement))
         return rewards
 
     def __call__(
@@ -345,5 +334,6 @@ class SentenceClassifierReward:
         source = self.model_source if isinstance(self.model_source, (str, Path)) else type(self.model_source).__name__
         return (
             f"SentenceClassifierReward(model={source!r}, label={self.label_name!r}, output={self.output!r}, "
-            f"aggregate={self.aggregate!r}, placement={self.placement!r}, level={self.level!r})"
+            f"aggregate={self.aggregate!r}, placement={self.placement!r}, potential={self.potential}, "
+            f"level={self.level!r})"
         )
