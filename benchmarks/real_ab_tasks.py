@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trl_token_ext.scorers._common import TokenScorer, decode_with_spans, get_column, message_text, spread_scores
+from trl_token_ext.scorers._common import TokenScorer, decode_with_spans, get_column, spread_scores
+from trl_token_ext.text import message_text
 
 TASKS = ("keywords", "sentiment")
 ARMS = ("outcome", "token", "shaped")

@@ -99,13 +99,21 @@ TINY_RECIPE = f"--model_name_or_path {{tiny_lm}} --bf16 false --use_cpu true {TR
 RECIPE_OUT = "--output_dir out --save_strategy no --logging_steps 1"
 TOKEN_LOG = ("token_advantages/mean",)
 # The tiny classifier stays in full precision: bitsandbytes' CPU inference packing rejects its tiny shapes.
-_CLS = {"model": "{tiny_cls}", "label": "positive", "load_in_4bit": False}
+_CLS = {"model": "{tiny_cls}", "label": "positive", "model_init_kwargs": {"load_in_4bit": False}}
 CLS = json.dumps({"sentence_classifier": {**_CLS, "level": "sequence"}})
 CLS_TOKEN = json.dumps({"sentence_classifier": {**_CLS, "placement": "last"}})
 # The PRIME recipe's PRM on the tiny model, full precision like the teacher below.
 PRM = json.dumps({"online_implicit_prm": {"model": "{tiny_lm}", "beta": 0.05, "learning_rate": 1e-3}})
 # The step PRM recipe's PRM: the tiny classifier's encoder as a token-classification PRM (its head is re-initialized).
-STEP_PRM = json.dumps({"step_prm": {"model": "{tiny_cls}", "format": "token_classification", "load_in_4bit": False}})
+STEP_PRM = json.dumps(
+    {
+        "step_prm": {
+            "model": "{tiny_cls}",
+            "format": "token_classification",
+            "model_init_kwargs": {"load_in_4bit": False},
+        }
+    }
+)
 # The recipe's teacher option, with the tiny model as the teacher (the 4-bit student reads its own log-probs).
 TEACHER = json.dumps({"teacher_distill": {"teacher": "{tiny_lm}", "subtract_student": True, "clip_min": -10.0}})
 

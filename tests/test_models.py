@@ -14,6 +14,7 @@ from trl import ModelConfig  # noqa: E402
 
 from trl_token_ext.compat import keep_bnb_4bit_trainable_on_cpu  # noqa: E402
 from trl_token_ext.models import (  # noqa: E402
+    ScorerModelArgs,
     SharedBaseModel,
     adapters_disabled,
     linear_module_names,
@@ -225,7 +226,7 @@ def test_scorer_model_loads_frozen_in_4bit(tiny64_dir):
 
     scorer = load_scorer_model(
         tiny64_dir,
-        qlora_args(tiny64_dir, use_peft=False),
+        ScorerModelArgs.from_model_config(qlora_args(tiny64_dir, use_peft=False)),
         task="sequence-classification",
         num_labels=2,
     )

@@ -84,7 +84,7 @@ def test_jaccard():
 
 
 def test_self_consistency_sentences_keep_decimals_and_abbreviations():
-    from trl_token_ext.scorers._common import sentence_spans
+    from trl_token_ext.text import sentence_spans
 
     text = "Dr. Smith paid 2.5 dollars. It was cheap!"
     assert sentence_spans(text) == [("Dr. Smith paid 2.5 dollars.", (0, 27)), ("It was cheap!", (28, 41))]

@@ -181,7 +181,7 @@ def test_logprob_loads_from_path_and_forwards_quantization(tiny_model_dir, monke
         return real(path, **kwargs)
 
     monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", spy)
-    LogProbQuality(tiny_model_dir, load_in_4bit=True)
+    LogProbQuality(tiny_model_dir, model_init_kwargs={"load_in_4bit": True})
     assert seen["quantization_config"].load_in_4bit and seen["quantization_config"].bnb_4bit_quant_type == "nf4"
 
 

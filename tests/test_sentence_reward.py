@@ -9,7 +9,8 @@ import warnings
 import pytest
 import torch
 
-from trl_token_ext.sentence.reward import SentenceClassifierReward, completion_text
+from trl_token_ext.sentence.reward import SentenceClassifierReward
+from trl_token_ext.text import completion_text
 
 SCORES = {"The movie was great.": 0.9, "I hated it!": 0.2, "The movie was great. I hated it!": 0.3, "Fine.": 0.5}
 
@@ -205,7 +206,9 @@ def test_in_memory_model_and_explicit_cpu_device(tiny_classifier_dir):
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_classifier_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_classifier_dir)
-    reward = SentenceClassifierReward(model, label="positive", tokenizer=tokenizer, device="cpu")
+    reward = SentenceClassifierReward(
+        model, label="positive", tokenizer=tokenizer, model_init_kwargs={"device": "cpu"}
+    )
     assert reward.classifier_device == torch.device("cpu")
     assert "BertForSequenceClassification" in repr(reward)
     by_path = SentenceClassifierReward(tiny_classifier_dir, label="positive")
@@ -215,7 +218,7 @@ def test_in_memory_model_and_explicit_cpu_device(tiny_classifier_dir):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_classifier_on_gpu_policy_on_cpu(tiny_classifier_dir, bpe):
     reward = SentenceClassifierReward(tiny_classifier_dir, label="positive", device="cuda")
-    cpu = SentenceClassifierReward(tiny_classifier_dir, label="positive", device="cpu")
+    cpu = SentenceClassifierReward(tiny_classifier_dir, label="positive", model_init_kwargs={"device": "cpu"})
     ids = [_ids(bpe)]  # policy token ids live on the CPU (lists)
     out = reward(completion_ids=ids, processing_class=bpe)
     assert all(isinstance(v, float) for v in out[0])
@@ -244,7 +247,9 @@ def test_load_in_4bit(tiny_classifier_dir):
     pytest.importorskip("bitsandbytes")
     import bitsandbytes as bnb
 
-    quantized = SentenceClassifierReward(tiny_classifier_dir, label="positive", load_in_4bit=True)
+    quantized = SentenceClassifierReward(
+        tiny_classifier_dir, label="positive", model_init_kwargs={"load_in_4bit": True}
+    )
     assert isinstance(quantized._model.bert.encoder.layer[0].attention.self.query, bnb.nn.Linear4bit)
     full = SentenceClassifierReward(tiny_classifier_dir, label="positive")
     texts = ["Good. Bad.", "The movie was wonderful and the acting was great."]

@@ -15,12 +15,10 @@ from trl_token_ext.scorers._common import (
     decode_with_spans,
     get_column,
     group_indices,
-    is_conversational,
-    message_text,
-    prompt_text,
     same_tokenizer,
     spread_scores,
 )
+from trl_token_ext.text import is_conversational, message_text, prompt_text
 
 
 def make_config(tmp_path, **kwargs):

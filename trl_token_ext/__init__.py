@@ -36,10 +36,11 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     "trl_token_ext.script_args": ("TokenRewardScriptArguments",),
     "trl_token_ext.sentence.recipes": ("TrainClassifierArguments",),
     "trl_token_ext.sentence.reward": ("SentenceClassifierReward",),
-    "trl_token_ext.sentence.split": ("align_sentences", "split_sentences"),
+    "trl_token_ext.sentence.split": ("align_sentences",),
     "trl_token_ext.sentence.train": ("train_sentence_classifier",),
     "trl_token_ext.step_prm.recipes": ("TrainPRMArguments",),
     "trl_token_ext.step_prm.train": ("train_step_prm",),
+    "trl_token_ext.text": ("split_sentences",),
     "trl_token_ext.trainers.grpo": ("TokenGRPOConfig", "TokenGRPOTrainer"),
     "trl_token_ext.trainers.protocols": (
         "StatefulTokenReward",

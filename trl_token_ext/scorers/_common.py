@@ -8,16 +8,14 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from trl_token_ext.alignment import Span, spread_span_scores, token_char_spans
 from trl_token_ext.choices import PLACEMENTS, Placement, check_choice
+from trl_token_ext.text import message_text  # noqa: F401 (trl_token_ext.demo.arithmetic imports it from here)
 
 logger = logging.getLogger("trl_token_ext.scorers")
-
-WORD_PATTERN = re.compile(r"\w+(?:['’]\w+)*")
 
 
 class TokenScorer:
@@ -71,33 +69,6 @@ class TokenScorer:
         return tokenizer
 
 
-def message_text(value: Any) -> str:
-    """Text of a prompt/completion: a string as is, a list of chat messages as their contents joined."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        return message_text(value.get("content", ""))
-    if isinstance(value, (list, tuple)):
-        parts = []
-        for item in value:
-            if isinstance(item, dict) and item.get("type") == "text":
-                parts.append(str(item.get("text", "")))
-            else:
-                parts.append(message_text(item))
-        return "".join(parts)
-    return str(value)
-
-
-def last_user_message(prompt: Any) -> str:
-    """The text of the last ``user`` message of a conversational prompt (the request), or the prompt text."""
-    if isinstance(prompt, (list, tuple)) and prompt and isinstance(prompt[0], dict):
-        users = [m for m in prompt if m.get("role") == "user"] or list(prompt)
-        return message_text(users[-1])
-    return message_text(prompt)
-
-
 def resolve_label(config: Any, label: int | str | None, owner: str) -> int:
     """The class index of ``label`` (an index, or a name of ``config.id2label``, case-insensitive when unique); None
     is allowed for a single-output model only.
@@ -124,20 +95,6 @@ def resolve_label(config: Any, label: int | str | None, owner: str) -> int:
     raise ValueError(f"{owner}: unknown label {label!r}; the classifier's labels are {valid}.")
 
 
-def is_conversational(prompt: Any) -> bool:
-    """A list of chat messages (dicts with a "role")."""
-    return isinstance(prompt, (list, tuple)) and bool(prompt) and isinstance(prompt[0], dict) and "role" in prompt[0]
-
-
-def prompt_text(prompt: Any, tokenizer: Any) -> str:
-    """Prompt text as ``tokenizer`` would see it: chat messages through its chat template (with generation prompt)."""
-    if is_conversational(prompt):
-        if getattr(tokenizer, "chat_template", None):
-            return tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
-        return "\n".join(message_text(message) for message in prompt)
-    return message_text(prompt)
-
-
 def decode_with_spans(tokenizer: Any, ids: Sequence[int]) -> tuple[str, list[Span]]:
     """Completion text and each token's character span (special tokens get empty spans)."""
     if not ids:
@@ -157,19 +114,6 @@ def get_column(kwargs: dict[str, Any], column: str, scorer_name: str, count: int
     if len(values) != count:
         raise ValueError(f"{scorer_name}: column '{column}' has {len(values)} values for {count} completions.")
     return values
-
-
-def word_spans(text: str, pattern: re.Pattern = WORD_PATTERN) -> list[tuple[str, Span]]:
-    """Words of ``text`` with their character spans."""
-    return [(match.group(0), match.span()) for match in pattern.finditer(text)]
-
-
-def sentence_spans(text: str) -> list[tuple[str, Span]]:
-    """Sentences of ``text`` with their character spans (`trl_token_ext.sentence.split_sentences`: abbreviations,
-    decimals, lists and CJK terminators handled), whitespace trimmed, empty ones skipped."""
-    from trl_token_ext.sentence.split import split_sentences
-
-    return [(text[start:end], (start, end)) for start, end in split_sentences(text)]
 
 
 def check_placement(placement: str, scorer_name: str) -> Placement:

@@ -12,12 +12,9 @@ from trl_token_ext.scorers._common import (
     decode_with_spans,
     get_column,
     group_indices,
-    message_text,
-    prompt_text,
-    sentence_spans,
     spread_scores,
-    word_spans,
 )
+from trl_token_ext.text import message_text, prompt_text, sentence_spans, word_spans
 
 
 class RepetitionConsistency(TokenScorer):

@@ -2,26 +2,24 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
 from trl_token_ext.choices import Placement, check_choice
-from trl_token_ext.models import load_scorer_model
+from trl_token_ext.models import ScorerModelArgs, load_scorer_model
 from trl_token_ext.scorers._common import (
     TokenScorer,
     check_placement,
     decode_with_spans,
     eval_mode,
     get_column,
-    last_user_message,
     load_tokenizer,
-    message_text,
     model_device,
-    sentence_spans,
     spread_scores,
 )
+from trl_token_ext.text import last_user_message, message_text, sentence_spans
 
 EMBEDDING_LEVELS = ("sentence", "completion", "sequence")  # what one embedding covers
 
@@ -70,7 +68,7 @@ class EmbeddingConsistency(TokenScorer):
         batch_size, max_length: encoder batching and truncation (encoder tokens per text; at ``"completion"`` /
             ``"sequence"`` level a longer completion is judged by its first ``max_length`` encoder tokens only, so
             for long completions prefer ``"sentence"``, whose cost is linear in the length).
-        dtype, device, quantization_config, load_in_4bit, model_kwargs: how `load_scorer_model` loads ``model``.
+        model_init_kwargs: how `load_scorer_model` loads ``model`` (`ScorerModelArgs` or a dict of its fields).
 
     Returns per completion a list of ``len(completion_ids[i])`` floats (0 on tokens outside any sentence), with
     ``level="sequence"`` one float, or None when its reference is None.
@@ -90,11 +88,7 @@ class EmbeddingConsistency(TokenScorer):
         offset: float = 0.0,
         batch_size: int = 64,
         max_length: int = 256,
-        dtype: Any = None,
-        device: Any = None,
-        quantization_config: Any = None,
-        load_in_4bit: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
+        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name)
@@ -106,12 +100,8 @@ class EmbeddingConsistency(TokenScorer):
         self.batch_size, self.max_length = batch_size, max_length
         self.model = load_scorer_model(
             model,
+            model_init_kwargs,
             task="feature-extraction",
-            dtype=dtype,
-            device=device,
-            quantization_config=quantization_config,
-            load_in_4bit=load_in_4bit,
-            model_kwargs=model_kwargs,
             owner=self.__name__,
         )
         self.tokenizer = load_tokenizer(tokenizer, model)

@@ -8,7 +8,8 @@ from pathlib import Path
 from typing import Any
 
 from trl_token_ext.choices import Placement
-from trl_token_ext.scorers._common import TokenScorer, check_placement, decode_with_spans, spread_scores, word_spans
+from trl_token_ext.scorers._common import TokenScorer, check_placement, decode_with_spans, spread_scores
+from trl_token_ext.text import word_spans
 
 
 class LexiconQuality(TokenScorer):

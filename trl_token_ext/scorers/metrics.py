@@ -11,7 +11,8 @@ import importlib
 from collections.abc import Sequence
 from typing import Any
 
-from trl_token_ext.scorers._common import get_column, message_text
+from trl_token_ext.scorers._common import get_column
+from trl_token_ext.text import message_text
 
 # metric -> (default output key, divisor) giving a per-sample reward in [0, 1].
 DEFAULT_KEYS: dict[str, tuple[str, float]] = {

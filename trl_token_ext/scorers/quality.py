@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from trl_token_ext.alignment import spread_span_scores
 from trl_token_ext.choices import SCORE_KINDS, Placement, ScoreKind, check_choice, label_scores
-from trl_token_ext.models import adapters_disabled, has_adapter, load_scorer_model
+from trl_token_ext.models import ScorerModelArgs, has_adapter, load_scorer_model
 from trl_token_ext.scorers._common import (
     TokenScorer,
     check_placement,
@@ -18,21 +19,17 @@ from trl_token_ext.scorers._common import (
     model_device,
     same_tokenizer,
 )
-from trl_token_ext.scorers._lm import JudgeBatcher, completion_logprobs, to_policy_tokens
+from trl_token_ext.scorers._lm import JudgeBatcher, completion_logprobs, implicit_rewards, to_policy_tokens
 
 CENTER_MODES = (None, "completion", "entropy")
-
-
-def scorer_load_kwargs(owner: str, dtype=None, task: str = "causal-lm", **kwargs: Any) -> dict[str, Any]:
-    """`load_scorer_model` keywords from a scorer's constructor arguments (dtype None: float32)."""
-    return dict(task=task, dtype=dtype, owner=owner, **kwargs)
 
 
 class _CausalLMScorer(TokenScorer):
     """Shared setup of scorers that run a causal LM over prompt + completion."""
 
-    def _setup_lm(self, model, tokenizer, max_length, batch_size, max_batch_tokens, load_kwargs) -> None:
-        self.model = load_scorer_model(model, **scorer_load_kwargs(self.__name__, **load_kwargs))
+    def _setup_lm(self, model, tokenizer, max_length, batch_size, max_batch_tokens, model_init_kwargs) -> None:
+        self.model_init_kwargs = ScorerModelArgs.coerce(model_init_kwargs, self.__name__)
+        self.model = load_scorer_model(model, self.model_init_kwargs, owner=self.__name__)
         self.tokenizer = load_tokenizer(tokenizer, model)
         if max_length is None:
             max_length = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
@@ -76,8 +73,10 @@ class LogProbQuality(_CausalLMScorer):
             predictive entropy, i.e. log p(a_t) − E_{a~p}[log p(a)] (surprise relative to the expected surprise).
         max_length: judge context (default ``config.max_position_embeddings``); longer inputs are cut from the left.
         batch_size, max_batch_tokens: forward-pass batching.
-        dtype, device, quantization_config, load_in_4bit, model_kwargs: how `trl_token_ext.models.load_scorer_model`
-            (the loader of every model-backed scorer) loads ``model``; dtype None: float32.
+        model_init_kwargs: how `trl_token_ext.models.load_scorer_model` (the loader of every model-backed scorer)
+            loads ``model`` given by id or folder: a `trl_token_ext.models.ScorerModelArgs` or a dict of its fields
+            (``dtype``, ``device``, ``quantization_config``, ``load_in_4bit``, ``trust_remote_code``,
+            ``model_kwargs``); default float32 on CUDA when available.
     """
 
     default_name = "logprob_quality"
@@ -94,11 +93,7 @@ class LogProbQuality(_CausalLMScorer):
         max_length: int | None = None,
         batch_size: int = 16,
         max_batch_tokens: int = 16384,
-        dtype: Any = None,
-        device: Any = None,
-        quantization_config: Any = None,
-        load_in_4bit: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
+        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name)
@@ -106,14 +101,7 @@ class LogProbQuality(_CausalLMScorer):
             raise ValueError(f"{self.__name__}: center must be one of {CENTER_MODES}, got {center!r}.")
         placement = check_placement(placement, self.__name__)
         self.clip_min, self.clip_max, self.center, self.placement = clip_min, clip_max, center, placement
-        load_kwargs = dict(
-            dtype=dtype,
-            device=device,
-            quantization_config=quantization_config,
-            load_in_4bit=load_in_4bit,
-            model_kwargs=model_kwargs,
-        )
-        self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, load_kwargs)
+        self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, model_init_kwargs)
 
     def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
         samples, judge = self.batcher.prepare(
@@ -141,9 +129,8 @@ class ImplicitPRMQuality(_CausalLMScorer):
 
     When ``model`` carries a PEFT adapter (a ``PeftModel``, or an adapter folder loaded by id/path) and ``ref_model``
     is None, π_ref is the same model with its adapter disabled, so only one base model is in memory. Alignment to a
-    policy with another tokenizer works as in :class:`LogProbQuality` (``placement`` of overlapping PRM tokens). The
-    loading arguments (``dtype``, ``device``, ``quantization_config``, ``load_in_4bit``, ``model_kwargs``) are
-    LogProbQuality's; ``ref_model`` loads the same way, unquantized, on the PRM's device.
+    policy with another tokenizer works as in :class:`LogProbQuality` (``placement`` of overlapping PRM tokens).
+    ``model_init_kwargs`` is LogProbQuality's; ``ref_model`` loads the same way, unquantized, on the PRM's device.
     """
 
     default_name = "implicit_prm_quality"
@@ -159,24 +146,13 @@ class ImplicitPRMQuality(_CausalLMScorer):
         max_length: int | None = None,
         batch_size: int = 16,
         max_batch_tokens: int = 16384,
-        dtype: Any = None,
-        device: Any = None,
-        quantization_config: Any = None,
-        load_in_4bit: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
+        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name)
         placement = check_placement(placement, self.__name__)
         self.beta, self.placement = float(beta), placement
-        load_kwargs = dict(
-            dtype=dtype,
-            device=device,
-            quantization_config=quantization_config,
-            load_in_4bit=load_in_4bit,
-            model_kwargs=model_kwargs,
-        )
-        self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, load_kwargs)
+        self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, model_init_kwargs)
         if ref_model is None:
             if not has_adapter(self.model):
                 raise ValueError(
@@ -185,24 +161,19 @@ class ImplicitPRMQuality(_CausalLMScorer):
                 )
             self.ref_model = None
         else:
-            load_kwargs.update(device=model_device(self.model), quantization_config=None, load_in_4bit=False)
-            self.ref_model = load_scorer_model(ref_model, **scorer_load_kwargs(self.__name__, **load_kwargs))
+            unquantized = self.model_init_kwargs.replace(
+                device=model_device(self.model), quantization_config=None, load_in_4bit=False
+            )
+            self.ref_model = load_scorer_model(ref_model, unquantized, owner=self.__name__)
 
     def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
         samples, judge = self.batcher.prepare(
             prompts, completion_ids, self._policy_tokenizer(processing_class, completion_ids)
         )
-        pad = self._pad_id(judge)
-        logps, _ = completion_logprobs(self.model, self.batcher, samples, pad)
-        if self.ref_model is None:
-            with adapters_disabled(self.model):
-                ref_logps, _ = completion_logprobs(self.model, self.batcher, samples, pad)
-        else:
-            ref_logps, _ = completion_logprobs(self.ref_model, self.batcher, samples, pad)
-        return [
-            to_policy_tokens(sample, self.beta * (lp - ref), self.placement, len(ids))
-            for sample, lp, ref, ids in zip(samples, logps, ref_logps, completion_ids)
-        ]
+        lengths = [len(ids) for ids in completion_ids]
+        return implicit_rewards(
+            self.model, self.ref_model, self.batcher, samples, self._pad_id(judge), self.beta, self.placement, lengths
+        )
 
 
 class TokenClassifierQuality(TokenScorer):
@@ -226,28 +197,14 @@ class TokenClassifierQuality(TokenScorer):
         placement: Placement = "mean",
         max_length: int | None = None,
         batch_size: int = 16,
-        device: Any = None,
-        dtype: Any = None,
-        quantization_config: Any = None,
-        load_in_4bit: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
+        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name)
         self.output = check_choice(self.__name__, "output", output, SCORE_KINDS)
         placement = check_placement(placement, self.__name__)
-        self.model = load_scorer_model(
-            model,
-            **scorer_load_kwargs(
-                self.__name__,
-                dtype,
-                task="token-classification",
-                device=device,
-                quantization_config=quantization_config,
-                load_in_4bit=load_in_4bit,
-                model_kwargs=model_kwargs,
-            ),
-        )
+        self.model_init_kwargs = ScorerModelArgs.coerce(model_init_kwargs, self.__name__)
+        self.model = load_scorer_model(model, self.model_init_kwargs, task="token-classification", owner=self.__name__)
         self.tokenizer = load_tokenizer(tokenizer, model)
         id2label = {int(k): v for k, v in getattr(self.model.config, "id2label", {}).items()}
         matches = [i for i, name_ in id2label.items() if name_ == label]

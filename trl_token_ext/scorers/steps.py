@@ -19,7 +19,8 @@ from typing import Any
 
 from trl_token_ext.alignment import Span, spread_span_scores
 from trl_token_ext.choices import Placement
-from trl_token_ext.scorers._common import TokenScorer, check_placement, decode_with_spans, message_text
+from trl_token_ext.scorers._common import TokenScorer, check_placement, decode_with_spans
+from trl_token_ext.text import message_text
 
 STEP_SCORE_FORMS = ("raw", "min", "diff")
 StepScoreFn = Callable[..., Sequence[float | None]]

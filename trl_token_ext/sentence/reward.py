@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -21,27 +21,12 @@ import torch
 
 from trl_token_ext.alignment import spread_span_scores
 from trl_token_ext.choices import PLACEMENTS, SCORE_KINDS, Placement, ScoreKind, check_choice, label_scores
-from trl_token_ext.sentence.split import align_sentences, split_sentences
+from trl_token_ext.models import ScorerModelArgs, load_scorer_model
+from trl_token_ext.sentence.split import align_sentences
+from trl_token_ext.text import completion_text, split_sentences
 
 AGGREGATES = ("mean", "min", "last")
 CALL_LEVELS = ("auto", "sequence", "token")  # what a call returns
-
-
-def completion_text(completion: Any) -> str:
-    """The text of a completion: a string, or the joined ``content`` of a conversational list of messages."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, dict):
-        completion = [completion]
-    if isinstance(completion, (list, tuple)):
-        parts = []
-        for message in completion:
-            content = message.get("content", "") if isinstance(message, dict) else message
-            if isinstance(content, list):  # multimodal content parts
-                content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-            parts.append(content if isinstance(content, str) else "")
-        return "".join(parts)
-    raise TypeError(f"A completion must be a str or a list of message dicts, got {type(completion).__name__}.")
 
 
 class SentenceClassifierReward:
@@ -69,9 +54,9 @@ class SentenceClassifierReward:
         policy_tokenizer: tokenizer decoding ``completion_ids`` at token level when no ``processing_class`` is passed.
         batch_size: sentences per forward pass. max_length: classifier tokens per sentence (longer ones are
             truncated, with one warning); default: the tokenizer's / model's maximum.
-        device: where the classifier runs (default: where it was loaded); results are always CPU floats.
-        load_in_4bit: load the classifier in 4-bit NF4 (bitsandbytes, CUDA). model_kwargs: more
-            ``from_pretrained`` arguments.
+        model_init_kwargs: how the classifier loads and where it runs (`trl_token_ext.models.ScorerModelArgs` or a
+            dict of its fields: ``device``, ``dtype``, ``load_in_4bit``, ``quantization_config``, ``model_kwargs``,
+            ...), as for every model-backed scorer; results are always CPU floats.
         language: pySBD language for sentence splitting.
         empty_reward: the reward of a completion with no sentence (empty or whitespace-only): a float (default 0.0;
             at token level it sits on the last token) or None (TRL treats None as "not scored").
@@ -91,9 +76,7 @@ class SentenceClassifierReward:
         policy_tokenizer: Any = None,
         batch_size: int = 32,
         max_length: int | None = None,
-        device: str | torch.device | None = None,
-        load_in_4bit: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
+        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
         language: str = "en",
         empty_reward: float | None = 0.0,
         name: str | None = None,
@@ -112,9 +95,7 @@ class SentenceClassifierReward:
         self.policy_tokenizer = policy_tokenizer
         self.batch_size = batch_size
         self.max_length = max_length
-        self.device = torch.device(device) if device is not None else None
-        self.load_in_4bit = load_in_4bit
-        self.model_kwargs = dict(model_kwargs or {})
+        self.model_init_kwargs = ScorerModelArgs.coerce(model_init_kwargs, "SentenceClassifierReward")
         self.language = language
         self.empty_reward = empty_reward
         self._model = None
@@ -131,14 +112,10 @@ class SentenceClassifierReward:
             return
         from transformers import AutoTokenizer
 
-        from trl_token_ext.models import load_scorer_model
-
         self._model = load_scorer_model(
             self.model_source,
+            self.model_init_kwargs,
             task="sequence-classification",
-            device=self.device,
-            load_in_4bit=self.load_in_4bit,
-            model_kwargs=self.model_kwargs,
             merge_adapter=True,  # unless 4-bit: quantized weights can't absorb the adapter
             owner="SentenceClassifierReward",
         )
@@ -176,8 +153,9 @@ class SentenceClassifierReward:
     @property
     def classifier_device(self) -> torch.device:
         """The device the classifier's inputs are sent to."""
-        if self.device is not None and not self.load_in_4bit:
-            return self.device
+        init = self.model_init_kwargs
+        if init.device is not None and not init.load_in_4bit and init.quantization_config is None:
+            return torch.device(init.device)
         return next(self._model.parameters()).device
 
     def __getstate__(self) -> dict[str, Any]:

@@ -13,8 +13,8 @@ import json
 from dataclasses import dataclass, field
 from typing import Any
 
+from trl_token_ext.data import load_dataset_dict, train_eval_test
 from trl_token_ext.finetune import ClassifierTrainingResult
-from trl_token_ext.sentence.recipes import load_dataset_dict, train_eval_test
 from trl_token_ext.step_prm.data import check_stepwise_dataset
 from trl_token_ext.step_prm.train import train_step_prm
 
