@@ -1,13 +1,14 @@
 """The package's one vocabulary: how a span's score reaches its tokens, what a classifier's score is.
 
 Every scorer takes ``placement=`` with values from `PLACEMENTS` (`trl_token_ext.alignment.spread_span_scores` does
-the placing) and every classifier-backed scorer takes ``output=`` with values from `SCORE_KINDS` (`label_scores`).
+the placing) and every classifier-backed scorer takes ``output=`` with values from `SCORE_KINDS` (`label_scores`)
+for the label that `resolve_label` finds.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Literal, get_args
+from typing import Any, Literal, get_args
 
 import torch
 
@@ -44,3 +45,29 @@ def label_scores(logits: torch.Tensor, label: int, output: str) -> torch.Tensor:
             return logits[:, label]
         log_p = logits.log_softmax(dim=-1)[:, label]
     return log_p if output == "log_prob" else log_p.exp()
+
+
+def resolve_label(config: Any, label: int | str | None, owner: str) -> int:
+    """The class index of ``label`` (an index, or a name of ``config.id2label``, case-insensitive when unique); None
+    is allowed for a single-output model only.
+
+    Raises:
+        ValueError: naming ``owner`` and listing the model's labels.
+    """
+    id2label = {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
+    num_labels = getattr(config, "num_labels", len(id2label)) or len(id2label)
+    valid = [id2label.get(i, str(i)) for i in range(num_labels)]
+    if label is None:
+        if num_labels == 1:
+            return 0
+        raise ValueError(f"{owner}: pass label=...; the classifier's labels are {valid}.")
+    if isinstance(label, int) and not isinstance(label, bool):
+        if 0 <= label < num_labels:
+            return label
+        raise ValueError(f"{owner}: label index {label} out of range; labels are {valid}.")
+    if label in valid:
+        return valid.index(label)
+    folded = [i for i, name in enumerate(valid) if name.lower() == str(label).lower()]
+    if len(folded) == 1:
+        return folded[0]
+    raise ValueError(f"{owner}: unknown label {label!r}; the classifier's labels are {valid}.")

@@ -23,6 +23,8 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
+from trl_token_ext.scorers._common import TokenScorer
+
 # name -> "module:attribute"
 _REGISTRY: dict[str, str] = {
     # token scorers (trl_token_ext.scorers)
@@ -180,8 +182,6 @@ def _check_kind(name: str, target: Any, kind: str | None) -> None:
         return
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {list(KINDS)} or None, got {kind!r}.")
-    from trl_token_ext.scorers import TokenScorer  # light: the scorers' heavy imports are lazy
-
     is_scorer = isinstance(target, TokenScorer) or (inspect.isclass(target) and issubclass(target, TokenScorer))
     if kind == "outcome" and is_scorer:
         raise ValueError(

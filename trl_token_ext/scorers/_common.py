@@ -13,7 +13,9 @@ from typing import Any
 
 from trl_token_ext.alignment import Span, spread_span_scores, token_char_spans
 from trl_token_ext.choices import PLACEMENTS, Placement, check_choice
-from trl_token_ext.text import message_text  # noqa: F401 (trl_token_ext.demo.arithmetic imports it from here)
+
+# Re-exported only for trl_token_ext.demo (arithmetic, form), which imports them from here until it moves to .text.
+from trl_token_ext.text import message_text, word_spans  # noqa: F401
 
 logger = logging.getLogger("trl_token_ext.scorers")
 
@@ -67,32 +69,6 @@ class TokenScorer:
                 "TokenGRPOTrainer passes it, pass it yourself when calling the scorer directly."
             )
         return tokenizer
-
-
-def resolve_label(config: Any, label: int | str | None, owner: str) -> int:
-    """The class index of ``label`` (an index, or a name of ``config.id2label``, case-insensitive when unique); None
-    is allowed for a single-output model only.
-
-    Raises:
-        ValueError: naming ``owner`` and listing the model's labels.
-    """
-    id2label = {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
-    num_labels = getattr(config, "num_labels", len(id2label)) or len(id2label)
-    valid = [id2label.get(i, str(i)) for i in range(num_labels)]
-    if label is None:
-        if num_labels == 1:
-            return 0
-        raise ValueError(f"{owner}: pass label=...; the classifier's labels are {valid}.")
-    if isinstance(label, int) and not isinstance(label, bool):
-        if 0 <= label < num_labels:
-            return label
-        raise ValueError(f"{owner}: label index {label} out of range; labels are {valid}.")
-    if label in valid:
-        return valid.index(label)
-    folded = [i for i, name in enumerate(valid) if name.lower() == str(label).lower()]
-    if len(folded) == 1:
-        return folded[0]
-    raise ValueError(f"{owner}: unknown label {label!r}; the classifier's labels are {valid}.")
 
 
 def decode_with_spans(tokenizer: Any, ids: Sequence[int]) -> tuple[str, list[Span]]:

@@ -12,6 +12,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from trl_token_ext.scorers._common import get_column
+from trl_token_ext.scorers.shaping import PotentialShaping
 from trl_token_ext.text import message_text
 
 # metric -> (default output key, divisor) giving a per-sample reward in [0, 1].
@@ -212,6 +213,4 @@ class MetricReward:
 
     def as_token_reward(self, gamma: float = 1.0, name: str | None = None):
         """A token reward: potential-based shaping of this metric on completion prefixes (see PotentialShaping)."""
-        from trl_token_ext.scorers.shaping import PotentialShaping
-
         return PotentialShaping(self, gamma=gamma, name=name or f"{self.__name__}_shaping")

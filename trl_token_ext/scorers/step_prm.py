@@ -15,9 +15,9 @@ from typing import Any
 
 import torch
 
-from trl_token_ext.choices import Placement
+from trl_token_ext.choices import Placement, resolve_label
 from trl_token_ext.models import ScorerModelArgs, load_scorer_model
-from trl_token_ext.scorers._common import eval_mode, get_column, load_tokenizer, model_device, resolve_label
+from trl_token_ext.scorers._common import eval_mode, get_column, load_tokenizer, model_device
 from trl_token_ext.scorers._lm import JudgeBatcher, _accepts_logits_to_keep
 from trl_token_ext.scorers.steps import StepReward
 from trl_token_ext.step_prm.inputs import (

@@ -19,7 +19,7 @@ from typing import Any
 
 from trl_token_ext.alignment import Span, spread_span_scores
 from trl_token_ext.choices import Placement
-from trl_token_ext.scorers._common import TokenScorer, check_placement, decode_with_spans
+from trl_token_ext.scorers._common import TokenScorer, check_placement, decode_with_spans, get_column
 from trl_token_ext.text import message_text
 
 STEP_SCORE_FORMS = ("raw", "min", "diff")
@@ -111,8 +111,6 @@ class StepReward(TokenScorer):
         columns) and ``processing_class``, the policy tokenizer. Default: ``score_steps`` on each completion."""
         if self.score_steps is None:
             raise NotImplementedError(f"{self.__name__}: pass score_steps=... or override step_scores.")
-        from trl_token_ext.scorers._common import get_column
-
         columns = {column: get_column(kwargs, column, self.__name__, len(prompts)) for column in self.columns}
         return [
             None if values is None else list(values)

@@ -20,7 +20,15 @@ from typing import Any
 import torch
 
 from trl_token_ext.alignment import spread_span_scores
-from trl_token_ext.choices import PLACEMENTS, SCORE_KINDS, Placement, ScoreKind, check_choice, label_scores
+from trl_token_ext.choices import (
+    PLACEMENTS,
+    SCORE_KINDS,
+    Placement,
+    ScoreKind,
+    check_choice,
+    label_scores,
+    resolve_label,
+)
 from trl_token_ext.models import ScorerModelArgs, load_scorer_model
 from trl_token_ext.sentence.split import align_sentences
 from trl_token_ext.text import completion_text, split_sentences
@@ -140,8 +148,6 @@ class SentenceClassifierReward:
         return str(self.model_source)
 
     def _resolve_label(self) -> int:
-        from trl_token_ext.scorers._common import resolve_label
-
         return resolve_label(self._model.config, self.label, "SentenceClassifierReward")
 
     @property
