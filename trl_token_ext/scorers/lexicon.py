@@ -8,6 +8,7 @@ from pathlib import Path
 from typing import Any
 
 from trl_token_ext.choices import Placement
+from trl_token_ext.extras import missing_extra
 from trl_token_ext.scorers._common import TokenScorer, check_placement, decode_with_spans, spread_scores
 from trl_token_ext.text import word_spans
 
@@ -59,12 +60,12 @@ class LexiconQuality(TokenScorer):
 
     @classmethod
     def from_vader(cls, **kwargs: Any) -> LexiconQuality:
-        """VADER's sentiment lexicon (``pip install vaderSentiment``; valence in [−4, 4])."""
+        """VADER's sentiment lexicon (the ``lexicon`` extra: vaderSentiment; valence in [−4, 4])."""
         import importlib.util
 
         spec = importlib.util.find_spec("vaderSentiment")
         if spec is None or not spec.submodule_search_locations:
-            raise ImportError("LexiconQuality.from_vader needs the vaderSentiment package: pip install vaderSentiment")
+            raise missing_extra("vaderSentiment", "lexicon", "LexiconQuality.from_vader")
         path = Path(next(iter(spec.submodule_search_locations))) / "vader_lexicon.txt"
         return cls(path, **{"name": "vader_lexicon_quality", **kwargs})
 
