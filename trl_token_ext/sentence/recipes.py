@@ -8,12 +8,11 @@ and the data are always given by the user (the demo's cached sentiment classifie
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
 from trl_token_ext.data import load_dataset_dict, train_eval_test
-from trl_token_ext.finetune import ClassifierTrainingResult
+from trl_token_ext.finetune import ClassifierTrainingResult, print_result, recipe_training
 from trl_token_ext.sentence.train import check_labels, check_texts, train_sentence_classifier
 
 
@@ -75,8 +74,7 @@ def run_train_classifier(
     """Train and evaluate a sentence classifier as described by ``args``; ``splits`` = ``(train, eval, test)``
     datasets to use instead of loading ``args.dataset_name``."""
     train, evaluation, test = splits if splits is not None else load_classifier_datasets(args)
-    if args.max_train_samples is not None and args.max_train_samples < len(train):
-        train = train.shuffle(seed=args.seed).select(range(args.max_train_samples))
+    train, overrides = recipe_training(args, train)
     return train_sentence_classifier(
         args.model_name_or_path,
         train,
@@ -93,13 +91,7 @@ def run_train_classifier(
         lora_dropout=args.lora_dropout,
         lora_target_modules=args.lora_target_modules,
         early_stopping_patience=args.early_stopping_patience,
-        training_args={
-            "num_train_epochs": args.num_train_epochs,
-            "learning_rate": args.learning_rate,
-            "per_device_train_batch_size": args.per_device_train_batch_size,
-            "seed": args.seed,
-            "use_cpu": args.use_cpu,
-        },
+        training_args=overrides,
     )
 
 
@@ -115,6 +107,4 @@ def train_classifier_main(argv: list[str] | None = None) -> ClassifierTrainingRe
     loads the arguments from YAML, as for every ``trl-token`` command). Prints the metrics JSON."""
     (args,) = make_parser().parse_args_and_config(argv)
     result = run_train_classifier(args)
-    print(json.dumps({key: value for key, value in result.metrics.items() if key != "labels"}, indent=2))
-    print(f"merged classifier: {result.merged_dir}")
-    return result
+    return print_result(result, f"merged classifier: {result.merged_dir}")
