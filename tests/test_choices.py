@@ -69,3 +69,32 @@ def test_old_values_are_refused_with_the_allowed_ones():
         SentenceClassifierReward("never-loaded", label="positive", placement="end")
     with pytest.raises(ValueError, match=r"output must be one of \['prob', 'log_prob', 'logit'\], got 'logprob'"):
         SentenceClassifierReward("never-loaded", label="positive", output="logprob")
+
+
+def test_resolve_label_by_index_name_and_case_with_errors_naming_the_labels():
+    from types import SimpleNamespace
+
+    from trl_token_ext.choices import resolve_label
+
+    config = SimpleNamespace(id2label={0: "NEGATIVE", 1: "POSITIVE"}, num_labels=2)
+    assert (resolve_label(config, 0, "c"), resolve_label(config, 1, "c")) == (0, 1)
+    assert resolve_label(config, "NEGATIVE", "c") == 0
+    assert resolve_label(config, "positive", "c") == 1  # case-insensitive when unique
+    with pytest.raises(ValueError, match=r"^c: label index 2 out of range; labels are \['NEGATIVE', 'POSITIVE'\]\.$"):
+        resolve_label(config, 2, "c")
+    with pytest.raises(ValueError, match=r"^c: label index -1 out of range"):
+        resolve_label(config, -1, "c")
+    with pytest.raises(
+        ValueError, match=r"^c: pass label=\.\.\.; the classifier's labels are \['NEGATIVE', 'POSITIVE'\]"
+    ):
+        resolve_label(config, None, "c")
+    with pytest.raises(ValueError, match=r"^c: unknown label 'neutral'; the classifier's labels are \['NEGATIVE'"):
+        resolve_label(config, "neutral", "c")
+    assert resolve_label(SimpleNamespace(id2label={}, num_labels=1), None, "c") == 0  # one output: no label needed
+    ambiguous = SimpleNamespace(id2label={0: "Yes", 1: "YES"}, num_labels=2)
+    assert resolve_label(ambiguous, "YES", "c") == 1
+    with pytest.raises(ValueError, match="unknown label 'yes'"):
+        resolve_label(ambiguous, "yes", "c")  # two case-folded matches: refused
+    assert resolve_label(SimpleNamespace(id2label={0: "a", 1: "b"}), "b", "c") == 1  # num_labels from id2label
+    unnamed = SimpleNamespace(num_labels=3)
+    assert resolve_label(unnamed, "2", "c") == 2  # labels default to their indices as names
