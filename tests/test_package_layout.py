@@ -68,3 +68,37 @@ def test_train_classifier_command_is_wired_through_the_cli(capsys):
         cli.main(["train-classifier", "--help"])
     assert exit_info.value.code == 0
     assert "--model_name_or_path" in capsys.readouterr().out
+
+
+def _first_party_imports(path):
+    """(imported module, at module top?) for every `trl_token_ext` import of the file at ``path``."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("trl_token_ext"):
+            found.append((node.module, id(node) in top))
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, id(node) in top) for alias in node.names if alias.name.startswith("trl_token_ext")]
+    return found
+
+
+def test_layers_read_top_down():
+    """No library module imports the entry points (cli, demo); scorers do not import sentence/; the ground modules
+    (text, data, choices, extras) import only each other and alignment (docs/architecture.md)."""
+    from pathlib import Path
+
+    package = Path(trl_token_ext.__file__).parent
+    ground = {"trl_token_ext.text", "trl_token_ext.data", "trl_token_ext.choices", "trl_token_ext.extras"}
+    for path in sorted(package.rglob("*.py")):
+        module = "trl_token_ext." + ".".join(path.relative_to(package).with_suffix("").parts)
+        if module.startswith(("trl_token_ext.cli", "trl_token_ext.demo")):
+            continue
+        imports = [name for name, _ in _first_party_imports(path)]
+        assert not [n for n in imports if n.startswith(("trl_token_ext.cli", "trl_token_ext.demo"))], module
+        if module.startswith("trl_token_ext.scorers"):
+            assert not [n for n in imports if n.startswith("trl_token_ext.sentence")], module
+        if module in ground:
+            assert set(imports) <= ground | {"trl_token_ext.alignment"}, (module, imports)
