@@ -102,3 +102,14 @@ def test_layers_read_top_down():
             assert not [n for n in imports if n.startswith("trl_token_ext.sentence")], module
         if module in ground:
             assert set(imports) <= ground | {"trl_token_ext.alignment"}, (module, imports)
+
+
+def test_cli_and_the_ground_layer_import_without_torch_or_trl():
+    """`trl-token --help`, the registry and the ground modules stay instant: torch and TRL load when a command runs."""
+    code = (
+        "import sys\nimport trl_token_ext.cli, trl_token_ext.registry, trl_token_ext.script_args\n"
+        "import trl_token_ext.alignment, trl_token_ext.choices, trl_token_ext.text, trl_token_ext.data\n"
+        "print(sorted(m for m in ('torch', 'trl', 'transformers') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert result.stdout.strip().splitlines()[-1] == "[]"

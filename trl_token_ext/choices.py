@@ -8,9 +8,10 @@ for the label that `resolve_label` finds.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import Any, Literal, get_args
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
-import torch
+if TYPE_CHECKING:  # tensor methods only: importing the vocabulary does not import torch
+    import torch
 
 Placement = Literal["sum", "mean", "split", "even", "last"]
 """How a span's score reaches the tokens overlapping it: ``"sum"`` each gets it (a token under several spans gets
@@ -39,7 +40,8 @@ def label_scores(logits: torch.Tensor, label: int, output: str) -> torch.Tensor:
         column = logits[:, 0]
         if output == "logit":
             return column
-        log_p = torch.nn.functional.logsigmoid(column)
+        # log σ(x) = log_softmax([0, x])[1], stable for large |x|
+        log_p = (column.unsqueeze(-1) * column.new_tensor([0.0, 1.0])).log_softmax(dim=-1)[:, 1]
     else:
         if output == "logit":
             return logits[:, label]

@@ -23,11 +23,8 @@ from typing import Any
 
 from trl_token_ext import registry
 from trl_token_ext.data import DATA_FILE_BUILDERS, load_data_file
-from trl_token_ext.models import ScorerModelArgs, SharedBaseModel, load_policy, quantization_config, same_checkpoint
 from trl_token_ext.registry import name_list, options_for, parse_options
 from trl_token_ext.script_args import TokenRewardScriptArguments
-from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
-from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
 
 COMMANDS = {
     "grpo": "Train with TokenGRPOTrainer (TRL's `trl grpo` arguments + token reward options).",
@@ -81,8 +78,14 @@ class TokenRewardArguments(TokenRewardScriptArguments):
 
 
 def _trainer_classes(command: str) -> tuple[type, type]:
+    # Imported when a command runs, not with the module: torch and TRL take seconds to import, and `trl-token --help`
+    # (like the registry this module is built on) stays instant.
     if command == "grpo":
+        from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
+
         return TokenGRPOConfig, TokenGRPOTrainer
+    from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
+
     return TokenRLOOConfig, TokenRLOOTrainer
 
 
@@ -121,6 +124,8 @@ def _share_or_quantize(
     A scorer that trains its model (class attribute ``trains_own_model``) always gets its own copy, also when its
     checkpoint is the policy's."""
     import inspect
+
+    from trl_token_ext.models import ScorerModelArgs, SharedBaseModel, quantization_config, same_checkpoint
 
     options = dict(options)
     trains_own_model = getattr(target, "trains_own_model", False)  # e.g. OnlineImplicitPRM: never the policy itself
@@ -201,6 +206,8 @@ def check_output_dir(output_dir: str, resume_from_checkpoint: Any, overwrite: bo
 
 def run_training(command: str, script_args, reward_args, training_args, model_args, dataset_args=None) -> Any:
     """Load data, policy (4-bit + LoRA per `ModelConfig`) and reward functions; train; save. Returns the trainer."""
+    from trl_token_ext.models import load_policy  # see _trainer_classes: torch loads when a command runs
+
     _, trainer_class = _trainer_classes(command)
     if not (reward_args.reward_funcs or reward_args.reward_model_name_or_path or reward_args.token_reward_funcs):
         raise ValueError("Give at least one of `reward_funcs`, `reward_model_name_or_path` or `token_reward_funcs`.")

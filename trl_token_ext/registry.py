@@ -23,8 +23,6 @@ import sys
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from trl_token_ext.scorers._common import TokenScorer
-
 # name -> "module:attribute"
 _REGISTRY: dict[str, str] = {
     # token scorers (trl_token_ext.scorers)
@@ -182,6 +180,10 @@ def _check_kind(name: str, target: Any, kind: str | None) -> None:
         return
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {list(KINDS)} or None, got {kind!r}.")
+    # Imported here: the scorers package imports torch and its models, which `trl-token --help`, the recipes'
+    # argument parsing and `import trl_token_ext.registry` do not need.
+    from trl_token_ext.scorers._common import TokenScorer
+
     is_scorer = isinstance(target, TokenScorer) or (inspect.isclass(target) and issubclass(target, TokenScorer))
     if kind == "outcome" and is_scorer:
         raise ValueError(
