@@ -18,8 +18,11 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
+# Both demo tasks, each trained twice (token rewards / outcome-only control) side by side, one thread per arm
+# (docs/demo.md). `make demo DEMO_ARGS="--task arithmetic"` runs one task; `DEMO_ARGS="--jobs 1"` one arm at a time.
+DEMO_ARGS ?=
 demo: $(STAMP)
-	OMP_NUM_THREADS=1 $(BIN)/trl-token demo
+	OMP_NUM_THREADS=1 $(BIN)/trl-token demo $(DEMO_ARGS)
 
 test: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python -m pytest $(PYTEST_ARGS)
