@@ -190,7 +190,12 @@ def compare_table(runs: dict[str, dict[str, Any]], task: str) -> str:
     for name, summary in runs.items():
         task_summary = summary["tasks"][task]
         settings = task_summary["settings"]
+        weights = ", ".join(
+            f"{name.removeprefix('consistency_')} {weight:g}"
+            for name, weight in task_summary["token_reward_weights"].items()
+        )
         described = f"{task_summary['eval']}, seed {settings['seed']}, lr {settings['learning_rate']:g}"
+        described += f"; token terms: {weights}"
         measures = task_summary["measures"]
         for arm in (arm for arm in COLUMNS if arm in measures):
             cells = " | ".join(fmt(measures[arm][key]) for key in keys)
@@ -268,12 +273,14 @@ def render(argv: list[str]) -> str:
 
 def refresh(path: Path) -> bool:
     """Rewrite every ``<!-- demo-report: ARGS -->…<!-- /demo-report -->`` block of ``path`` with ``render(ARGS)``
-    (the documents quote runs only through these blocks); True when something changed."""
+    (the documents quote runs only through these blocks): on lines of its own when the block spans lines, else
+    inline. True when something changed."""
     text = path.read_text(encoding="utf-8")
 
     def replace(match: re.Match) -> str:
         start, end = f"<!-- demo-report: {match.group('args')} -->", "<!-- /demo-report -->"
-        return f"{start}{match.group('lead')}{render(match.group('args').split())}{match.group('trail')}{end}"
+        newline = "\n" if "\n" in match.group("lead") + match.group("trail") else ""  # a block, or inline text
+        return f"{start}{newline}{render(match.group('args').split())}{newline}{end}"
 
     new = GENERATED.sub(replace, text)
     if new != text:

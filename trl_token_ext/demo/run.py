@@ -66,6 +66,7 @@ def _parse(argv: list[str] | None) -> argparse.Namespace:
     add("--w_extra_sentence", type=float, default=0.0, help="sentiment: weight of the penalty on a 2nd sentence.")
     add("--w_repeated_word", type=float, default=0.0, help="sentiment: weight of the penalty on a repeated word.")
     add("--w_shared_opening", type=float, default=0.0, help="sentiment: weight of the penalty on a shared opening.")
+    add("--w_unfinished", type=float, default=0.0, help="sentiment: weight of the penalty on a cut-off reply.")
     add("--token_kl_coef", type=float, default=0.0, help="sentiment: β_kl of the per-token KL in the reward.")
     add("--heatmap_every", type=int, default=10, help="Training heatmaps of the token arm every N steps.")
     add("--threads", type=int, default=1, help="torch threads per arm (1 is fastest on 2 shared cores).")
@@ -129,7 +130,11 @@ def prepare_assets(args: argparse.Namespace, tasks: list[str], work: Path, conso
 
         minilm_dir(), vader_lexicon_path()  # fetched once here, read by both arms
         assets["classifier"] = prepare_classifier(False, work, args.classifier)
-        console.print(f"sentiment classifier: {assets['classifier']}")
+        metrics = Path(assets["classifier"]).parent / "metrics.json"  # a classifier trained by the demo
+        if metrics.is_file():
+            assets["classifier_test_accuracy"] = json.loads(metrics.read_text(encoding="utf-8")).get("test_accuracy")
+        accuracy = assets.get("classifier_test_accuracy", "n/a")
+        console.print(f"sentiment classifier: {assets['classifier']} (test accuracy {accuracy})")
     return assets
 
 
@@ -191,7 +196,8 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         ]  # fmt: skip
         side = "side by side" if args.jobs > 1 else "one after another"
         console.print(
-            f"[bold]2/3[/bold] training {len(specs)} arms ({', '.join(tasks)}; {' and '.join(arms)}), {side}"
+            f"[bold]2/3[/bold] training {len(specs)} arm{'s' if len(specs) > 1 else ''} ({', '.join(tasks)}; "
+            f"{' and '.join(arms)}), {side}"
         )
         display = ProgressDisplay(console)
         try:
@@ -217,7 +223,7 @@ def main(argv: list[str] | None = None) -> dict[str, Any]:
         machine={"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
                  "python": platform.python_version(), "torch": torch.__version__},
         jobs=args.jobs,
-        assets=assets if not args.tiny else {"model": "tiny", "classifier": "tiny"},
+        assets=assets if not args.tiny else {"model": "tiny", "classifier": "tiny"},  # no temporary paths
         finished=datetime.now().isoformat(timespec="seconds"),
     )  # fmt: skip
     reporting.print_tables(console, summary)

@@ -80,10 +80,12 @@ def topic(movie: str) -> str:
 
 
 def train_dataset_columns() -> dict[str, list]:
-    """Columns of the training dataset: ``prompt`` (as ``train_prompts()``) and ``topic`` (one per prompt)."""
+    """Columns of the training dataset: ``prompt`` (as ``train_prompts()``), ``topic`` and ``title`` (one per
+    prompt)."""
     return {
         "prompt": train_prompts(),
         "topic": [topic(movie) for movie in MOVIES_TRAIN for _ in TEMPLATES],
+        "title": [movie for movie in MOVIES_TRAIN for _ in TEMPLATES],
     }
 
 

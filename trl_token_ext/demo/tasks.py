@@ -31,7 +31,7 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
 }  # fmt: skip
 TASKS = tuple(DEFAULTS)
 # The sentiment token terms, in order: each has a weight option ``--w_<name>`` (0 leaves the term out).
-SENTIMENT_TERMS = ("quality", "topic", "repetition", "extra_sentence", "repeated_word", "shared_opening")
+SENTIMENT_TERMS = ("quality", "topic", "repetition", "extra_sentence", "repeated_word", "shared_opening", "unfinished")
 OUTCOME_NAMES = {"sentiment": "P(positive)", "arithmetic": "answer correct"}  # the reported outcome of a sample
 # Printed labels of the held-out measures, in table order (the first is the outcome the table leads with).
 LABELS = {
@@ -105,12 +105,12 @@ def setup(task: str, options: dict[str, Any], assets: dict[str, str], policy: An
 
 def _sentiment_setup(options: dict[str, Any], assets: dict[str, str], policy: Any) -> ArmSetup:
     from trl_token_ext.demo import task as sentiment
-    from trl_token_ext.demo.form import ExtraSentence, RepeatedWord, SharedOpening
+    from trl_token_ext.demo.form import ExtraSentence, RepeatedWord, SharedOpening, Unfinished
     from trl_token_ext.sentence import SentenceClassifierReward
 
     encoder = assets["classifier"] if options["tiny"] else None  # --tiny: the tiny classifier's encoder
     funcs = sentiment.build_token_rewards(policy, options["quality"], tiny=options["tiny"], encoder=encoder)
-    funcs += [ExtraSentence(), RepeatedWord(), SharedOpening()]
+    funcs += [ExtraSentence(), RepeatedWord(), SharedOpening(), Unfinished()]
     weights = [options[f"w_{name}"] for name in SENTIMENT_TERMS]
     classifier = SentenceClassifierReward(
         assets["classifier"], label="positive", level="sequence", name="sentence_positive"
