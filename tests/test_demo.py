@@ -232,3 +232,19 @@ def test_smollm2_demo_reports_both_arms(tmp_path):
     assert sentiment["token"]["p_positive"] > sentiment["before"]["p_positive"]
     assert sentiment["control"]["p_positive"] > sentiment["before"]["p_positive"]
     assert summary["seconds"]["total"] < 900
+
+
+def test_a_failing_arm_names_itself_and_shows_its_log(tmp_path):
+    from trl_token_ext.demo.arms import run_arms
+
+    options = demo.task_options(demo._parse(["--tiny"]), "arithmetic")
+    spec = {"task": "arithmetic", "arm": "token", "options": options, "assets": {"model": str(tmp_path / "no-model")},
+            "before": False, "work": str(tmp_path), "report": str(tmp_path / "report")}  # fmt: skip
+
+    class Display:
+        def update(self, event):
+            pass
+
+    with pytest.raises(RuntimeError, match=r"demo arm arithmetic/token failed:[\s\S]*no-model"):
+        run_arms([spec], jobs=2, display=Display())
+    assert not (tmp_path / "report").exists()

@@ -198,54 +198,56 @@ def _pump(process: subprocess.Popen, log: Path, events: queue.Queue) -> None:
                 events.put(event)
 
 
+def _launch(spec: dict[str, Any], events: queue.Queue) -> tuple[subprocess.Popen, threading.Thread, dict[str, Any]]:
+    """Start the child process of ``spec`` (its spec file, log and result under ``spec["work"]``)."""
+    work, name = Path(spec["work"]), f"{spec['task']}-{spec['arm']}"
+    spec = {**spec, "result": str(work / f"{name}.result.json"), "log": str(work / f"{name}.log")}
+    spec_path = work / f"{name}.json"
+    spec_path.write_text(json.dumps(spec), encoding="utf-8")
+    threads = str(spec["options"]["threads"])
+    process = subprocess.Popen(
+        [sys.executable, "-m", "trl_token_ext.demo.arms", str(spec_path)],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "PYTHONUNBUFFERED": "1", "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
+    )
+    pump = threading.Thread(target=_pump, args=(process, Path(spec["log"]), events), daemon=True)
+    pump.start()
+    return process, pump, spec
+
+
 def run_arms(specs: list[dict[str, Any]], jobs: int, display: Any) -> list[dict[str, Any]]:
-    """Run ``specs`` here one after another (``jobs=1``) or as child processes, ``jobs`` at a time; each child gets
-    one thread per ``options["threads"]`` and writes its output to ``<work>/<task>-<arm>.log``."""
+    """Run ``specs`` here one after another (``jobs=1``) or as child processes, ``jobs`` at a time (each with
+    ``options["threads"]`` threads; its output goes to ``<work>/<task>-<arm>.log``, shown when it fails)."""
     if jobs <= 1:
         return [run_arm(spec, display.update) for spec in specs]
     results: dict[int, dict[str, Any]] = {}
     pending = list(enumerate(specs))
-    running: dict[int, tuple[subprocess.Popen, Path]] = {}
+    running: dict[int, tuple[subprocess.Popen, threading.Thread, dict[str, Any]]] = {}
     events: queue.Queue = queue.Queue()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     try:
         while pending or running:
             while pending and len(running) < jobs:
                 index, spec = pending.pop(0)
-                work = Path(spec["work"])
-                spec_path, log = (
-                    work / f"{spec['task']}-{spec['arm']}.json",
-                    work / f"{spec['task']}-{spec['arm']}.log",
-                )
-                spec = {**spec, "result": str(work / f"{spec['task']}-{spec['arm']}.result.json")}
-                spec_path.write_text(json.dumps(spec), encoding="utf-8")
-                threads = str(spec["options"]["threads"])
-                process = subprocess.Popen(
-                    [sys.executable, "-m", "trl_token_ext.demo.arms", str(spec_path)],
-                    stdout=subprocess.PIPE,
-                    stderr=subprocess.STDOUT,
-                    text=True,
-                    env={**env, "OMP_NUM_THREADS": threads, "MKL_NUM_THREADS": threads},
-                )
-                threading.Thread(target=_pump, args=(process, log, events), daemon=True).start()
-                running[index] = (process, log)
-                specs[index] = spec
+                running[index] = _launch(spec, events)
             try:
                 display.update(events.get(timeout=0.5))
             except queue.Empty:
                 pass
-            for index, (process, log) in list(running.items()):
+            for index, (process, pump, spec) in list(running.items()):
                 if process.poll() is None:
                     continue
                 del running[index]
+                pump.join(timeout=10)  # the child's last lines are in the log and the queue
                 if process.returncode != 0:
-                    tail = log.read_text(encoding="utf-8", errors="replace")[-3000:]
-                    raise RuntimeError(f"demo arm {specs[index]['task']}/{specs[index]['arm']} failed:\n{tail}")
-                results[index] = json.loads(Path(specs[index]["result"]).read_text(encoding="utf-8"))
+                    tail = Path(spec["log"]).read_text(encoding="utf-8", errors="replace")[-3000:]
+                    raise RuntimeError(f"demo arm {spec['task']}/{spec['arm']} failed:\n{tail}")
+                results[index] = json.loads(Path(spec["result"]).read_text(encoding="utf-8"))
         while not events.empty():
             display.update(events.get())
     finally:
-        for process, _ in running.values():
+        for process, _, _ in running.values():
             process.kill()
     return [results[index] for index in range(len(specs))]
 
