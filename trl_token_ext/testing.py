@@ -48,21 +48,10 @@ def build_tiny_tokenizer(vocab_size: int = 320, corpus: list[str] | None = None)
 
     The tokenizer has a pad token distinct from EOS, a chat template and offsets mapping support.
     """
-    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
     from transformers import PreTrainedTokenizerFast
 
-    tokenizer = Tokenizer(models.BPE())
-    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
-    tokenizer.decoder = decoders.ByteLevel()
-    trainer = trainers.BpeTrainer(
-        vocab_size=vocab_size,
-        special_tokens=SPECIAL_TOKENS,
-        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
-        show_progress=False,
-    )
-    tokenizer.train_from_iterator(corpus or CORPUS, trainer=trainer)
     fast = PreTrainedTokenizerFast(
-        tokenizer_object=tokenizer,
+        tokenizer_object=_train_bpe(corpus or CORPUS, vocab_size, SPECIAL_TOKENS),
         pad_token="<|pad|>",
         eos_token="<|endoftext|>",
         bos_token="<|endoftext|>",
@@ -70,6 +59,23 @@ def build_tiny_tokenizer(vocab_size: int = 320, corpus: list[str] | None = None)
     )
     fast.chat_template = CHAT_TEMPLATE
     return fast
+
+
+def _train_bpe(corpus: list[str], vocab_size: int, special_tokens: list[str]):
+    """A byte-level BPE ``tokenizers.Tokenizer`` trained on ``corpus`` (deterministic)."""
+    from tokenizers import Tokenizer, decoders, models, pre_tokenizers, trainers
+
+    tokenizer = Tokenizer(models.BPE())
+    tokenizer.pre_tokenizer = pre_tokenizers.ByteLevel(add_prefix_space=False)
+    tokenizer.decoder = decoders.ByteLevel()
+    trainer = trainers.BpeTrainer(
+        vocab_size=vocab_size,
+        special_tokens=special_tokens,
+        initial_alphabet=pre_tokenizers.ByteLevel.alphabet(),
+        show_progress=False,
+    )
+    tokenizer.train_from_iterator(corpus, trainer=trainer)
+    return tokenizer
 
 
 def build_tiny_causal_lm(tokenizer, hidden_size: int = 32, num_layers: int = 2, seed: int = 0):
@@ -204,4 +210,93 @@ def save_tiny_sequence_classifier(
     tokenizer = build_wordpiece_tokenizer()
     build_tiny_sequence_classifier(tokenizer, labels=labels, seed=seed).save_pretrained(path)
     tokenizer.save_pretrained(path)
+    return path
+
+
+# ---------------------------------------------------------------- step-level PRMs (the three input formats)
+PRM_CORPUS = [*CORPUS, "Add 12, 3 and 4.", "12 + 3 = 15", "15 + 4 = 19", "Answer: 19", "Step 1: ки + -"]
+QWEN_CHAT_TEMPLATE = (
+    "{% for message in messages %}<|im_start|>{{ message['role'] }}\n{{ message['content'] }}<|im_end|>\n"
+    "{% endfor %}{% if add_generation_prompt %}<|im_start|>assistant\n{% endif %}"
+)
+# Qwen2.5-Math-PRM loads with AutoModel + trust_remote_code; this stand-in module plays its model class.
+_REMOTE_PRM_MODULE = (
+    "from transformers import Qwen2ForTokenClassification\n\n\n"
+    "class TinyProcessRewardModel(Qwen2ForTokenClassification):\n"
+    '    """Stand-in for Qwen2ForProcessRewardModel: per-token logits (B, L, 2) first in its output."""\n'
+)
+
+
+def build_math_shepherd_tokenizer():
+    """A Llama/Mistral-style SentencePiece tokenizer (Unigram + Metaspace, ``<s>`` prepended) with Math-Shepherd's
+    step tag and label pieces (``▁ки``, ``▁+``, ``▁-``)."""
+    from tokenizers import processors
+    from transformers import PreTrainedTokenizerFast
+
+    backend = build_unigram_tokenizer(PRM_CORPUS).backend_tokenizer
+    backend.add_special_tokens(["<s>", "</s>"])
+    backend.add_tokens(["\n"])  # SentencePiece's <0x0A> byte piece
+    backend.post_processor = processors.TemplateProcessing(
+        single="<s> $A", special_tokens=[("<s>", backend.token_to_id("<s>"))]
+    )
+    return PreTrainedTokenizerFast(tokenizer_object=backend, bos_token="<s>", eos_token="</s>", unk_token="<unk>")
+
+
+def build_qwen_prm_tokenizer():
+    """A Qwen2-style byte-level BPE (no BOS, ChatML template) with Qwen2.5-Math-PRM's ``<extra_0>`` step token."""
+    from transformers import PreTrainedTokenizerFast
+
+    tokenizer = _train_bpe(PRM_CORPUS, 400, ["<|endoftext|>", "<|im_start|>", "<|im_end|>", "<extra_0>"])
+    fast = PreTrainedTokenizerFast(
+        tokenizer_object=tokenizer,
+        pad_token="<|endoftext|>",
+        eos_token="<|im_end|>",
+        additional_special_tokens=["<|im_start|>", "<extra_0>"],
+    )
+    fast.chat_template = QWEN_CHAT_TEMPLATE
+    return fast
+
+
+def build_tiny_prm(tokenizer, format: str, seed: int = 0):
+    """A random tiny PRM for ``format``: a Qwen2 token classifier with 2 labels (``token_classification``,
+    ``qwen_prm``) or, as Math-Shepherd's, a Mistral causal LM (``math_shepherd``; its model type also keeps
+    ``AutoTokenizer`` on the SentencePiece-style tokenizer saved beside it)."""
+    import torch
+    from transformers import MistralConfig, MistralForCausalLM, Qwen2Config, Qwen2ForTokenClassification
+
+    config_class = MistralConfig if format == "math_shepherd" else Qwen2Config
+    config = config_class(
+        vocab_size=len(tokenizer),
+        hidden_size=32,
+        intermediate_size=64,
+        num_hidden_layers=2,
+        num_attention_heads=4,
+        num_key_value_heads=2,
+        max_position_embeddings=512,
+        pad_token_id=tokenizer.pad_token_id,
+        num_labels=2,
+    )
+    torch.manual_seed(seed)
+    return MistralForCausalLM(config) if format == "math_shepherd" else Qwen2ForTokenClassification(config)
+
+
+def save_tiny_prm(path: str | Path, format: str, seed: int = 0) -> Path:
+    """Save a tiny PRM of ``format`` with its tokenizer (``token_classification``: the tiny BPE; ``math_shepherd``
+    and ``qwen_prm``: tokenizers with their real special tokens). The ``qwen_prm`` folder loads as Qwen2.5-Math-PRM
+    does, with ``AutoModel.from_pretrained(path, trust_remote_code=True)``."""
+    import json
+
+    path = Path(path)
+    tokenizer = {
+        "token_classification": build_tiny_tokenizer,
+        "math_shepherd": build_math_shepherd_tokenizer,
+        "qwen_prm": build_qwen_prm_tokenizer,
+    }[format]()
+    build_tiny_prm(tokenizer, format, seed).save_pretrained(path)
+    tokenizer.save_pretrained(path)
+    if format == "qwen_prm":
+        (path / "modeling_tiny_prm.py").write_text(_REMOTE_PRM_MODULE)
+        config = json.loads((path / "config.json").read_text())
+        config["auto_map"] = {"AutoModel": "modeling_tiny_prm.TinyProcessRewardModel"}
+        (path / "config.json").write_text(json.dumps(config, indent=2))
     return path

@@ -13,6 +13,7 @@ from trl_token_ext.scorers.metrics import BatchMetric, MetricReward, load_metric
 from trl_token_ext.scorers.online_prm import OnlineImplicitPRM
 from trl_token_ext.scorers.quality import ImplicitPRMQuality, LogProbQuality, TokenClassifierQuality
 from trl_token_ext.scorers.shaping import PotentialShaping
+from trl_token_ext.scorers.step_prm import StepPRMReward
 from trl_token_ext.scorers.steps import StepReward, split_steps
 
 __all__ = [
@@ -27,6 +28,7 @@ __all__ = [
     "ReferenceConsistency",
     "RepetitionConsistency",
     "SelfConsistency",
+    "StepPRMReward",
     "StepReward",
     "TeacherDistillReward",
     "TokenClassifierQuality",

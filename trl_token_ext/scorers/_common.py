@@ -90,6 +90,40 @@ def message_text(value: Any) -> str:
     return str(value)
 
 
+def last_user_message(prompt: Any) -> str:
+    """The text of the last ``user`` message of a conversational prompt (the request), or the prompt text."""
+    if isinstance(prompt, (list, tuple)) and prompt and isinstance(prompt[0], dict):
+        users = [m for m in prompt if m.get("role") == "user"] or list(prompt)
+        return message_text(users[-1])
+    return message_text(prompt)
+
+
+def resolve_label(config: Any, label: int | str | None, owner: str) -> int:
+    """The class index of ``label`` (an index, or a name of ``config.id2label``, case-insensitive when unique); None
+    is allowed for a single-output model only.
+
+    Raises:
+        ValueError: naming ``owner`` and listing the model's labels.
+    """
+    id2label = {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
+    num_labels = getattr(config, "num_labels", len(id2label)) or len(id2label)
+    valid = [id2label.get(i, str(i)) for i in range(num_labels)]
+    if label is None:
+        if num_labels == 1:
+            return 0
+        raise ValueError(f"{owner}: pass label=...; the classifier's labels are {valid}.")
+    if isinstance(label, int) and not isinstance(label, bool):
+        if 0 <= label < num_labels:
+            return label
+        raise ValueError(f"{owner}: label index {label} out of range; labels are {valid}.")
+    if label in valid:
+        return valid.index(label)
+    folded = [i for i, name in enumerate(valid) if name.lower() == str(label).lower()]
+    if len(folded) == 1:
+        return folded[0]
+    raise ValueError(f"{owner}: unknown label {label!r}; the classifier's labels are {valid}.")
+
+
 def is_conversational(prompt: Any) -> bool:
     """A list of chat messages (dicts with a "role")."""
     return isinstance(prompt, (list, tuple)) and bool(prompt) and isinstance(prompt[0], dict) and "role" in prompt[0]

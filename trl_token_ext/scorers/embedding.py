@@ -14,6 +14,7 @@ from trl_token_ext.scorers._common import (
     decode_with_spans,
     eval_mode,
     get_column,
+    last_user_message,
     load_tokenizer,
     message_text,
     model_device,
@@ -22,14 +23,6 @@ from trl_token_ext.scorers._common import (
 )
 
 LEVELS = ("sentence", "completion", "sequence")
-
-
-def last_user_message(prompt: Any) -> str:
-    """The text of the last ``user`` message of a conversational prompt (the request), or the prompt text."""
-    if isinstance(prompt, (list, tuple)) and prompt and isinstance(prompt[0], dict):
-        users = [m for m in prompt if m.get("role") == "user"] or list(prompt)
-        return message_text(users[-1])
-    return message_text(prompt)
 
 
 def mean_pooled(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int, max_length: int) -> torch.Tensor:

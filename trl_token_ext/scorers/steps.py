@@ -106,7 +106,8 @@ class StepReward(TokenScorer):
         self.separator, self.placement, self.form, self.columns = separator, placement, form, tuple(columns)
 
     def step_scores(self, prompts: list, steps: list[list[str]], kwargs: dict[str, Any]) -> list[list[float] | None]:
-        """One list of step scores (or None) per completion. Default: ``score_steps`` on each completion."""
+        """One list of step scores (or None) per completion. ``kwargs``: the reward keyword arguments (dataset
+        columns) and ``processing_class``, the policy tokenizer. Default: ``score_steps`` on each completion."""
         if self.score_steps is None:
             raise NotImplementedError(f"{self.__name__}: pass score_steps=... or override step_scores.")
         from trl_token_ext.scorers._common import get_column
@@ -124,7 +125,8 @@ class StepReward(TokenScorer):
         tokenizer = self.require_tokenizer(processing_class)
         decoded = [decode_with_spans(tokenizer, ids) for ids in completion_ids]
         steps = [split_steps(text, self.separator) for text, _ in decoded]
-        scores = self.step_scores(prompts, [[step.text for step in found] for found in steps], kwargs)
+        texts = [[step.text for step in found] for found in steps]
+        scores = self.step_scores(prompts, texts, {**kwargs, "processing_class": tokenizer})
         if len(scores) != len(steps):
             raise ValueError(
                 f"{self.__name__}: step_scores returned {len(scores)} entries for {len(steps)} completions."
@@ -143,8 +145,27 @@ class StepReward(TokenScorer):
                     f"{self.__name__}: sample {index} has a non-finite or non-numeric step score in {values}."
                 )
             placed = apply_step_form(values, self.form)
-            results.append(spread_span_scores(spans, [step.span for step in found], placed, self.placement))
+            scores_per_token = spread_span_scores(spans, [step.span for step in found], placed, self.placement)
+            if self.placement in ("sum", "mean"):  # every token carries its step's score: special tokens too
+                scores_per_token = _fill_unspanned(scores_per_token, spans)
+            results.append(scores_per_token)
         return results
+
+
+def _fill_unspanned(values: list[float], spans: Sequence[Span]) -> list[float]:
+    """Give tokens without characters (special tokens such as EOS) the value of the token before them (the first
+    token with characters, for leading ones), so that a per-token step score covers the whole completion: under
+    ``token_advantage_mode="min"`` an EOS token left at 0 would otherwise be every position's minimum."""
+    spanned = [i for i, (start, end) in enumerate(spans) if end > start]
+    if not spanned:
+        return values
+    filled, previous = list(values), values[spanned[0]]
+    for index, (start, end) in enumerate(spans):
+        if end > start:
+            previous = values[index]
+        else:
+            filled[index] = previous
+    return filled
 
 
 def step_texts(completion: Any, separator: str = "\n") -> list[str]:

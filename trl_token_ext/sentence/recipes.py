@@ -13,12 +13,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trl_token_ext.sentence.train import (
-    ClassifierTrainingResult,
-    check_labels,
-    check_texts,
-    train_sentence_classifier,
-)
+from trl_token_ext.finetune import ClassifierTrainingResult
+from trl_token_ext.sentence.train import check_labels, check_texts, train_sentence_classifier
 
 REQUIRED_FIELDS = ("model_name_or_path", "dataset_name")
 
@@ -66,31 +62,44 @@ def load_classifier_datasets(args: TrainClassifierArguments):
     A dataset with ``train``/``validation``(or ``eval``)/``test`` splits is used as is; a single split is divided
     by ``eval_fraction``/``test_fraction`` (stratified when the label column is a ``ClassLabel``).
     """
+    loaded = load_dataset_dict(args.dataset_name)
+    for split, dataset in loaded.items():  # before splitting, so that rows are the file's rows
+        where = f"{args.dataset_name} ({split})"
+        check_texts(dataset, args.text_column, where)
+        check_labels(dataset, args.label_column, where)
+    stratify = args.label_column if hasattr(loaded["train"].features.get(args.label_column), "names") else None
+    return train_eval_test(loaded, args.eval_fraction, args.test_fraction, args.seed, stratify)
+
+
+def load_dataset_dict(dataset_name: str):
+    """``dataset_name`` as a ``DatasetDict``: a folder saved with ``save_to_disk``, a local data file
+    (`load_data_file`) or a Hub dataset id; a single ``Dataset`` becomes its ``train`` split."""
     import datasets
 
-    path = Path(args.dataset_name)
+    path = Path(dataset_name)
     if path.is_dir():
         loaded = datasets.load_from_disk(str(path))
     elif path.is_file():
         loaded = load_data_file(path)
     else:
-        loaded = datasets.load_dataset(args.dataset_name)
+        loaded = datasets.load_dataset(dataset_name)
     if isinstance(loaded, datasets.Dataset):
         loaded = datasets.DatasetDict(train=loaded)
-    for split, dataset in loaded.items():  # before splitting, so that rows are the file's rows
-        where = f"{args.dataset_name} ({split})"
-        check_texts(dataset, args.text_column, where)
-        check_labels(dataset, args.label_column, where)
+    return loaded
+
+
+def train_eval_test(loaded, eval_fraction: float, test_fraction: float, seed: int, stratify: str | None = None):
+    """``(train, eval, test)`` from a ``DatasetDict``: its ``validation`` (or ``eval``) and ``test`` splits when
+    present, else shares of ``train`` (``test_fraction``, then ``eval_fraction`` of the whole)."""
     train = loaded["train"]
     evaluation = loaded.get("validation", loaded.get("eval"))
     test = loaded.get("test")
-    stratify = args.label_column if hasattr(train.features.get(args.label_column), "names") else None
     if test is None:
-        parts = train.train_test_split(test_size=args.test_fraction, seed=args.seed, stratify_by_column=stratify)
+        parts = train.train_test_split(test_size=test_fraction, seed=seed, stratify_by_column=stratify)
         train, test = parts["train"], parts["test"]
     if evaluation is None:
-        share = args.eval_fraction / max(1e-9, 1.0 - args.test_fraction)
-        parts = train.train_test_split(test_size=share, seed=args.seed, stratify_by_column=stratify)
+        share = eval_fraction / max(1e-9, 1.0 - test_fraction)
+        parts = train.train_test_split(test_size=share, seed=seed, stratify_by_column=stratify)
         train, evaluation = parts["train"], parts["test"]
     return train, evaluation, test
 

@@ -164,25 +164,9 @@ class SentenceClassifierReward:
         return str(self.model_source)
 
     def _resolve_label(self) -> int:
-        config = self._model.config
-        id2label = {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
-        num_labels = getattr(config, "num_labels", len(id2label)) or len(id2label)
-        valid = [id2label.get(i, str(i)) for i in range(num_labels)]
-        label = self.label
-        if label is None:
-            if num_labels == 1:
-                return 0
-            raise ValueError(f"SentenceClassifierReward: pass label=...; the classifier's labels are {valid}.")
-        if isinstance(label, int) and not isinstance(label, bool):
-            if 0 <= label < num_labels:
-                return label
-            raise ValueError(f"SentenceClassifierReward: label index {label} out of range; labels are {valid}.")
-        if label in valid:
-            return valid.index(label)
-        folded = [i for i, name in enumerate(valid) if name.lower() == str(label).lower()]
-        if len(folded) == 1:
-            return folded[0]
-        raise ValueError(f"SentenceClassifierReward: unknown label {label!r}; the classifier's labels are {valid}.")
+        from trl_token_ext.scorers._common import resolve_label
+
+        return resolve_label(self._model.config, self.label, "SentenceClassifierReward")
 
     @property
     def label_name(self) -> str:

@@ -8,28 +8,15 @@ tokenizer and the labelled config), ``merged/`` (a plain model that ``SentenceCl
 
 from __future__ import annotations
 
-import json
-import shutil
 from collections.abc import Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from trl_token_ext.finetune import ClassifierTrainingResult, classifier_lora_config, fit_and_save
 from trl_token_ext.sentence.metrics import load_classification_metric
 
 
-@dataclass
-class ClassifierTrainingResult:
-    """Where ``train_sentence_classifier`` saved its outputs, and the metrics it measured."""
-
-    output_dir: str
-    adapter_dir: str
-    merged_dir: str
-    metrics_path: str
-    metrics: dict[str, Any]
-
-
-def _is_missing(value: Any) -> bool:
+def is_missing(value: Any) -> bool:
     """None, NaN (pandas' empty cell) or an empty / blank string."""
     return (
         value is None
@@ -47,7 +34,7 @@ def check_texts(dataset, text_column: str, split: str = "dataset") -> None:
     if text_column not in dataset.column_names:
         raise ValueError(f"{split}: text column {text_column!r} not found; the dataset has {dataset.column_names}.")
     for index, value in enumerate(dataset[text_column]):
-        if _is_missing(value) or not isinstance(value, str):
+        if is_missing(value) or not isinstance(value, str):
             raise ValueError(
                 f"{split}: column {text_column!r}, example {index}: expected a non-empty string, got "
                 f"{type(value).__name__} {value!r}."
@@ -63,7 +50,7 @@ def check_labels(dataset, label_column: str, split: str = "dataset") -> None:
     if label_column not in dataset.column_names:
         raise ValueError(f"{split}: label column {label_column!r} not found; the dataset has {dataset.column_names}.")
     for index, value in enumerate(dataset[label_column]):
-        if _is_missing(value):
+        if is_missing(value):
             raise ValueError(
                 f"{split}: column {label_column!r}, example {index}: missing label ({value!r}); every example needs "
                 "exactly one label."
@@ -122,37 +109,6 @@ def encode_labels(
     return dataset.add_column("labels", encoded), labels
 
 
-def _target_modules(target_modules: Sequence[str] | str | None) -> list[str] | str | None:
-    """PEFT's ``target_modules``: None (PEFT's default for the architecture), ``"all-linear"``, a regex string or a
-    list of module names (a one-item list holding ``"all-linear"`` or a regex is passed as the string)."""
-    if not target_modules:
-        return None
-    if isinstance(target_modules, str):
-        return target_modules
-    target_modules = list(target_modules)
-    if len(target_modules) == 1 and (target_modules[0] == "all-linear" or not target_modules[0].isidentifier()):
-        return target_modules[0]
-    return target_modules
-
-
-def _lora_config(model, lora_config, lora_r: int, lora_alpha: int, lora_dropout: float, target_modules):
-    from peft import LoraConfig, TaskType
-
-    if lora_config is not None:
-        return lora_config
-    names = {name.split(".")[-1] for name, _ in model.named_modules()}
-    # BERT-style models: the pooler feeds the classifier and is part of the head, so it is trained too.
-    modules_to_save = [name for name in ("classifier", "score", "pooler") if name in names]
-    return LoraConfig(
-        task_type=TaskType.SEQ_CLS,
-        r=lora_r,
-        lora_alpha=lora_alpha,
-        lora_dropout=lora_dropout,
-        target_modules=_target_modules(target_modules),
-        modules_to_save=modules_to_save,
-    )
-
-
 def train_sentence_classifier(
     model_name_or_path: str,
     train_dataset,
@@ -188,14 +144,7 @@ def train_sentence_classifier(
     Returns:
         a ``ClassifierTrainingResult``; ``metrics`` holds ``eval_*`` (best checkpoint) and ``test_*`` values.
     """
-    from transformers import (
-        AutoModelForSequenceClassification,
-        AutoTokenizer,
-        DataCollatorWithPadding,
-        EarlyStoppingCallback,
-        Trainer,
-        TrainingArguments,
-    )
+    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
 
     output_dir = Path(output_dir)
     splits = {"train_dataset": train_dataset, "eval_dataset": eval_dataset, "test_dataset": test_dataset}
@@ -245,7 +194,7 @@ def train_sentence_classifier(
         from peft import get_peft_model
 
         model = get_peft_model(
-            model, _lora_config(model, lora_config, lora_r, lora_alpha, lora_dropout, lora_target_modules)
+            model, classifier_lora_config(model, lora_config, lora_r, lora_alpha, lora_dropout, lora_target_modules)
         )
 
     metric = load_classification_metric()
@@ -258,69 +207,19 @@ def train_sentence_classifier(
             predictions=logits.argmax(-1).tolist(), references=eval_prediction.label_ids.tolist(), average=average
         )
 
-    settings: dict[str, Any] = {
-        "output_dir": str(output_dir / "checkpoints"),
-        "eval_strategy": "epoch",
-        "save_strategy": "epoch",
-        "load_best_model_at_end": True,
-        "metric_for_best_model": "f1",
-        "greater_is_better": True,
-        "save_total_limit": 1,
-        "num_train_epochs": 3,
-        "learning_rate": 5e-4 if use_lora else 5e-5,
-        "per_device_train_batch_size": 32,
-        "per_device_eval_batch_size": 128,
-        "warmup_steps": 0.06,
-        "weight_decay": 0.01,
-        "logging_steps": 50,
-        "report_to": "none",
-        "seed": 42,
-    }
-    settings.update(training_args or {})
-    if settings.get("eval_strategy") == "steps" and "save_steps" not in (training_args or {}):
-        settings["save_steps"] = settings.get("eval_steps")
-    trainer = Trainer(
-        model=model,
-        args=TrainingArguments(**settings),
-        train_dataset=train_tok,
-        eval_dataset=eval_tok,
+    return fit_and_save(
+        model,
+        tokenizer,
+        output_dir,
+        train_tok,
+        eval_tok,
+        test_tok,
         data_collator=DataCollatorWithPadding(tokenizer),
         compute_metrics=compute_metrics,
-        callbacks=[EarlyStoppingCallback(early_stopping_patience=early_stopping_patience)],
-    )
-    train_output = trainer.train()
-    metrics: dict[str, Any] = {"train_runtime": train_output.metrics.get("train_runtime")}
-    metrics.update(trainer.evaluate(eval_tok, metric_key_prefix="eval"))
-    if test_tok is not None:
-        metrics.update(trainer.evaluate(test_tok, metric_key_prefix="test"))
-    metrics.update(
-        labels=labels,
-        num_train=len(train_tok),
-        num_eval=len(eval_tok),
-        num_test=len(test_tok) if test_tok is not None else 0,
-        epochs_run=trainer.state.epoch,
-        best_checkpoint_f1=trainer.state.best_metric,
-        model_name_or_path=str(model_name_or_path),
+        metric_for_best_model="f1",
         use_lora=use_lora,
-    )
-
-    adapter_dir, merged_dir = output_dir / "adapter", output_dir / "merged"
-    model = trainer.model
-    if use_lora:
-        model.save_pretrained(adapter_dir)
-        model.base_model.model.config.save_pretrained(adapter_dir)  # the labelled config (id2label) for loaders
-        tokenizer.save_pretrained(adapter_dir)
-        model = model.merge_and_unload()
-    model.save_pretrained(merged_dir)
-    tokenizer.save_pretrained(merged_dir)
-    if not keep_checkpoints:
-        shutil.rmtree(settings["output_dir"], ignore_errors=True)
-    metrics_path = output_dir / "metrics.json"
-    metrics_path.write_text(json.dumps(metrics, indent=2, default=str))
-    return ClassifierTrainingResult(
-        output_dir=str(output_dir),
-        adapter_dir=str(adapter_dir) if use_lora else "",
-        merged_dir=str(merged_dir),
-        metrics_path=str(metrics_path),
-        metrics=metrics,
+        training_args=training_args,
+        early_stopping_patience=early_stopping_patience,
+        keep_checkpoints=keep_checkpoints,
+        extra_metrics={"labels": labels, "model_name_or_path": str(model_name_or_path)},
     )
