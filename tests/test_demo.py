@@ -21,7 +21,7 @@ def test_parse_fills_each_tasks_defaults():
     real = demo._parse(["--steps", "5"])
     sentiment, arithmetic = demo.task_options(real, "sentiment"), demo.task_options(real, "arithmetic")
     assert (sentiment["steps"], arithmetic["steps"]) == (5, 5)  # a command-line value applies to every task
-    assert (sentiment["learning_rate"], arithmetic["learning_rate"]) == (7e-4, 1e-3)
+    assert (sentiment["learning_rate"], arithmetic["learning_rate"]) == (7e-4, 3e-4)
     assert (sentiment["token_advantage_coef"], arithmetic["token_advantage_coef"]) == (0.5, 1.0)
     assert real.task == "all" and real.jobs == 2 and real.split == "test"
     with pytest.raises(SystemExit):
@@ -188,7 +188,10 @@ def test_tiny_demo_end_to_end_through_the_cli(tmp_path, capsys):
         sentiment["measures"]["before"], sentiment["measures"]["token"]
     )
     assert sentiment["eval"] == "test split, 8 movies × 2 samples"
-    assert list(sentiment["token_reward_weights"]) == ["consistency_topic", "consistency_repetition"]  # w_quality 0
+    assert sentiment["token_reward_weights"] == {  # the defaults chosen on validation runs; w_quality 0 is left out
+        "consistency_topic": 2.0, "consistency_repetition": 1.0, "extra_sentence": 1.0, "repeated_word": 1.0,
+        "shared_opening": 4.0, "unfinished": 1.0,
+    }  # fmt: skip
     assert (out / "report.md").read_text() == markdown_report(summary) + "\n"
     assert set(summary["seconds"]) == {"prepare", "arms", "report", "total"} and "wall time: prepare" in printed
     # the report folder holds the report only: no trainer output folders, no tiny models

@@ -111,7 +111,7 @@ TEACHER = json.dumps({"teacher_distill": {"teacher": "{tiny_lm}", "subtract_stud
 
 COMMANDS: dict[str, Check] = {
     # ---- make targets
-    "make demo": Check(why="`trl-token demo` on SmolLM2 (8 min); the pipeline runs below as `trl-token demo --tiny`"),
+    "make demo": Check(why="`trl-token demo --task sentiment` on SmolLM2 (10 min); its pipeline runs below, --tiny"),
     "make test": Check(why=CI),
     "make lint": Check(why=CI),
     "make install": Check(why="every other make target depends on it; .ci/run starts from it"),
@@ -197,6 +197,11 @@ COMMANDS: dict[str, Check] = {
     "trl-token demo --task arithmetic": Check(
         run="trl-token demo --task arithmetic --tiny --steps 2 --output_dir demo"
     ),
+    ".venv/bin/trl-token demo --task arithmetic": Check(
+        run="trl-token demo --task arithmetic --tiny --steps 2 --output_dir demo"
+    ),
+    "trl-token demo --task sentiment": Check(run="trl-token demo --task sentiment --tiny --steps 2 --output_dir demo"),
+    "trl-token demo --task all": Check(run="trl-token demo --task all --tiny --steps 2 --output_dir demo"),
     "trl-token demo --split validation --seed 1 --arms token": Check(
         run="trl-token demo --split validation --seed 1 --arms token --tiny --steps 2 --output_dir demo"
     ),

@@ -23,7 +23,7 @@ DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
                      temperature=0.8, token_advantage_coef=0.5, eval_samples=2, eval_prompts=8, lora_r=8),
     },
     "arithmetic": {
-        "real": dict(steps=16, num_generations=4, batch_size=8, max_completion_length=40, learning_rate=1e-3,
+        "real": dict(steps=16, num_generations=4, batch_size=8, max_completion_length=40, learning_rate=3e-4,
                      temperature=0.7, token_advantage_coef=1.0, eval_samples=4, eval_prompts=16, lora_r=16),
         "tiny": dict(steps=6, num_generations=4, batch_size=8, max_completion_length=12, learning_rate=2e-2,
                      temperature=0.7, token_advantage_coef=1.0, eval_samples=2, eval_prompts=4, lora_r=8),
