@@ -251,3 +251,21 @@ def test_a_failing_arm_names_itself_and_shows_its_log(tmp_path):
     with pytest.raises(RuntimeError, match=r"demo arm arithmetic/token failed:[\s\S]*no-model"):
         run_arms([spec], jobs=2, display=Display())
     assert not (tmp_path / "report").exists()
+
+
+def test_arithmetic_heatmap_shows_credited_wrong_replies_first():
+    from trl_token_ext.demo.report import heatmap_rows
+
+    def sample(verdicts, a_tok):  # one token per line: the display verdicts, the token advantages
+        views = {"line verdict (display)": verdicts, "A_tok (token advantage)": a_tok}
+        return {"tokens": ["a", "b"], "values": [0.0, 0.0], "views": views}
+
+    # problem 0: its wrong reply (index 1) has no token advantage; problem 1: its wrong reply (index 3) has one
+    heat = [sample([1, 1], [0, 0]), sample([-1, 1], [0, 0]), sample([1, 1], [0, 0]), sample([-1, 1], [-1.5, 0])]
+    arms = {
+        "token": {"heatmap": heat, "after": {"samples": [{"prompt": f"p{i // 2}"} for i in range(4)]}},
+        "control": {"heatmap": heat, "after": {"samples": [{"prompt": f"p{i // 2}"} for i in range(4)]}},
+    }
+    rows = heatmap_rows("arithmetic", arms, per_prompt=2)
+    assert [row.prompt.split(" — ")[1] for row in rows] == ["p1", "p1", "p0", "p0"]
+    assert rows[0].views["A_tok (token advantage)"] == [-1.5, 0] and rows[2].views["line verdict (display)"] == [-1, 1]

@@ -83,6 +83,12 @@ def test_token_heatmap_html_spans_titles_and_escaping():
         token_heatmap_html(["a", "b"], [1.0])
 
 
+def test_a_credited_line_break_is_drawn_visibly():
+    # a line's last token is often its "\n", which has no visible background: a non-zero one gets a "↵" before it
+    spans = _spans(token_heatmap_html(["35", "\n", "\n", "Answer"], [0.0, 1.0, 0.0, -0.5])).spans
+    assert [s["text"] for s in spans] == ["35", "↵\n", "\n", "Answer"]
+
+
 def test_value_color_gives_small_values_a_visible_tint():
     # strength max(0.01 / 1, 0.15) = 0.15: 255 + 0.15·(46-255) = 223.65 → 224, 255 - 14.25 → 241, 255 - 28.2 → 227
     assert value_color(0.01, 1.0, min_tint=0.15) == "rgb(224,241,227)"

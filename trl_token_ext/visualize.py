@@ -100,7 +100,8 @@ def token_heatmap_html(
     """One ``<div class="heatmap">`` of ``<span class="tok">`` per token (N tokens, N values).
 
     ``vmax`` (default: max |value|) is the value of full colour; ``min_tint``: see :func:`value_color`. Text is
-    HTML-escaped; the hover title reads ``#<index> <token repr> = <value>``.
+    HTML-escaped; the hover title reads ``#<index> <token repr> = <value>``. A line break in a token with a non-zero
+    value is drawn as ``↵`` before the break, so its colour shows (a bare line break has no visible background).
     """
     if len(tokens) != len(values):
         raise ValueError(f"token_heatmap_html: {len(tokens)} tokens but {len(values)} values.")
@@ -114,9 +115,14 @@ def token_heatmap_html(
         css = "tok aux" if is_aux else "tok"
         spans.append(
             f'<span class="{css}" style="background-color:{value_color(value, vmax, min_tint)}" title="{title}" '
-            f'data-value="{value:.6g}">{html.escape(token)}</span>'
+            f'data-value="{value:.6g}">{_visible_breaks(html.escape(token), value)}</span>'
         )
     return f'<div class="heatmap">{"".join(spans)}</div>'
+
+
+def _visible_breaks(text: str, value: float) -> str:
+    """``text`` with ``↵`` before each line break when ``value`` is non-zero (else unchanged)."""
+    return text.replace("\n", "↵\n") if value != 0 and math.isfinite(value) else text
 
 
 @dataclass

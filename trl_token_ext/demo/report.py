@@ -61,11 +61,18 @@ def print_tables(console: Any, summary: dict[str, Any]) -> None:
         for row in table_rows(task_summary, task):
             table.add_row(*row)
         console.print(table)
-        for arm, checks in task_summary.get("targets", {}).items():
-            missed = [name for name, ok in checks.items() if not ok]
+        for arm, missed in target_verdicts(task_summary):
             verdict = "[green]all met[/green]" if not missed else f"[red]missed:[/red] {', '.join(missed)}"
             console.print(f"  {task} {arm} target: {verdict}")
     console.print(phase_line(summary))
+
+
+def target_verdicts(task_summary: dict[str, Any]) -> list[tuple[str, list[str]]]:
+    """(arm, the names of its missed target checks) for each arm with targets (empty list: all met)."""
+    return [
+        (arm, [name for name, ok in checks.items() if not ok])
+        for arm, checks in task_summary.get("targets", {}).items()
+    ]
 
 
 def phase_line(summary: dict[str, Any]) -> str:
@@ -107,7 +114,8 @@ def write_samples(path: Path, task: str, arms: dict[str, Any]) -> None:
 
 def heatmap_rows(task: str, arms: dict[str, Any], per_prompt: int, limit: int = 8) -> list[Any]:
     """Token and control rows of the held-out samples, prompt by prompt: sentiment — each prompt's first sample;
-    arithmetic — for each problem the first token-arm sample with a wrong line (problems with one first)."""
+    arithmetic — for each problem the first token-arm sample with a wrong line, preferring one whose token
+    advantage is not all zero (a group of identical replies gets none); problems with such a sample first."""
     from trl_token_ext.visualize import HeatmapRow
 
     present = [arm for arm in ("token", "control") if arm in arms]
@@ -118,13 +126,15 @@ def heatmap_rows(task: str, arms: dict[str, Any], per_prompt: int, limit: int = 
         indices = range(problem * per_prompt, (problem + 1) * per_prompt)
         pick = problem * per_prompt
         if task == "arithmetic":
-            wrong = [i for i in indices if any(v < 0 for v in first["heatmap"][i]["views"]["line verdict (display)"])]
-            pick = wrong[0] if wrong else pick
-            chosen.append((not wrong, problem, pick))
+            views = [first["heatmap"][i]["views"] for i in indices]
+            wrong = [i for i, v in zip(indices, views) if any(x < 0 for x in v["line verdict (display)"])]
+            credited = [i for i in wrong if any(views[i - indices[0]].get("A_tok (token advantage)", []))]
+            pick = (credited or wrong or [pick])[0]
+            chosen.append((not wrong, not credited, problem, pick))
         else:
-            chosen.append((False, problem, pick))
+            chosen.append((False, False, problem, pick))
     rows = []
-    for _, _, index in sorted(chosen)[:limit]:
+    for *_, index in sorted(chosen)[:limit]:
         for arm in present:
             row = HeatmapRow(**arms[arm]["heatmap"][index])
             row.prompt = f"{ARM_TITLES[arm]} — {arms[arm]['after']['samples'][index]['prompt']}"
@@ -166,6 +176,12 @@ def markdown_report(summary: dict[str, Any]) -> str:
         lines += ["| measure | before | control | token | token − control |", "| --- | ---: | ---: | ---: | ---: |"]
         lines += [f"| {' | '.join(row)} |" for row in table_rows(task_summary, task)]
         lines.append("")
+        for arm, missed in target_verdicts(task_summary):
+            lines.append(f"* {task} {arm} target: {'all met' if not missed else 'missed: ' + ', '.join(missed)}")
+        lines += [""] if task_summary.get("targets") else []
+    accuracy = summary.get("assets", {}).get("classifier_test_accuracy")
+    if accuracy is not None and "sentiment" in summary["tasks"]:
+        lines += [f"sentiment classifier (trained on this machine): test accuracy {accuracy:.3f}", ""]
     lines.append(phase_line(summary))
     return "\n".join(lines)
 
