@@ -194,6 +194,7 @@ COMMANDS: dict[str, Check] = {
         run="trl-token demo --w_topic 0 --w_quality 0 --w_repetition 0 --tiny --steps 2 --output_dir demo"
     ),
     "trl-token demo --seed N": Check(why=SYNTAX),
+    "trl-token demo --task sentiment --seed N": Check(why=SYNTAX),
     "trl-token demo --task arithmetic": Check(
         run="trl-token demo --task arithmetic --tiny --steps 2 --output_dir demo"
     ),

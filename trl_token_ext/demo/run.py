@@ -14,7 +14,8 @@ side by side, each phase's wall time, and writes ``<output_dir>/``: ``summary.js
 ``comparison.png`` (reward curves of both arms), ``heatmap.html`` (per-term token rewards and advantages),
 ``samples.md``, ``training_heatmaps/``.
 
-    trl-token demo                      # both tasks, the two arms of each side by side (~10 min on 2 cores)
+    trl-token demo                      # both tasks, the two arms of each side by side (~13 min on 2 cores)
+    trl-token demo --task sentiment     # what make demo runs (~5 min of training and sampling)
     trl-token demo --task arithmetic    # one task
     trl-token demo --tiny               # the same pipeline on a tiny random policy and classifier (~1 min)
 """
