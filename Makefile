@@ -7,7 +7,7 @@ STAMP := $(VENV)/.installed
 TORCH_SPEC ?= torch==2.13.0
 PYTEST_ARGS ?=
 
-.PHONY: install demo test test-slow docs-check test-compat mutation lint format bench real-ab clean
+.PHONY: install demo test test-slow docs-check test-compat mutation lint format bench real-ab verifier-study clean
 
 $(STAMP): pyproject.toml
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
@@ -43,13 +43,23 @@ lint: $(STAMP)
 format: $(STAMP)
 	$(BIN)/ruff check --fix . && $(BIN)/ruff format .
 
-# The fast benchmarks (minutes); the real-model A/B study takes ~1 h on 2 cores: `make real-ab` (resumable).
+# The fast benchmarks (minutes); the real-model studies take hours on 2 cores: `make real-ab`, `make verifier-study`
+# (both resumable).
 bench: $(STAMP)
-	@for f in $(filter-out benchmarks/real_ab%,$(wildcard benchmarks/*.py)); do echo "== $$f"; OMP_NUM_THREADS=1 $(BIN)/python $$f || exit 1; done
+	@for f in $(filter-out benchmarks/real_ab% benchmarks/verifier_%,$(wildcard benchmarks/*.py)); do echo "== $$f"; OMP_NUM_THREADS=1 $(BIN)/python $$f || exit 1; done
 
 # docs/evidence.md: SmolLM2-135M-Instruct + LoRA, 2 tasks x 3 arms x 3 seeds, results under reports/real_ab.
 real-ab: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/real_ab.py --out reports/real_ab
+
+# docs/evidence.md: the pre-registered verifier study (docs/evidence/preregistration.md), two runs at a time.
+VERIFIER_OUT ?= reports/verifier_study
+verifier-study: $(STAMP)
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/verifier_study.py --out $(VERIFIER_OUT) --lr-file \
+		docs/evidence/verifier_study/learning_rates.json --worker 1/2 & \
+	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/verifier_study.py --out $(VERIFIER_OUT) --lr-file \
+		docs/evidence/verifier_study/learning_rates.json --worker 2/2; wait
+	$(BIN)/python benchmarks/verifier_report.py --out $(VERIFIER_OUT)
 
 # Mutation testing of the math core against its fast tests ([tool.mutmut] in pyproject.toml; docs/testing.md).
 # ~6 min on 2 cores; not part of `make test`. Run before each release.

@@ -107,7 +107,7 @@ def run_arm(arm: str, seed: int, args: argparse.Namespace, model_dir: str, targe
             model=model_dir,
             reward_funcs=no_signal,
             token_reward_funcs=[target_tokens],
-            args=TokenGRPOConfig(**common, token_advantage_mode=args.mode),
+            args=TokenGRPOConfig(**common, token_advantage_mode=args.mode, token_advantage_baseline=args.baseline),
             train_dataset=dataset,
             callbacks=[StopAtThreshold()],
         )
@@ -152,6 +152,8 @@ def main() -> None:
     parser.add_argument("--completion-length", type=int, default=32)
     parser.add_argument("--learning-rate", type=float, default=1e-2)
     parser.add_argument("--mode", default="immediate", choices=["immediate", "reward_to_go", "min"])
+    parser.add_argument("--baseline", default="position", choices=["position", "token_mean"],
+                        help="token_advantage_baseline (the library's default: position)")  # fmt: skip
     parser.add_argument("--plot", default="reports/credit_assignment.png", help="learning-curve PNG path")
     args = parser.parse_args()
 

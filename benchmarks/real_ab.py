@@ -199,6 +199,7 @@ def run_one(task: Task, arm: str, seed: int, args: argparse.Namespace, model_pat
             token_advantage_coef=args.token_advantage_coef,
             token_advantage_mode=args.mode,
             token_advantage_scale=True,
+            token_advantage_baseline="token_mean",  # the earlier design's baseline (its results are committed)
         )
         trainer = TokenGRPOTrainer(args=config, token_reward_funcs=rewards.token_funcs, **trainer_kwargs)
     trainer.remove_callback(PrinterCallback)

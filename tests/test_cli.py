@@ -11,7 +11,7 @@ import pytest
 import yaml
 
 from trl_token_ext import cli
-from trl_token_ext.registry import BoundRewardFunc, build_reward_func, registered_names, resolve
+from trl_token_ext.registry import BoundRewardFunc, build_reward_func, options_for, registered_names, resolve
 
 RECIPES = sorted((Path(__file__).resolve().parents[1] / "examples" / "recipes").glob("*.yaml"))
 
@@ -123,7 +123,7 @@ def test_shipped_recipes_parse_with_4bit_lora_and_registered_scorers(recipe):
     assert reward_args.token_reward_funcs and script_args.dataset_name
     for name in (reward_args.reward_funcs or []) + reward_args.token_reward_funcs:
         assert callable(resolve(name)), name
-    cli._options_for(reward_args.token_reward_funcs, reward_args.token_reward_kwargs, "token_reward_kwargs")
+    options_for(reward_args.token_reward_funcs, reward_args.token_reward_kwargs, "token_reward_kwargs")
 
 
 def test_command_line_overrides_recipe_and_parses_json_options(tmp_path):
@@ -136,9 +136,9 @@ def test_command_line_overrides_recipe_and_parses_json_options(tmp_path):
     _, reward_args, training_args, _, _ = parser.parse_args_and_config(argv)
     assert training_args.max_steps == 2 and reward_args.token_reward_kwargs == {"a": {"n": 2}}
     with pytest.raises(ValueError, match=r"token_reward_kwargs has options for \['b'\]"):
-        cli._options_for(["a"], {"b": {}}, "token_reward_kwargs")
+        options_for(["a"], {"b": {}}, "token_reward_kwargs")
     with pytest.raises(ValueError, match=r"lists 2 option mappings for 1 functions"):
-        cli._options_for(["a"], [{}, {}], "token_reward_kwargs")
+        options_for(["a"], [{}, {}], "token_reward_kwargs")
 
 
 @pytest.fixture(scope="module")

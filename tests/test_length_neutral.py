@@ -174,3 +174,20 @@ def test_lowest_float32_rewards_stay_finite():
     torch.testing.assert_close(result[:, 0], torch.tensor([-2 / 3, 1 / 3, 1 / 3]) / math.sqrt(2 / 15))
     raw = neutral(rewards, mode="reward_to_go", normalization="none")
     torch.testing.assert_close(raw[:, 0], torch.tensor([2 / 3, -1 / 3, -1 / 3]) * lowest)
+
+
+def test_docs_table_is_what_the_length_bias_script_prints(capsys):
+    """docs/token_grpo.md quotes `python benchmarks/length_bias.py`: the table must be its output, line for line."""
+    import sys
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parent.parent
+    sys.path.insert(0, str(root / "benchmarks"))
+    import length_bias
+
+    assert length_bias.main() == 0.0
+    printed = capsys.readouterr().out.strip().splitlines()
+    assert printed[-1] == "length_bias_ratio: 0.000"
+    docs = (root / "docs" / "token_grpo.md").read_text(encoding="utf-8").splitlines()
+    start = docs.index(printed[0])
+    assert docs[start : start + len(printed) - 1] == printed[:-1]

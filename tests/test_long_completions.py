@@ -5,6 +5,7 @@ advantages."""
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 
 import pytest
 import torch
@@ -93,5 +94,5 @@ def test_fused_liger_loss_with_token_advantages_is_rejected(tiny_model_dir, prom
     trainer.liger_grpo_loss = object()
     with pytest.raises(ValueError, match="use_liger_kernel=True"):
         trainer._check_token_advantage_support()
-    trainer.args.token_advantage_coef = 0.0  # token advantages off: the stock path is fine
+    trainer.token_settings = replace(trainer.token_settings, token_advantage_coef=0.0)  # off: the stock path is fine
     trainer._check_token_advantage_support()

@@ -57,7 +57,7 @@ def test_grpo_token_reward_sees_per_function_and_weighted_outcome_rewards(tiny_m
         assert outcome.per_func.shape == (6, 2) and outcome.weighted.shape == (6,)
         torch.testing.assert_close(outcome.per_func, per_func, equal_nan=True)
         torch.testing.assert_close(outcome.weighted, weighted)
-    assert trainer._outcome_rewards is None  # only set while the token reward functions run
+    assert trainer._token_pending is None  # the outcome rewards live only while the step's token functions run
 
 
 def test_rloo_token_reward_sees_outcome_rewards(tiny_model_dir, prompt_dataset, tmp_path):

@@ -93,7 +93,8 @@ def test_advantages_are_rloo_outcome_plus_leave_one_out_token_part(
             baseline = sum(others) / len(others) if others else 0.0
             expected[b, t] = captured["outcome"][b] + 0.5 * (value - baseline)
     torch.testing.assert_close(batch["advantages"], expected)
-    assert "old_per_token_logps" not in batch  # on-policy: the per-token loss takes its own log-probs, detached
+    # π_old of the per-token loss: TRL's own generation-time log-probs, per token (their masked sum is `old_logps`)
+    torch.testing.assert_close((batch["old_per_token_logps"] * mask).sum(1), batch["old_logps"], rtol=0, atol=0)
 
 
 def test_per_token_clipped_loss_by_hand():
@@ -147,3 +148,28 @@ def test_plain_rloo_config_is_accepted_with_default_token_settings(tiny_model_di
     trainer.train()
     assert max_param_diff(before, snapshot(trainer.model)) > 0
     assert "token_advantages/mean" in trainer.state.log_history[0]
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.1])
+def test_token_path_runs_no_log_prob_pass_beyond_stock_rloos(tiny_model_dir, prompt_dataset, tmp_path, beta):
+    """Off-policy (2 iterations) with the KL in the reward: the token loss's π_old and the KL's log-probs are the ones
+    RLOO computed while generating (kept per token), not a second forward pass."""
+    settings = dict(beta=beta, num_iterations=2, max_steps=1)
+    stock = RLOOTrainer(model=tiny_model_dir, reward_funcs=length_reward, train_dataset=prompt_dataset,
+                        args=rloo_args(tmp_path / "s", RLOOConfig, **settings))  # fmt: skip
+    token = make(tiny_model_dir, prompt_dataset, tmp_path / "t", [parity_token_reward], token_kl_coef=0.05, **settings)
+    assert token.uses_token_loss and token._kl_reference_source() == ("trl_ref_model" if beta else "copy")
+    counts = {}
+    for name, trainer in (("stock", stock), ("token", token)):
+        original = trainer._get_per_token_logps_and_entropies
+
+        def spy(*args, _original=original, _name=name, **kwargs):
+            counts[_name] = counts.get(_name, 0) + 1
+            return _original(*args, **kwargs)
+
+        trainer._get_per_token_logps_and_entropies = spy
+        batch = trainer._generate_and_score_completions(next(iter(trainer.get_train_dataloader())))
+    trl_passes = 2 if beta else 1  # the sampling policy's pass, and the reference's when beta != 0
+    kl_copy_pass = 0 if beta else 1  # without TRL's reference, the KL's frozen copy of the initial policy needs one
+    assert counts == {"stock": trl_passes, "token": trl_passes + kl_copy_pass}
+    torch.testing.assert_close((batch["old_per_token_logps"] * batch["completion_mask"]).sum(1), batch["old_logps"])

@@ -128,4 +128,18 @@ def test_problem_streams_are_seeded_and_disjoint_by_split():
         ar.problems("dev", 1)
     messages = ar.prompt([4, 9, 3])
     assert messages[-1] == {"role": "user", "content": "Add 4, 9 and 3."}
-    assert messages[2]["content"] == "3 + 5 = 8\n8 + 2 = 10\nAnswer: 10"
+    assert messages[1:3] == [
+        {"role": "user", "content": "Add 17, 25 and 12."},
+        {"role": "assistant", "content": "17 + 25 = 42\n42 + 12 = 54\nAnswer: 54"},
+    ]
+
+
+@pytest.mark.parametrize("placement", ["sum", "mean"])
+def test_special_tokens_take_their_steps_score_with_per_token_placements(tiny_tokenizer, ids, placement):
+    """An EOS token has no characters: with a per-token placement it carries the last step's score, so that
+    min-form credit is not always the EOS token's 0."""
+    eos = tiny_tokenizer.eos_token_id
+    scorer = StepReward(lambda prompt, steps: [2.0, -1.0], placement=placement)
+    values = call(scorer, tiny_tokenizer, [eos, *ids, eos])
+    assert values == pytest.approx([2.0] * 13 + [-1.0] * 10)
+    assert call(StepReward(lambda p, s: [2.0, -1.0], placement="last"), tiny_tokenizer, [*ids, eos])[-1] == 0.0

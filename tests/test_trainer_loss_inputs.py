@@ -342,6 +342,6 @@ def test_rloo_loss_consumes_normalized_reward_to_go_leave_one_out_advantages(
         length = len(generated[i]["ids"])
         torch.testing.assert_close(advantages[b, :length], torch.tensor(expected[i]), atol=1e-5, rtol=1e-5)
         assert (advantages[b, length:] == 0).all()
-    # on-policy (one iteration, no buffering) the loss takes π_old = its own detached log-probs, as GRPO does: no
-    # old log-probs travel in the batch (off-policy they are computed explicitly: tests/test_rloo_trainer.py)
-    assert "old_per_token_logps" not in record
+    # π_old: the log-probs TRL computed at generation, kept per token (RLOO itself keeps only their masked sum)
+    summed = (record["old_per_token_logps"] * record["completion_mask"]).sum(1)
+    torch.testing.assert_close(summed, record["old_logps"], rtol=0, atol=0)

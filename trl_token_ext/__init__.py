@@ -25,6 +25,7 @@ _LAZY: dict[str, str] = {
     "SelfConsistency": "trl_token_ext.scorers",
     "SentenceClassifierReward": "trl_token_ext.sentence.reward",
     "SharedBaseModel": "trl_token_ext.models",
+    "StatefulTokenReward": "trl_token_ext.trainers.protocols",
     "StepPRMReward": "trl_token_ext.scorers",
     "StepReward": "trl_token_ext.scorers",
     "TeacherDistillReward": "trl_token_ext.scorers",
@@ -35,9 +36,14 @@ _LAZY: dict[str, str] = {
     "TokenRLOOConfig": "trl_token_ext.trainers.rloo",
     "TokenRLOOTrainer": "trl_token_ext.trainers.rloo",
     "TokenRewardConfigMixin": "trl_token_ext.config",
+    "TokenRewardScriptArguments": "trl_token_ext.script_args",
     "TokenScorer": "trl_token_ext.scorers",
+    "TokenStepCallback": "trl_token_ext.trainers.protocols",
+    "TokenStepRecord": "trl_token_ext.trainers.records",
     "TrainClassifierArguments": "trl_token_ext.sentence.recipes",
     "TrainPRMArguments": "trl_token_ext.step_prm.recipes",
+    "TrainerBoundReward": "trl_token_ext.trainers.protocols",
+    "TrainsOwnModel": "trl_token_ext.trainers.protocols",
     "WeightedTokenReward": "trl_token_ext.scorers",
     "align_sentences": "trl_token_ext.sentence.split",
     "build_reward_func": "trl_token_ext.registry",
@@ -50,6 +56,7 @@ _LAZY: dict[str, str] = {
     "token_heatmap_html": "trl_token_ext.visualize",
     "train_sentence_classifier": "trl_token_ext.sentence.train",
     "train_step_prm": "trl_token_ext.step_prm.train",
+    "with_token_fields": "trl_token_ext.config",
 }
 
 __all__ = [
@@ -66,6 +73,7 @@ __all__ = [
     "SelfConsistency",
     "SentenceClassifierReward",
     "SharedBaseModel",
+    "StatefulTokenReward",
     "StepPRMReward",
     "StepReward",
     "TeacherDistillReward",
@@ -76,9 +84,14 @@ __all__ = [
     "TokenRLOOConfig",
     "TokenRLOOTrainer",
     "TokenRewardConfigMixin",
+    "TokenRewardScriptArguments",
     "TokenScorer",
+    "TokenStepCallback",
+    "TokenStepRecord",
     "TrainClassifierArguments",
     "TrainPRMArguments",
+    "TrainerBoundReward",
+    "TrainsOwnModel",
     "WeightedTokenReward",
     "align_sentences",
     "build_reward_func",
@@ -91,10 +104,11 @@ __all__ = [
     "token_heatmap_html",
     "train_sentence_classifier",
     "train_step_prm",
+    "with_token_fields",
 ]
 
 if TYPE_CHECKING:
-    from trl_token_ext.config import TokenRewardConfigMixin
+    from trl_token_ext.config import TokenRewardConfigMixin, with_token_fields
     from trl_token_ext.models import SharedBaseModel, load_policy, load_scorer_model
     from trl_token_ext.registry import build_reward_func, register_reward
     from trl_token_ext.scorers import (
@@ -115,6 +129,7 @@ if TYPE_CHECKING:
         TokenScorer,
         WeightedTokenReward,
     )
+    from trl_token_ext.script_args import TokenRewardScriptArguments
     from trl_token_ext.sentence.recipes import TrainClassifierArguments
     from trl_token_ext.sentence.reward import SentenceClassifierReward
     from trl_token_ext.sentence.split import align_sentences, split_sentences
@@ -122,7 +137,13 @@ if TYPE_CHECKING:
     from trl_token_ext.step_prm.recipes import TrainPRMArguments
     from trl_token_ext.step_prm.train import train_step_prm
     from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
-    from trl_token_ext.trainers.records import OutcomeRewards
+    from trl_token_ext.trainers.protocols import (
+        StatefulTokenReward,
+        TokenStepCallback,
+        TrainerBoundReward,
+        TrainsOwnModel,
+    )
+    from trl_token_ext.trainers.records import OutcomeRewards, TokenStepRecord
     from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
     from trl_token_ext.visualize import TokenHeatmapCallback, heatmap_page, plot_reward_curves, token_heatmap_html
 

@@ -13,12 +13,16 @@ Several processes: ``accelerate launch -m trl_token_ext.cli grpo --config recipe
 
 from __future__ import annotations
 
-import json
+import functools
 import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
+
+from trl_token_ext import registry
+from trl_token_ext.registry import name_list, options_for, parse_options
+from trl_token_ext.script_args import TokenRewardScriptArguments
 
 COMMANDS = {
     "grpo": "Train with TokenGRPOTrainer (TRL's `trl grpo` arguments + token reward options).",
@@ -33,8 +37,9 @@ DATA_FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parque
 
 
 @dataclass
-class TokenRewardArguments:
-    """Reward selection for ``trl-token grpo|rloo``: functions by registered name or import path, with options."""
+class TokenRewardArguments(TokenRewardScriptArguments):
+    """Reward selection for ``trl-token grpo|rloo``: outcome and token reward functions by registered name or import
+    path, with options (the token ones are `TokenRewardScriptArguments`, as in any script)."""
 
     reward_funcs: list[str] | None = field(
         default=None,
@@ -55,23 +60,6 @@ class TokenRewardArguments:
             "the command line), or a list of option mappings in the order of `reward_funcs`."
         },
     )
-    token_reward_funcs: list[str] | None = field(
-        default=None,
-        metadata={
-            "help": "Token reward functions: registered names (`repetition`, `reference_consistency`, "
-            "`self_consistency`, `logprob_quality`, `implicit_prm`, `lexicon_quality`, `token_classifier`, "
-            "`sentence_classifier`, ...) or import paths. Weighted by `token_reward_weights`."
-        },
-    )
-    token_reward_kwargs: dict[str, Any] | str | None = field(
-        default=None,
-        metadata={
-            "help": "Options of the token reward functions: {name: {option: value}} or a list in the order of "
-            "`token_reward_funcs`. A `model`/`ref_model` option set to `policy` (or to the policy's checkpoint) "
-            "reuses the policy's base weights with the adapter disabled (needs `use_peft`); a model given by path "
-            "loads in 4-bit when `load_in_4bit` is set."
-        },
-    )
 
     overwrite_output_dir: bool = field(
         default=False,
@@ -82,39 +70,10 @@ class TokenRewardArguments:
     )
 
     def __post_init__(self):
-        self.reward_kwargs = _parse_options(self.reward_kwargs, "reward_kwargs")
-        self.token_reward_kwargs = _parse_options(self.token_reward_kwargs, "token_reward_kwargs")
-
-
-def _parse_options(value: Any, flag: str) -> dict | list | None:
-    if value is None or isinstance(value, (dict, list)):
-        return value
-    try:
-        parsed = json.loads(value)
-    except json.JSONDecodeError as error:
-        raise ValueError(f"--{flag} must be a JSON object or list, got {value!r} ({error}).") from None
-    if not isinstance(parsed, (dict, list)):
-        raise ValueError(f"--{flag} must be a JSON object or list, got {value!r}.")
-    return parsed
-
-
-def _options_for(names: Sequence[str], options: dict | list | None, flag: str) -> list[dict[str, Any]]:
-    """One options mapping per function name."""
-    if options is None:
-        return [{} for _ in names]
-    if isinstance(options, list):
-        if len(options) != len(names):
-            raise ValueError(f"{flag} lists {len(options)} option mappings for {len(names)} functions {list(names)}.")
-        result = [dict(o or {}) for o in options]
-    else:
-        unknown = sorted(set(options) - set(names))
-        if unknown:
-            raise ValueError(f"{flag} has options for {unknown}, which are not among the functions {list(names)}.")
-        result = [dict(options.get(name) or {}) for name in names]
-    for name, opts in zip(names, result):
-        if not isinstance(opts, dict):
-            raise ValueError(f"{flag}: the options of {name!r} must be a mapping, got {opts!r}.")
-    return result
+        self.reward_funcs = name_list(self.reward_funcs) or None
+        self.reward_kwargs = parse_options(self.reward_kwargs, "reward_kwargs")
+        options_for(self.reward_funcs or [], self.reward_kwargs, "reward_kwargs")
+        super().__post_init__()
 
 
 def _trainer_classes(command: str) -> tuple[type, type]:
@@ -198,19 +157,18 @@ def _share_or_quantize(
     return options
 
 
+def _policy_prepare(policy: Any, model_args: Any) -> Callable[[str, Any, dict[str, Any]], dict[str, Any]]:
+    """`registry.build_reward_funcs`'s ``prepare``: scorer models shared with the policy or loaded in 4-bit."""
+    return functools.partial(_share_or_quantize, policy=policy, model_args=model_args)
+
+
 def build_reward_funcs(
     names: Sequence[str] | None, options: Any, flag: str, policy: Any = None, model_args: Any = None
 ) -> list[Callable[..., Any]]:
-    """Reward functions from names and YAML options (see `trl_token_ext.registry`)."""
-    from trl_token_ext.registry import build_reward_func, resolve
-
-    names = list(names or [])
-    funcs = []
-    for name, opts in zip(names, _options_for(names, options, flag)):
-        if model_args is not None:
-            opts = _share_or_quantize(name, resolve(name), opts, policy, model_args)
-        funcs.append(build_reward_func(name, opts))
-    return funcs
+    """Reward functions from names and YAML options (`trl_token_ext.registry.build_reward_funcs`); with
+    ``model_args``, models in their options are shared with the policy or loaded in 4-bit (`_share_or_quantize`)."""
+    prepare = None if model_args is None else _policy_prepare(policy, model_args)
+    return registry.build_reward_funcs(names, options, flag, prepare=prepare)
 
 
 def check_output_dir(output_dir: str, resume_from_checkpoint: Any, overwrite: bool, is_main_process: bool = True):
@@ -254,16 +212,17 @@ def run_training(command: str, script_args, reward_args, training_args, model_ar
         getattr(reward_args, "overwrite_output_dir", False),
         training_args.process_index == 0,
     )
-    dataset = load_train_dataset(script_args, dataset_args)
-    policy, peft_config = load_policy(model_args, training_args)
-    training_args.model_init_kwargs = None  # consumed by load_policy
+    registry.check_reward_names(reward_args.token_reward_funcs, kind="token")  # before loading anything
     reward_funcs: list[Any] = []
     if reward_args.reward_model_name_or_path:
         reward_funcs.append(reward_args.reward_model_name_or_path)
-    reward_funcs += build_reward_funcs(reward_args.reward_funcs, reward_args.reward_kwargs, "reward_kwargs")
-    token_funcs = build_reward_funcs(
-        reward_args.token_reward_funcs, reward_args.token_reward_kwargs, "token_reward_kwargs", policy, model_args
+    reward_funcs += registry.build_reward_funcs(
+        reward_args.reward_funcs, reward_args.reward_kwargs, "reward_kwargs", kind="outcome"
     )
+    dataset = load_train_dataset(script_args, dataset_args)
+    policy, peft_config = load_policy(model_args, training_args)
+    training_args.model_init_kwargs = None  # consumed by load_policy
+    token_funcs = reward_args.build_token_reward_funcs(training_args, prepare=_policy_prepare(policy, model_args))
     if not reward_funcs:  # token rewards only: a constant outcome reward gives zero outcome advantages
         reward_funcs = [_zero_reward]
     eval_dataset = None

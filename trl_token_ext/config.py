@@ -1,7 +1,10 @@
-"""Token-reward configuration fields, defined once and mixed into TRL's GRPO and RLOO configs."""
+"""Token-reward configuration fields, defined once and mixed into TRL's GRPO and RLOO configs, or into any subclass
+of them (a script's own config class): `TokenRewardConfigMixin` first in the bases, or `with_token_fields(cls)`."""
 
 from __future__ import annotations
 
+import dataclasses
+import functools
 import math
 from dataclasses import dataclass, field
 from typing import Any
@@ -16,8 +19,15 @@ TOKEN_KL_ESTIMATORS = ("k1", "k2", "k3")
 class TokenRewardConfigMixin:
     """Fields shared by `TokenGRPOConfig` and `TokenRLOOConfig`.
 
-    Put first in the bases (``class TokenGRPOConfig(TokenRewardConfigMixin, GRPOConfig)``): its ``__post_init__``
-    validates the token fields, then defers to the TRL config's own ``__post_init__``.
+    Put first in the bases of any dataclass subclass of a TRL config, yours included::
+
+        @dataclass
+        class GRPOConfig(TokenRewardConfigMixin, trl.GRPOConfig):  # or (TokenRewardConfigMixin, MyGRPOConfig)
+            system_prompt: str | None = None
+
+    Its ``__post_init__`` validates the token fields, then defers to the next ``__post_init__`` (yours, then TRL's).
+    A class that puts it after a TRL config is refused at definition (TRL's ``__post_init__`` does not chain on, so
+    the token fields would go unchecked). `with_token_fields` builds the merged class from a config class you import.
 
     Parameters:
         > Parameters that control the token rewards (in addition to those of the TRL config)
@@ -136,6 +146,20 @@ class TokenRewardConfigMixin:
         },
     )
 
+    def __init_subclass__(cls, **kwargs):
+        """Refuse a class whose MRO puts a TRL / transformers config before this mixin: their ``__post_init__`` does
+        not chain on (``TrainingArguments``'s ends the chain), so the token fields would never be validated."""
+        super().__init_subclass__(**kwargs)
+        mro = cls.__mro__
+        before = [base for base in mro[: mro.index(TokenRewardConfigMixin)] if _is_library_config(base)]
+        if before:
+            others = ", ".join(base.__name__ for base in cls.__bases__ if base is not TokenRewardConfigMixin)
+            raise TypeError(
+                f"{cls.__name__}: TokenRewardConfigMixin must come before {before[0].__name__} in the method "
+                f"resolution order, or the token fields are never validated: write `class {cls.__name__}("
+                f"TokenRewardConfigMixin, {others})`, or use `with_token_fields(...)`."
+            )
+
     def __post_init__(self):
         self._validate_token_fields()
         super().__post_init__()
@@ -193,3 +217,60 @@ def _real_number(name: str, value: Any) -> float:
         return float(value.strip() if isinstance(value, str) else value)
     except (TypeError, ValueError):
         raise ValueError(f"{name} must be a real number, got {type(value).__name__} {value!r}.") from None
+
+
+def _is_library_config(cls: type) -> bool:
+    """A config class defined by transformers or TRL (their ``__post_init__`` chain stops at TrainingArguments)."""
+    return cls.__module__.split(".", 1)[0] in ("transformers", "trl")
+
+
+def _rebuild_with_token_fields(config_class: type, state: dict[str, Any]) -> Any:
+    """Unpickle an instance of ``with_token_fields(config_class)`` (the merged class is rebuilt, not imported)."""
+    merged = with_token_fields(config_class)
+    instance = merged.__new__(merged)
+    instance.__dict__.update(state)
+    return instance
+
+
+@functools.cache
+def with_token_fields(config_class: type) -> type:
+    """``config_class`` with the token fields: a dataclass ``(TokenRewardConfigMixin, config_class)`` of the same name.
+
+    For a config class you import rather than define (``GRPOConfig = with_token_fields(GRPOConfig)`` after
+    ``from my_project.configs import GRPOConfig``): TrlParser, YAML recipes, the class's own fields and its
+    ``__post_init__`` work as before, plus every token field. The same class is returned on every call (and
+    ``config_class`` itself if it already has the token fields); instances pickle (Trainer saves its args).
+
+    Raises:
+        TypeError: ``config_class`` is not a dataclass class.
+    """
+    if not (isinstance(config_class, type) and dataclasses.is_dataclass(config_class)):
+        raise TypeError(
+            f"with_token_fields takes a dataclass config class (a subclass of trl.GRPOConfig / trl.RLOOConfig), got "
+            f"{config_class!r}."
+        )
+    if issubclass(config_class, TokenRewardConfigMixin):
+        return config_class
+    namespace = {
+        "__module__": config_class.__module__,
+        "__qualname__": config_class.__qualname__,
+        "__doc__": config_class.__doc__,
+        "__reduce__": lambda self: (_rebuild_with_token_fields, (config_class, dict(self.__dict__))),
+    }
+    return dataclass(type(config_class.__name__, (TokenRewardConfigMixin, config_class), namespace))
+
+
+def require_token_fields(config: Any, what: str) -> None:
+    """Raise a TypeError naming the fix when ``config`` (a training config) has no token fields but ``what`` needs
+    them: token settings it would silently ignore."""
+    if isinstance(config, TokenRewardConfigMixin):
+        return
+    name = type(config).__name__
+    bases = ", ".join(base.__name__ for base in type(config).__bases__ if base is not object)
+    raise TypeError(
+        f"{what} needs the token fields (token_reward_weights, token_advantage_coef, ...) on the training config, but "
+        f"{name} has none, so they could not be set from its YAML or command line. Give it the token fields: "
+        f"`class {name}(TokenRewardConfigMixin, {bases})` (the mixin first, under @dataclass), or "
+        f"`{name} = with_token_fields({name})` before the parser is built (both from trl_token_ext); for TRL's own "
+        "config, TokenGRPOConfig / TokenRLOOConfig."
+    )

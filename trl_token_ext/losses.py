@@ -33,3 +33,26 @@ def per_token_clipped_pg_loss(
     is_low_clipped = (ratio < 1 - epsilon_low) & (advantages < 0) & mask.bool()
     is_high_clipped = (ratio > 1 + epsilon_high) & (advantages > 0) & mask.bool()
     return loss, is_low_clipped, is_high_clipped
+
+
+def sequence_clip_fractions(
+    is_low_clipped: torch.Tensor, is_high_clipped: torch.Tensor, mask: torch.Tensor
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Per sequence, the fraction of its valid tokens whose ratio was clipped low, high, and either way.
+
+    With one ratio per sequence (TRL's RLOO loss) every token of a sequence is clipped or none is, and these are TRL's
+    per-sequence 0/1 indicators; with per-token ratios they are the share of the sequence's tokens. A sequence with no
+    valid token gets NaN (TRL's nan-aware statistics skip it).
+
+    Args:
+        is_low_clipped, is_high_clipped: (B, T) booleans (already False off ``mask``). mask: (B, T) 0/1.
+
+    Returns:
+        three (B,) float tensors: low, high, region (= low or high).
+    """
+    count = mask.sum(dim=1).float()
+    count = torch.where(count > 0, count, torch.full_like(count, float("nan")))
+    low = is_low_clipped.float().sum(dim=1) / count
+    high = is_high_clipped.float().sum(dim=1) / count
+    region = (is_low_clipped | is_high_clipped).float().sum(dim=1) / count
+    return low, high, region

@@ -6,17 +6,21 @@ A name is a registered short name (``repetition``, ``logprob_quality``, ``senten
 module only fails when its name is used.
 
 `build_reward_func(name, options)` turns a name and its YAML options into a callable: a class is instantiated
-with the options, a registered factory is called with them, and a plain function given options gets them as extra
-keyword arguments on every call (`BoundRewardFunc`, picklable, keeps the function's ``__name__``).
+with the options; a factory (registered as one, or any function that cannot take TRL's ``completions`` keyword,
+such as ``get_repetition_penalty_reward(ngram_size, max_penalty)``) is called once with them; a reward function
+given options gets them as extra keyword arguments on every call (`BoundRewardFunc`, picklable, keeps the
+function's ``__name__``). `build_reward_funcs(names, options)` does it for a list, with YAML/JSON options per name.
+A script's own name -> function mapping (``registry=``) is looked up first.
 """
 
 from __future__ import annotations
 
 import importlib
 import inspect
+import json
 import os
 import sys
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 # name -> "module:attribute"
@@ -50,6 +54,11 @@ _FACTORIES: set[str] = {"get_soft_overlong_punishment"}
 _FACTORY_DEFAULTS: dict[str, dict[str, Any]] = {
     "get_soft_overlong_punishment": {"max_completion_len": 1280, "soft_punish_cache": 256}
 }
+# Registered names that score whole completions only (one number each): refused as token reward functions.
+_OUTCOME_ONLY: set[str] = {
+    "accuracy_reward", "reasoning_accuracy_reward", "think_format_reward", "get_soft_overlong_punishment", "metric",
+}  # fmt: skip
+KINDS = ("outcome", "token")
 
 
 def registered_names() -> list[str]:
@@ -90,14 +99,23 @@ def _import_attribute(module_name: str, attribute: str, name: str) -> Any:
         raise ValueError(f"Reward function {name!r}: module {module_name!r} has no attribute {attribute!r}.") from None
 
 
-def resolve(name: str) -> Any:
-    """The object registered under ``name``, or imported from ``pkg.module:attr`` / ``pkg.module.attr``.
+def valid_names(registry: Mapping[str, Any] | None = None) -> list[str]:
+    """The names ``resolve`` knows: the script's own ``registry`` first, then the registered ones (sorted)."""
+    own = sorted(registry or {})
+    return own + [name for name in registered_names() if name not in own]
+
+
+def resolve(name: str, registry: Mapping[str, Any] | None = None) -> Any:
+    """The object under ``name`` in the script's ``registry``, else registered, else imported from ``pkg.module:attr``
+    / ``pkg.module.attr``.
 
     Raises:
-        ValueError: unknown name (listing the registered ones) or an import path that doesn't resolve.
+        ValueError: unknown name (listing the valid ones) or an import path that doesn't resolve.
     """
     if not isinstance(name, str) or not name:
         raise ValueError(f"A reward function name must be a non-empty string, got {name!r}.")
+    if registry is not None and name in registry:
+        return registry[name]
     if name in _REGISTRY:
         module_name, attribute = _REGISTRY[name].split(":", 1)
         if module_name == "<object>":
@@ -109,8 +127,8 @@ def resolve(name: str) -> Any:
         module_name, attribute = name.rsplit(".", 1)
     else:
         raise ValueError(
-            f"Unknown reward function {name!r}. Registered names: {registered_names()}; or pass an import path "
-            "such as 'my_package.rewards:my_reward' (or 'my_package.rewards.my_reward')."
+            f"Unknown reward function {name!r}. Valid names are {valid_names(registry)}, or an import path such as "
+            "'my_package.rewards:my_reward' (or 'my_package.rewards.my_reward')."
         )
     return _import_attribute(module_name, attribute, name)
 
@@ -133,30 +151,176 @@ class BoundRewardFunc:
         return f"BoundRewardFunc({self.__name__}, {self.options})"
 
 
-def build_reward_func(name: str, options: Mapping[str, Any] | None = None) -> Callable[..., Any]:
+def _signature(target: Any) -> inspect.Signature | None:
+    try:
+        return inspect.signature(target)
+    except (TypeError, ValueError):  # builtins without a signature: let the call report
+        return None
+
+
+def is_factory(target: Any) -> bool:
+    """True for a function that cannot take TRL's ``completions`` keyword: it cannot be a reward function, so it builds
+    one (``get_repetition_penalty_reward(ngram_size, max_penalty)``). Classes, callable objects and functions taking
+    ``completions`` or ``**kwargs`` are not factories."""
+    if inspect.isclass(target) or not (inspect.isfunction(target) or inspect.ismethod(target)):
+        return False
+    signature = _signature(target)
+    if signature is None:
+        return False
+    try:
+        signature.bind_partial(completions=[])
+    except TypeError:
+        return True
+    return False
+
+
+def _check_kind(name: str, target: Any, kind: str | None) -> None:
+    """Refuse a token scorer as an outcome reward, or an outcome-only reward as a token reward, naming the fix."""
+    if kind is None:
+        return
+    if kind not in KINDS:
+        raise ValueError(f"kind must be one of {list(KINDS)} or None, got {kind!r}.")
+    from trl_token_ext.scorers import TokenScorer  # light: the scorers' heavy imports are lazy
+
+    is_scorer = isinstance(target, TokenScorer) or (inspect.isclass(target) and issubclass(target, TokenScorer))
+    if kind == "outcome" and is_scorer:
+        raise ValueError(
+            f"Reward function {name!r} is a token reward function (one reward per token): list it in "
+            "`token_reward_funcs`, not in the outcome reward functions."
+        )
+    if kind == "token" and name in _OUTCOME_ONLY:
+        raise ValueError(
+            f"Token reward function {name!r} scores whole completions (one number each): list it in the outcome "
+            "reward functions (`reward_funcs`), not in `token_reward_funcs`."
+        )
+
+
+def build_reward_func(
+    name: str,
+    options: Mapping[str, Any] | None = None,
+    registry: Mapping[str, Any] | None = None,
+    kind: str | None = None,
+) -> Callable[..., Any]:
     """A reward / token reward function from a name (see `resolve`) and its options.
 
-    A class is instantiated with ``options``; a registered factory is called with them; a function or a callable
-    object is returned as is, or wrapped in `BoundRewardFunc` when options are given.
+    A class is instantiated with ``options``; a factory (registered with ``factory=True``, or a function that cannot
+    take ``completions``: `is_factory`) is called once with them; a reward function or callable object is returned as
+    is, or wrapped in `BoundRewardFunc` when options are given. ``kind`` (``"outcome"`` / ``"token"``) refuses a
+    function of the other kind.
 
     Raises:
-        ValueError: unknown name, or options the class/factory does not accept (naming the function).
+        ValueError: unknown name, a function of the other ``kind``, or options the class/factory/function does not
+            accept (naming the function and the options).
     """
-    target = resolve(name)
+    target = resolve(name, registry)
+    _check_kind(name, target, kind)
     options = dict(options or {})
-    if inspect.isclass(target) or name in _FACTORIES:
+    if inspect.isclass(target) or name in _FACTORIES or is_factory(target):
         if name in _FACTORY_DEFAULTS and not options:
             options = dict(_FACTORY_DEFAULTS[name])
-        try:
-            inspect.signature(target).bind(**options)
-        except TypeError as error:
-            raise ValueError(f"Reward function {name!r}: invalid options {sorted(options)} ({error}).") from None
-        except ValueError:  # no signature (builtins): let the call report
-            pass
+        _check_options(name, target, options, {})
         built = target(**options)
         if not callable(built):
             raise TypeError(f"Reward function {name!r}: {target!r} built a non-callable {type(built).__name__}.")
+        _check_kind(name, built, kind)
         return built
     if not callable(target):
         raise TypeError(f"Reward function {name!r} resolves to {type(target).__name__}, which is not callable.")
-    return BoundRewardFunc(target, options) if options else target
+    if not options:
+        return target
+    _check_options(name, target, options, {"completions": []})
+    return BoundRewardFunc(target, options)
+
+
+def _check_options(name: str, target: Any, options: dict[str, Any], call_keywords: dict[str, Any]) -> None:
+    signature = _signature(target)
+    if signature is None:
+        return
+    try:
+        signature.bind_partial(**call_keywords, **options)
+        if not call_keywords:  # built once: every required argument must be among the options
+            signature.bind(**options)
+    except TypeError as error:
+        raise ValueError(f"Reward function {name!r}: invalid options {sorted(options)} ({error}).") from None
+
+
+def parse_options(value: Any, flag: str) -> dict | list | None:
+    """Options as given in YAML (a mapping or a list of mappings) or on the command line (the same as JSON text)."""
+    if value is None or isinstance(value, (dict, list)):
+        return value
+    try:
+        parsed = json.loads(value)
+    except (TypeError, json.JSONDecodeError) as error:
+        raise ValueError(f"--{flag} must be a JSON object or list, got {value!r} ({error}).") from None
+    if not isinstance(parsed, (dict, list)):
+        raise ValueError(f"--{flag} must be a JSON object or list, got {value!r}.")
+    return parsed
+
+
+def name_list(names: str | Sequence[str] | None) -> list[str]:
+    """Function names as a list (a YAML scalar ``token_reward_funcs: repetition`` is one name)."""
+    if names is None:
+        return []
+    return [names] if isinstance(names, str) else list(names)
+
+
+def options_for(names: Sequence[str], options: dict | list | None, flag: str) -> list[dict[str, Any]]:
+    """One options mapping per function name, from ``{name: options}`` or a list in the order of ``names``."""
+    if options is None:
+        return [{} for _ in names]
+    if isinstance(options, list):
+        if len(options) != len(names):
+            raise ValueError(f"{flag} lists {len(options)} option mappings for {len(names)} functions {list(names)}.")
+        result = [{} if opts is None else opts for opts in options]
+    else:
+        unknown = sorted(set(options) - set(names))
+        if unknown:
+            raise ValueError(f"{flag} has options for {unknown}, which are not among the functions {list(names)}.")
+        result = [options.get(name) or {} for name in names]
+    for name, opts in zip(names, result):
+        if not isinstance(opts, Mapping):
+            raise ValueError(f"{flag}: the options of {name!r} must be a mapping, got {opts!r}.")
+    return [dict(opts) for opts in result]
+
+
+def check_reward_names(
+    names: str | Sequence[str] | None, registry: Mapping[str, Any] | None = None, kind: str | None = None
+) -> list[Any]:
+    """Resolve every name (see `resolve`) and refuse one of the other ``kind``, without building anything (cheap:
+    run it before loading models). Returns the resolved targets."""
+    targets = [resolve(name, registry) for name in name_list(names)]
+    for name, target in zip(name_list(names), targets):
+        _check_kind(name, target, kind)
+    return targets
+
+
+def build_reward_funcs(
+    names: str | Sequence[str] | None,
+    options: Any = None,
+    flag: str = "reward_kwargs",
+    *,
+    registry: Mapping[str, Any] | None = None,
+    kind: str | None = None,
+    prepare: Callable[[str, Any, dict[str, Any]], dict[str, Any]] | None = None,
+) -> list[Callable[..., Any]]:
+    """Reward functions from names and their options (YAML mapping/list, or its JSON text), in order.
+
+    Args:
+        names: names or import paths (see `resolve`). options: ``{name: {option: value}}`` or a list of mappings in
+            the order of ``names``. flag: the option's name, for errors. registry: the script's own name -> function
+            mapping, looked up first. kind: ``"outcome"`` / ``"token"`` (see `build_reward_func`).
+        prepare: ``prepare(name, target, options) -> options`` before building (the CLI shares the policy's weights).
+
+    Raises:
+        ValueError: unknown names (listing the valid ones), options for names not listed, bad options; before any
+            function is built.
+    """
+    names = name_list(names)
+    per_name = options_for(names, parse_options(options, flag), flag)
+    targets = check_reward_names(names, registry, kind)  # every name checked before anything is built
+    funcs = []
+    for name, target, opts in zip(names, targets, per_name):
+        if prepare is not None:
+            opts = prepare(name, target, opts)
+        funcs.append(build_reward_func(name, opts, registry, kind))
+    return funcs

@@ -9,6 +9,7 @@ second prompt's group spans both. For every (mode, normalization) each rank save
 
 import os
 import sys
+from dataclasses import replace
 
 import torch
 from datasets import Dataset
@@ -74,7 +75,9 @@ def main():
     batch = next(iter(trainer.get_train_dataloader()))
     results = {}
     for mode, normalization in COMBINATIONS:
-        trainer.args.token_advantage_mode, trainer.args.token_reward_normalization = mode, normalization
+        trainer.token_settings = replace(
+            trainer.token_settings, token_advantage_mode=mode, token_reward_normalization=normalization
+        )
         output = trainer._generate_and_score_completions(batch)
         metrics = {k: v[-1] for k, v in trainer._metrics["train"].items() if k.startswith("token_")}
         results[mode, normalization] = {

@@ -15,8 +15,8 @@
 * Problems come from seeded, separate random streams (`problems`): training draws fresh ones every step; the test
   and out-of-distribution sets are fixed and never trained on.
 
-The prompt is a system line plus two worked examples as chat turns (SmolLM2-135M-Instruct otherwise chats instead
-of computing).
+The prompt is a system line plus a worked example as chat turns (SmolLM2-135M-Instruct otherwise chats instead of
+computing; a second example changes little and costs 35 more prompt tokens per completion).
 """
 
 from __future__ import annotations
@@ -34,7 +34,7 @@ SYSTEM = (
     "You are a careful calculator. Add the numbers one at a time: write one line 'a + b = c' per step, "
     "then 'Answer: N'."
 )
-WORKED_EXAMPLES = ((3, 5, 2), (7, 1, 6))
+WORKED_EXAMPLES = ((17, 25, 12),)
 STEP_PATTERN = re.compile(r"^\s*(-?\d+)\s*\+\s*(-?\d+)\s*=\s*(-?\d+)\s*\.?\s*$")
 ANSWER_PATTERN = re.compile(r"^\s*Answer\s*:\s*(-?\d+)\s*\.?\s*$", re.IGNORECASE)
 # Random streams (the seed of ``random.Random``) of each split: disjoint, so no test problem is trained on by design.
@@ -59,8 +59,8 @@ class Difficulty:
     high: int = 9
 
 
-# Calibrated on SmolLM2-135M-Instruct (64 pilot problems): at temperature 0.7, 53 % correct lines and 16 % correct
-# answers (greedy: 66 % / 28 %). Larger numbers for the out-of-distribution set: greedy 53 % / 12 %.
+# Calibrated on SmolLM2-135M-Instruct (64 problems of the pilot stream, one worked example): at temperature 0.7,
+# 59 % correct lines and 12 % correct answers (greedy: 68 % / 27 %). The out-of-distribution set has larger numbers.
 IN_DISTRIBUTION = Difficulty(3, 10, 30)
 OUT_OF_DISTRIBUTION = Difficulty(3, 31, 99)
 
@@ -80,7 +80,7 @@ def solution(numbers: Sequence[int]) -> str:
 
 
 def prompt(numbers: Sequence[int]) -> list[dict[str, str]]:
-    """The conversational prompt: system line, two worked examples as chat turns, then the question."""
+    """The conversational prompt: system line, the worked example(s) as chat turns, then the question."""
     messages = [{"role": "system", "content": SYSTEM}]
     for example in WORKED_EXAMPLES:
         messages += [

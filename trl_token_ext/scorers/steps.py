@@ -145,8 +145,27 @@ class StepReward(TokenScorer):
                     f"{self.__name__}: sample {index} has a non-finite or non-numeric step score in {values}."
                 )
             placed = apply_step_form(values, self.form)
-            results.append(spread_span_scores(spans, [step.span for step in found], placed, self.placement))
+            scores_per_token = spread_span_scores(spans, [step.span for step in found], placed, self.placement)
+            if self.placement in ("sum", "mean"):  # every token carries its step's score: special tokens too
+                scores_per_token = _fill_unspanned(scores_per_token, spans)
+            results.append(scores_per_token)
         return results
+
+
+def _fill_unspanned(values: list[float], spans: Sequence[Span]) -> list[float]:
+    """Give tokens without characters (special tokens such as EOS) the value of the token before them (the first
+    token with characters, for leading ones), so that a per-token step score covers the whole completion: under
+    ``token_advantage_mode="min"`` an EOS token left at 0 would otherwise be every position's minimum."""
+    spanned = [i for i, (start, end) in enumerate(spans) if end > start]
+    if not spanned:
+        return values
+    filled, previous = list(values), values[spanned[0]]
+    for index, (start, end) in enumerate(spans):
+        if end > start:
+            previous = values[index]
+        else:
+            filled[index] = previous
+    return filled
 
 
 def step_texts(completion: Any, separator: str = "\n") -> list[str]:

@@ -3,14 +3,13 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
 
 from trl import GRPOConfig, GRPOTrainer
 
-from trl_token_ext.advantages import combine_advantages, sequence_level_advantages
+from trl_token_ext.advantages import sequence_level_advantages
 from trl_token_ext.config import TokenRewardConfigMixin
-from trl_token_ext.token_rewards import check_token_reward_funcs
-from trl_token_ext.trainers.token_mixin import TokenRewardMixin, token_setting
+from trl_token_ext.trainers.state import TokenSettings
+from trl_token_ext.trainers.token_mixin import TokenRewardMixin
 
 
 @dataclass
@@ -37,22 +36,10 @@ class TokenGRPOTrainer(TokenRewardMixin, GRPOTrainer):
     def __init__(
         self, model, reward_funcs=None, args: GRPOConfig | None = None, *rest, token_reward_funcs=None, **kwargs
     ):
-        token_reward_funcs = check_token_reward_funcs(token_reward_funcs, token_setting(args, "token_reward_weights"))
+        settings = TokenSettings.from_args(args)  # a stock GRPOConfig (or None) gives the defaults
+        token_reward_funcs = self._check_token_reward_funcs(token_reward_funcs, settings)
         super().__init__(model, reward_funcs, args, *rest, **kwargs)
-        self._init_token_rewards(token_reward_funcs)
-
-    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        output = super()._generate_and_score_completions(inputs)
-        group_size = self.num_generations if self.model.training else self.num_generations_eval
-        token_advantages = self._token_advantages(output, group_size)
-        coef = token_setting(self.args, "token_advantage_coef")
-        if token_advantages is not None and coef != 0.0:
-            loss_mask = output["completion_mask"]
-            if output.get("tool_mask") is not None:
-                loss_mask = loss_mask * output["tool_mask"]
-            output["advantages"] = combine_advantages(output["advantages"], token_advantages, loss_mask, coef)
-        self._record_token_step(output)
-        return output
+        self._init_token_rewards(token_reward_funcs, settings)
 
     # TRL decides these per sequence from the advantage's sign; with (B, T) advantages keep that decision per sequence
     # (the sign of the sequence's mean advantage) instead of letting it silently become per token.

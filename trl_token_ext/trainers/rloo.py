@@ -8,11 +8,11 @@ from typing import Any
 import torch
 from trl import RLOOConfig, RLOOTrainer
 
-from trl_token_ext.advantages import combine_advantages
 from trl_token_ext.config import TokenRewardConfigMixin
-from trl_token_ext.losses import per_token_clipped_pg_loss
-from trl_token_ext.token_rewards import check_token_reward_funcs
-from trl_token_ext.trainers.token_mixin import FORWARD_KEYS, TokenRewardMixin, token_setting
+from trl_token_ext.losses import per_token_clipped_pg_loss, sequence_clip_fractions
+from trl_token_ext.trainers import _trl
+from trl_token_ext.trainers.state import TokenSettings
+from trl_token_ext.trainers.token_mixin import TokenRewardMixin, loss_mask
 
 
 @dataclass
@@ -39,67 +39,48 @@ class TokenRLOOTrainer(TokenRewardMixin, RLOOTrainer):
     token_leave_one_out = True
 
     def __init__(self, model, reward_funcs, args: RLOOConfig | None = None, *rest, token_reward_funcs=None, **kwargs):
-        token_reward_funcs = check_token_reward_funcs(token_reward_funcs, token_setting(args, "token_reward_weights"))
+        settings = TokenSettings.from_args(args)  # a stock RLOOConfig (or None) gives the defaults
+        token_reward_funcs = self._check_token_reward_funcs(token_reward_funcs, settings)
         super().__init__(model, reward_funcs, args, *rest, **kwargs)
-        self._init_token_rewards(token_reward_funcs)
+        self._init_token_rewards(token_reward_funcs, settings)
 
-    def _uses_token_loss(self) -> bool:
-        return self._token_path_active() and token_setting(self.args, "token_advantage_coef") != 0.0
+    def _generation_logps(self, output: dict[str, Any]) -> tuple[torch.Tensor, torch.Tensor | None]:
+        """RLOO computes the sampling policy's per-token log-probs (and the reference's when ``beta != 0``) at every
+        generation but returns only their masked sum: the ones it computed are kept (no second forward pass)."""
+        return _trl.rloo_generation_logps(self, output)
 
-    def _generate_and_score_completions(self, inputs: list[dict[str, Any]]) -> dict[str, Any]:
-        output = super()._generate_and_score_completions(inputs)
-        group_size = self.num_generations if self.model.training else self.num_generations_eval
-        token_advantages = self._token_advantages(output, group_size)
-        if token_advantages is not None and self._uses_token_loss():
-            output["advantages"] = combine_advantages(
-                output["advantages"],
-                token_advantages,
-                output["completion_mask"],
-                token_setting(self.args, "token_advantage_coef"),
-            )
-            if not self._on_policy():
-                output["old_per_token_logps"] = self._old_per_token_logps(output)
-        self._record_token_step(output)
-        return output
-
-    def _on_policy(self) -> bool:
-        """True when every use of a generation batch falls in the optimizer step that generated it (GRPO's rule):
-        then π_old is the current policy and the loss takes the old log-probs as its own, detached."""
-        generate_every = self.args.steps_per_generation * self.num_iterations
-        return self.args.gradient_accumulation_steps % generate_every == 0
-
-    def _old_per_token_logps(self, output: dict[str, Any]) -> torch.Tensor:
-        """(B, T) log-probs of the completion tokens under the policy that sampled them, for the per-token ratio.
-
-        TRL's RLOO keeps only their masked sum (``output["old_logps"]``), so they are computed here, explicitly, from
-        the returned batch with the same forward pass TRL uses for it (no grad, gradient checkpointing off, the
-        batch's prompt and completion masks): one more forward pass per generation batch, only when off-policy.
-        """
-        return self._completion_logps(output, self.model)
+    def _prepare_token_loss(self, output: dict[str, Any]) -> None:
+        """The per-token loss's π_old: TRL's own generation-time log-probs, per token (``old_logps`` is their sum)."""
+        output["old_per_token_logps"] = self._generation_logps(output)[0]
 
     def _compute_loss(self, model, inputs):
-        if inputs["advantages"].dim() == 1:
+        """TRL's RLOO loss with one ratio per token when token advantages are on (``uses_token_loss``), else TRL's.
+
+        L = mean_i Σ_t −min(ρ_{i,t}·A_{i,t}, clip(ρ_{i,t})·A_{i,t})·mask_{i,t} (+ the MoE auxiliary loss, as TRL adds
+        it); metrics as TRL's: ``entropy``, ``aux_loss``, ``clip_ratio/{low_mean,low_min,high_mean,high_max,
+        region_mean}`` over sequences (each sequence's value: the share of its tokens clipped).
+        """
+        if not self.uses_token_loss:
             return super()._compute_loss(model, inputs)
-        prompt_ids, completion_ids = inputs["prompt_ids"], inputs["completion_ids"]
-        mask = inputs["completion_mask"]
-        per_token_logps, entropies, _ = self._get_per_token_logps_and_entropies(
-            model,
-            torch.cat([prompt_ids, completion_ids], dim=1),
-            torch.cat([inputs["prompt_mask"], mask], dim=1),
-            completion_ids.size(1),
-            compute_entropy=True,
-            **{key: inputs.get(key) for key in FORWARD_KEYS},
+        mask = loss_mask(inputs)
+        per_token_logps, entropies, aux_loss = _trl.forward_logps(
+            self, model, inputs, compute_entropy=True, compute_aux_loss=self.aux_loss_enabled
         )
-        old_per_token_logps = inputs.get("old_per_token_logps")  # None on-policy: π_old is the current policy
-        if old_per_token_logps is None:
-            old_per_token_logps = per_token_logps.detach()
         loss, is_low, is_high = per_token_clipped_pg_loss(
-            per_token_logps, old_per_token_logps, inputs["advantages"], mask, self.epsilon_low,
+            per_token_logps, inputs["old_per_token_logps"], inputs["advantages"], mask, self.epsilon_low,
             self.epsilon_high,
         )  # fmt: skip
-        metrics = self._metrics["train" if self.model.training else "eval"]
-        for name, values in (("entropy", entropies), ("clip_ratio/low_mean", is_low.float()),
-                             ("clip_ratio/high_mean", is_high.float())):  # fmt: skip
-            stats = self.accelerator.reduce(torch.stack([(values * mask).sum(), mask.sum().float()]), reduction="sum")
-            metrics[name].append((stats[0] / stats[1].clamp(min=1.0)).item())
+        metrics = _trl.mode_metrics(self)
+        if self.aux_loss_enabled:  # unscaled, as TRL adds it (the Trainer divides by gradient accumulation)
+            loss = loss + self.router_aux_loss_coef * aux_loss
+            metrics["aux_loss"].append(self.accelerator.gather_for_metrics(aux_loss).mean().item())
+        stats = self.accelerator.reduce(torch.stack([(entropies * mask).sum(), mask.sum()]), reduction="sum")
+        metrics["entropy"].append((stats[0] / stats[1].clamp(min=1.0)).item())
+        low, high, region = (self.accelerator.gather(v) for v in sequence_clip_fractions(is_low, is_high, mask))
+        low, high = _trl.clip_summary(low), _trl.clip_summary(high)
+        metrics["clip_ratio/low_mean"].append(low["mean"])
+        metrics["clip_ratio/low_min"].append(low["min"])
+        metrics["clip_ratio/high_mean"].append(high["mean"])
+        metrics["clip_ratio/high_max"].append(high["max"])
+        metrics["clip_ratio/region_mean"].append(region.nanmean().item())
         return loss

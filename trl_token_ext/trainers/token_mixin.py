@@ -1,78 +1,87 @@
 """Token-reward machinery shared by TokenGRPOTrainer and TokenRLOOTrainer.
 
-The mixin relies on the TRL internals listed in docs/trl_internals.md: ``_calculate_rewards`` (called inside the
-parent's ``_generate_and_score_completions``, with the final prompts and decoded completions), the
-``completion_mask``/``tool_mask`` of the returned batch, ``_log_completion_extra``/``_log_metric`` and ``_metrics``;
-for the KL in the reward also ``_get_per_token_logps_and_entropies``, ``ref_model`` and the batch's
-``old_per_token_logps``/``ref_per_token_logps``; for stateful token reward functions Trainer's ``_save_checkpoint``
-and ``_load_from_checkpoint``.
+One generation batch goes through TRL's hooks (overridden in `trainers._trl.TrlHooks`, the only place that names
+TRL's private methods) and the mixin's own steps, carried by one `PendingTokenStep`:
+
+1. ``_new_token_step`` when generation starts (None when no token path is active: TRL runs untouched);
+2. ``_score_token_rewards`` right after TRL's outcome rewards: the token reward functions run on the same prompts,
+   completions and columns;
+3. ``_finish_token_step`` once TRL's generation and scoring return (the template's last step): token advantages,
+   A = A_out + λ·A_tok on the loss mask, the per-trainer hook ``_prepare_token_loss``, the step record.
+
+Per-trainer hooks: ``token_leave_one_out`` (RLOO's baseline), ``_generation_logps`` (the per-token log-probs TRL
+computed while generating) and ``_prepare_token_loss`` (what the trainer's loss needs besides the advantages).
 """
 
 from __future__ import annotations
 
 import copy
 import os
-from dataclasses import fields
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from trl_token_ext.advantages import length_neutral_token_advantages, token_advantages
+from trl_token_ext.advantages import combine_advantages, length_neutral_token_advantages, token_advantages
 from trl_token_ext.compat import keep_bnb_4bit_trainable_on_cpu
-from trl_token_ext.config import TokenRewardConfigMixin
 from trl_token_ext.kl_reward import kl_token_rewards
 from trl_token_ext.sharding import check_scorers_under_sharding
 from trl_token_ext.token_rewards import (
     TokenRewardBatch,
     check_token_advantages,
+    check_token_reward_funcs,
     compute_token_rewards,
     masked_stats,
     token_reward_func_name,
     weighted_token_rewards,
 )
+from trl_token_ext.trainers import _trl
+from trl_token_ext.trainers.protocols import (
+    StatefulTokenReward,
+    TokenStepCallback,
+    TrainerBoundReward,
+    check_token_reward_hooks,
+)
 from trl_token_ext.trainers.records import OutcomeRewards, TokenStepRecord
+from trl_token_ext.trainers.state import PendingTokenStep, TokenSettings
 
-_TOKEN_FIELD_DEFAULTS = {f.name: f.default for f in fields(TokenRewardConfigMixin)}
 _OWN_COLUMNS = ("prompt", "completion", "completion_ids")
-# Keys of a generated batch that are forwarded to the model (multimodal models), by name.
-FORWARD_KEYS = (
-    "pixel_values", "image_grid_thw", "num_images", "pixel_attention_mask", "spatial_shapes", "num_tiles",
-    "image_sizes", "token_type_ids", "mm_token_type_ids", "image_position_ids",
-)  # fmt: skip
 KL_REWARD_NAME = "kl"
 
 
-def token_setting(args: Any, name: str) -> Any:
-    """A token field of ``args``; its default when ``args`` is a plain TRL config (drop-in use)."""
-    return getattr(args, name, _TOKEN_FIELD_DEFAULTS[name])
+def loss_mask(batch: dict[str, Any]) -> torch.Tensor:
+    """(B, T) float mask of the tokens the loss sees: completion mask × tool mask (when the batch has one)."""
+    mask = batch["completion_mask"].to(torch.float32)
+    return mask * batch["tool_mask"] if batch.get("tool_mask") is not None else mask
 
 
-class TokenRewardMixin:
+class TokenRewardMixin(_trl.TrlHooks):
     """Calls token reward functions next to the outcome rewards and turns them into (B, T) token advantages."""
 
     # RLOO subtracts a leave-one-out baseline from the accumulated token advantages; GRPO's are group-normalized.
     token_leave_one_out: bool = False
 
-    def _init_token_rewards(self, token_reward_funcs: list) -> None:
+    @staticmethod
+    def _check_token_reward_funcs(token_reward_funcs: Any, settings: TokenSettings) -> list:
+        """Check the functions against the settings before the TRL trainer loads anything; returns them as a list."""
+        funcs = check_token_reward_funcs(token_reward_funcs, settings.token_reward_weights)
+        check_token_reward_hooks(funcs, [token_reward_func_name(f) for f in funcs])
+        return funcs
+
+    def _init_token_rewards(self, token_reward_funcs: list, settings: TokenSettings) -> None:
         """Set up after the TRL trainer's ``__init__`` (``self.args`` and ``self.accelerator`` exist)."""
+        self.token_settings = settings
         self.token_reward_funcs = token_reward_funcs
         self.token_reward_func_names = [token_reward_func_name(f) for f in token_reward_funcs]
-        weights = token_setting(self.args, "token_reward_weights")
-        weights = [1.0] * len(token_reward_funcs) if weights is None else [float(w) for w in weights]
-        self.token_reward_weights = torch.tensor(weights, dtype=torch.float32)
-        self._token_reward_batch: TokenRewardBatch | None = None
-        self._token_step_inputs: tuple[list, list] | None = None
-        self._token_step_partial: dict[str, torch.Tensor] | None = None
+        self.token_reward_weights = settings.weights_for(len(token_reward_funcs))
         self.token_step_record: TokenStepRecord | None = None
-        self._outcome_rewards: OutcomeRewards | None = None
         self.token_kl_ref_model = None
-        if token_setting(self.args, "token_kl_coef") > 0.0 and self._kl_reference_source() == "copy":
+        if settings.token_kl_coef > 0.0 and self._kl_reference_source() == "copy":
             # No TRL reference (beta == 0) and no adapter to disable: keep a frozen copy of the initial policy.
             self.token_kl_ref_model = copy.deepcopy(self.accelerator.unwrap_model(self.model)).eval()
             self.token_kl_ref_model.requires_grad_(False)
         for func in token_reward_funcs:
-            if hasattr(func, "bind_trainer"):
+            if isinstance(func, TrainerBoundReward):
                 func.bind_trainer(self)
         self._check_token_advantage_support()
         keep_bnb_4bit_trainable_on_cpu(self.model)  # 4-bit training on CPU with transformers >= 5.24
@@ -80,7 +89,12 @@ class TokenRewardMixin:
 
     def _token_path_active(self) -> bool:
         """True when token advantages are computed: token reward functions, or a KL term in the reward."""
-        return bool(self.token_reward_funcs) or token_setting(self.args, "token_kl_coef") > 0.0
+        return bool(self.token_reward_funcs) or self.token_settings.token_kl_coef > 0.0
+
+    @property
+    def uses_token_loss(self) -> bool:
+        """True when the loss takes (B, T) advantages A_out + λ·A_tok (token path active and λ ≠ 0)."""
+        return self._token_path_active() and self.token_settings.token_advantage_coef != 0.0
 
     def _kl_reference_source(self) -> str:
         """Where π_ref of the KL in the reward comes from: 'trl_ref_model', 'adapter_disabled' or 'copy'."""
@@ -97,25 +111,68 @@ class TokenRewardMixin:
         takes one advantage per sequence. TRL 1.16's ``use_liger_kernel`` only patches layer kernels and its loss
         takes (B, T) advantages, so it passes this check.
         """
-        active = self._token_path_active() and token_setting(self.args, "token_advantage_coef") != 0.0
-        if active and getattr(self.args, "use_liger_kernel", False) and hasattr(self, "liger_grpo_loss"):
+        if self.uses_token_loss and getattr(self.args, "use_liger_kernel", False) and hasattr(self, "liger_grpo_loss"):
             raise ValueError(
                 f"{type(self).__name__}: use_liger_kernel=True selects TRL's fused Liger GRPO loss, which takes one "
                 "advantage per sequence and would silently mis-broadcast the (B, T) token advantages. Set "
                 "use_liger_kernel=False, or token_advantage_coef=0 / no token_reward_funcs."
             )
 
+    # ----- per-trainer hooks ----------------------------------------------------------------------------------------
+    def _generation_logps(self, output: dict[str, Any]) -> tuple[torch.Tensor | None, torch.Tensor | None]:
+        """(B, T) log-probs TRL computed while generating: the sampling policy's and the reference's (None where TRL
+        did not compute them). GRPO returns them in the batch when it needs them."""
+        return output.get("old_per_token_logps"), output.get("ref_per_token_logps")
+
+    def _prepare_token_loss(self, output: dict[str, Any]) -> None:
+        """Add to the batch what the trainer's loss needs besides the (B, T) advantages (GRPO: nothing)."""
+
+    # ----- the steps of one generation batch ------------------------------------------------------------------------
+    def _new_token_step(self) -> PendingTokenStep | None:
+        return PendingTokenStep() if self._token_path_active() else None
+
+    def _score_token_rewards(self, inputs, prompts, completions, completion_ids_list, rewards_per_func) -> None:
+        """Call the token reward functions on what TRL's outcome rewards saw (``rewards_per_func``: (B_all, M))."""
+        pending = self._token_pending
+        if pending is None:
+            return
+        pending.prompts, pending.completion_ids = list(prompts), [list(ids) for ids in completion_ids_list]
+        if not self.token_reward_funcs:  # KL in the reward only: no function columns
+            length = max((len(ids) for ids in completion_ids_list), default=0)
+            pending.reward_batch = TokenRewardBatch(
+                rewards=torch.zeros(len(prompts), 0, length), present=torch.zeros(len(prompts), 0, dtype=torch.bool)
+            )
+            return
+        pending.outcome_rewards = self._local_outcome_rewards(rewards_per_func, len(prompts))
+        try:
+            pending.reward_batch = self._call_token_reward_funcs(inputs, prompts, completions, completion_ids_list)
+        finally:
+            pending.outcome_rewards = None
+
+    def _finish_token_step(self, output: dict[str, Any]) -> dict[str, Any]:
+        """The template's last step: token advantages, A = A_out + λ·A_tok on the loss mask, the step record."""
+        if self._token_pending is None:
+            return output
+        group_size = self.num_generations if self.model.training else self.num_generations_eval
+        token_advantages = self._token_advantages(output, group_size)
+        if self.uses_token_loss:
+            output["advantages"] = combine_advantages(
+                output["advantages"], token_advantages, loss_mask(output), self.token_settings.token_advantage_coef
+            )
+            self._prepare_token_loss(output)
+        self._record_token_step(output)
+        return output
+
     def _token_reward_kwargs(self, inputs: list[dict]) -> dict[str, Any]:
-        """The keyword arguments TRL passes to reward functions, plus ``processing_class``."""
+        """The keyword arguments TRL passes to reward functions, plus ``processing_class`` and ``outcome_rewards``."""
         keys = [key for key in inputs[0] if key not in _OWN_COLUMNS]
         kwargs: dict[str, Any] = {key: [example[key] for example in inputs] for key in keys}
         kwargs["trainer_state"] = self.state
-        kwargs["log_extra"] = self._log_completion_extra
-        kwargs["log_metric"] = self._log_metric
+        kwargs.update(_trl.reward_logging(self))
         if getattr(self, "environments", None) is not None:
             kwargs["environments"] = self.environments
         kwargs["processing_class"] = self.processing_class
-        kwargs["outcome_rewards"] = self._outcome_rewards
+        kwargs["outcome_rewards"] = self._token_pending.outcome_rewards
         return kwargs
 
     def _local_outcome_rewards(self, rewards_per_func: torch.Tensor, num_local: int) -> OutcomeRewards:
@@ -126,25 +183,6 @@ class TokenRewardMixin:
         weighted = (per_func * weights.unsqueeze(0)).nansum(dim=1)
         weighted[torch.isnan(per_func).all(dim=1)] = torch.nan
         return OutcomeRewards(per_func=per_func, weighted=weighted, names=list(self.reward_func_names))
-
-    def _calculate_rewards(self, inputs, prompts, completions, completion_ids_list):
-        rewards_per_func = super()._calculate_rewards(inputs, prompts, completions, completion_ids_list)
-        if self.token_reward_funcs:
-            self._outcome_rewards = self._local_outcome_rewards(rewards_per_func, len(prompts))
-            try:
-                self._token_reward_batch = self._call_token_reward_funcs(
-                    inputs, prompts, completions, completion_ids_list
-                )
-            finally:
-                self._outcome_rewards = None
-        elif self._token_path_active():  # KL in the reward only: no function columns
-            length = max((len(ids) for ids in completion_ids_list), default=0)
-            self._token_reward_batch = TokenRewardBatch(
-                rewards=torch.zeros(len(prompts), 0, length), present=torch.zeros(len(prompts), 0, dtype=torch.bool)
-            )
-        if self._token_path_active():
-            self._token_step_inputs = (list(prompts), [list(ids) for ids in completion_ids_list])
-        return rewards_per_func
 
     def _call_token_reward_funcs(self, inputs, prompts, completions, completion_ids_list) -> TokenRewardBatch:
         """Compute this process's token rewards; every process raises if any process's functions failed.
@@ -173,42 +211,37 @@ class TokenRewardMixin:
         weighted, has_reward = weighted_token_rewards(batch.rewards, batch.present, self.token_reward_weights)
         lengths = torch.tensor([len(ids) for ids in completion_ids_list], dtype=torch.float32).clamp(min=1)
         per_completion = (weighted.sum(dim=1) / lengths).tolist()
-        self._log_completion_extra(
-            "token_reward", [value if scored else None for value, scored in zip(per_completion, has_reward.tolist())]
-        )
+        scored = has_reward.tolist()
+        _trl.log_completion_column(self, "token_reward", [v if ok else None for v, ok in zip(per_completion, scored)])
         return batch
 
     def _gather_token_rewards(
-        self, batch: TokenRewardBatch, loss_mask: torch.Tensor
+        self, batch: TokenRewardBatch, mask: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         """Pad to the local completion length, then across processes, and gather all rows (rank-major, as TRL).
 
         Returns (B_all, K, T_max) rewards, (B_all, K) presence and (B_all, T_max) loss mask.
         """
-        device = loss_mask.device
-        rewards = F.pad(batch.rewards, (0, loss_mask.size(1) - batch.rewards.size(2))).to(device)
+        device = mask.device
+        rewards = F.pad(batch.rewards, (0, mask.size(1) - batch.rewards.size(2))).to(device)
         present = batch.present.to(device)
-        mask = loss_mask.to(torch.float32)
         if self.accelerator.num_processes > 1:
             rewards = self.accelerator.pad_across_processes(rewards, dim=2)
             mask = self.accelerator.pad_across_processes(mask, dim=1)
             rewards, present, mask = self.accelerator.gather((rewards, present, mask))
         return rewards, present, mask
 
-    def _token_advantages(self, output: dict[str, Any], group_size: int) -> torch.Tensor | None:
-        """(B, T) token advantages A_tok for this process's rows, or None without token reward functions.
+    def _token_advantages(self, output: dict[str, Any], group_size: int) -> torch.Tensor:
+        """(B, T) token advantages A_tok for this process's rows.
 
         Logs ``token_rewards/<name>/mean|std`` and ``token_advantages/mean|std`` over the valid tokens of the whole
         (gathered) batch.
         """
-        batch, self._token_reward_batch = self._token_reward_batch, None
-        if batch is None:
-            return None
-        loss_mask = output["completion_mask"]
-        if output.get("tool_mask") is not None:
-            loss_mask = loss_mask * output["tool_mask"]
+        settings, pending = self.token_settings, self._token_pending
+        batch = pending.reward_batch
+        local_mask = loss_mask(output)
         names, weights = self.token_reward_func_names, self.token_reward_weights
-        kl_rewards = self._kl_token_rewards(output, loss_mask)
+        kl_rewards = self._kl_token_rewards(output, local_mask)
         if kl_rewards is not None:  # one more reward column, always present, weight 1 (β_kl is in its values)
             batch = TokenRewardBatch(
                 rewards=torch.cat([F.pad(batch.rewards, (0, kl_rewards.size(1) - batch.rewards.size(2))),
@@ -216,137 +249,91 @@ class TokenRewardMixin:
                 present=torch.cat([batch.present, torch.ones(batch.present.size(0), 1, dtype=torch.bool)], dim=1),
             )  # fmt: skip
             names, weights = [*names, KL_REWARD_NAME], torch.cat([weights, torch.ones(1)])
-        rewards, present, mask = self._gather_token_rewards(batch, loss_mask)
+        rewards, present, mask = self._gather_token_rewards(batch, local_mask)
         weighted, has_reward = weighted_token_rewards(rewards, present, weights.to(rewards.device))
         valid = mask * has_reward.unsqueeze(1)
-        settings = dict(
-            group_size=group_size,
-            mode=token_setting(self.args, "token_advantage_mode"),
-            normalization=token_setting(self.args, "token_reward_normalization"),
-            gamma=token_setting(self.args, "token_reward_gamma"),
-            eps=token_setting(self.args, "token_reward_epsilon"),
-            scale=token_setting(self.args, "token_advantage_scale"),
-            leave_one_out=self.token_leave_one_out,
-        )
-        if token_setting(self.args, "token_advantage_baseline") == "position":
+        kwargs = settings.advantage_kwargs(group_size, self.token_leave_one_out)
+        if settings.token_advantage_baseline == "position":
             raw = (len(names) - 1,) if kl_rewards is not None else ()  # β_kl is in the KL column's values
             advantages = length_neutral_token_advantages(
-                rewards, present, mask, weights.to(rewards.device), raw_columns=raw, **settings
+                rewards, present, mask, weights.to(rewards.device), raw_columns=raw, **kwargs
             )
         else:
-            advantages = token_advantages(weighted, valid, **settings)
-        coef = token_setting(self.args, "token_advantage_coef")
-        if coef != 0.0:  # every process holds the gathered batch, so all raise together
-            check_token_advantages(advantages, valid, rewards, present, weights, names, coef)
-        metrics = self._metrics["train" if self.model.training else "eval"]
+            advantages = token_advantages(weighted, valid, **kwargs)
+        if settings.token_advantage_coef != 0.0:  # every process holds the gathered batch, so all raise together
+            check_token_advantages(advantages, valid, rewards, present, weights, names, settings.token_advantage_coef)
+        metrics = _trl.mode_metrics(self)
         for k, name in enumerate(names):
-            func_mask = mask * present[:, k].unsqueeze(1)
-            mean, std = masked_stats(rewards[:, k], func_mask)
+            mean, std = masked_stats(rewards[:, k], mask * present[:, k].unsqueeze(1))
             metrics[f"token_rewards/{name}/mean"].append(mean)
             metrics[f"token_rewards/{name}/std"].append(std)
         mean, std = masked_stats(advantages, valid)
         metrics["token_advantages/mean"].append(mean)
         metrics["token_advantages/std"].append(std)
-        rows = loss_mask.size(0)
+        rows = local_mask.size(0)
         start = self.accelerator.process_index * rows
-        local = slice(start, start + rows), slice(0, loss_mask.size(1))
-        self._token_step_partial = {"rewards": weighted[local], "token_advantages": advantages[local]}
+        local = slice(start, start + rows), slice(0, local_mask.size(1))
+        pending.rewards, pending.token_advantages = weighted[local], advantages[local]
         return advantages[local]
 
-    def _kl_token_rewards(self, output: dict[str, Any], loss_mask: torch.Tensor) -> torch.Tensor | None:
+    def _kl_token_rewards(self, output: dict[str, Any], mask: torch.Tensor) -> torch.Tensor | None:
         """(B, T) r^KL = −β_kl·k(log π_old − log π_ref) on the loss mask, or None when ``token_kl_coef`` is 0.
 
-        Uses the batch's ``old_per_token_logps`` / ``ref_per_token_logps`` when TRL computed them, else one no-grad
-        forward pass each (the policy as it sampled; the reference of `_kl_reference_source`).
+        Uses the log-probs TRL computed while generating (`_generation_logps`), else one no-grad forward pass each
+        (the policy as it sampled; the reference of `_kl_reference_source`).
         """
-        coef = token_setting(self.args, "token_kl_coef")
-        if coef == 0.0:
+        settings = self.token_settings
+        if settings.token_kl_coef == 0.0:
             return None
-        logps = output.get("old_per_token_logps")
+        logps, ref_logps = self._generation_logps(output)
         if logps is None:
-            logps = self._completion_logps(output, self.model)
-        ref_logps = output.get("ref_per_token_logps")
+            logps = _trl.sampled_logps(self, output, self.model)
         if ref_logps is None:
             source = self._kl_reference_source()
             if source == "adapter_disabled":
-                from trl.trainer.utils import use_adapter
-
-                model = self.accelerator.unwrap_model(self.model)
-                with use_adapter(model, adapter_name="ref" if "ref" in model.peft_config else None):
-                    ref_logps = self._completion_logps(output, self.model)
+                with _trl.reference_adapter(self):
+                    ref_logps = _trl.sampled_logps(self, output, self.model)
             else:
-                ref_logps = self._completion_logps(
-                    output, self.ref_model if source == "trl_ref_model" else self.token_kl_ref_model
-                )
-        return kl_token_rewards(logps, ref_logps, loss_mask, coef, token_setting(self.args, "token_kl_estimator"))
+                reference = self.ref_model if source == "trl_ref_model" else self.token_kl_ref_model
+                ref_logps = _trl.sampled_logps(self, output, reference)
+        return kl_token_rewards(logps, ref_logps, mask, settings.token_kl_coef, settings.token_kl_estimator)
 
-    def _completion_logps(self, output: dict[str, Any], model: Any) -> torch.Tensor:
-        """(B, T) log-probs of the batch's completion tokens under ``model``: TRL's own forward pass, no grad,
-        gradient checkpointing off, the batch's prompt and completion masks."""
-        from trl.models.utils import disable_gradient_checkpointing
+    def _stateful_token_funcs(self) -> list[tuple[int, StatefulTokenReward]]:
+        return [(k, f) for k, f in enumerate(self.token_reward_funcs) if isinstance(f, StatefulTokenReward)]
 
-        mode = "train" if self.model.training else "eval"
-        batch_size = self.args.per_device_train_batch_size if mode == "train" else self.args.per_device_eval_batch_size
-        prompt_ids, completion_ids = output["prompt_ids"], output["completion_ids"]
-        with torch.no_grad(), disable_gradient_checkpointing(self.model, self.args.gradient_checkpointing_kwargs):
-            logps, _, _ = self._get_per_token_logps_and_entropies(
-                model,
-                torch.cat([prompt_ids, completion_ids], dim=1),
-                torch.cat([output["prompt_mask"], output["completion_mask"]], dim=1),
-                completion_ids.size(1),
-                batch_size,
-                **{key: output.get(key) for key in FORWARD_KEYS},
-            )
-        return logps
-
-    def _stateful_token_funcs(self) -> list[tuple[int, Any]]:
-        return [(k, f) for k, f in enumerate(self.token_reward_funcs) if hasattr(f, "save_checkpoint")]
-
-    def _save_checkpoint(self, model, trial):
-        """Trainer's checkpoint, plus the state of stateful token reward functions (e.g. an online PRM) in
-        ``checkpoint-N/token_reward_funcs/<index>/``."""
-        super()._save_checkpoint(model, trial)
-        from transformers.trainer_utils import PREFIX_CHECKPOINT_DIR
-
-        folder = os.path.join(self._get_output_dir(trial=trial), f"{PREFIX_CHECKPOINT_DIR}-{self.state.global_step}")
+    def _save_token_reward_state(self, checkpoint: str) -> None:
+        """Save stateful token reward functions in ``<checkpoint>/token_reward_funcs/<index>/``."""
+        if not self.args.should_save:
+            return
         for index, func in self._stateful_token_funcs():
-            if self.args.should_save:
-                func.save_checkpoint(os.path.join(folder, "token_reward_funcs", str(index)))
+            func.save_checkpoint(os.path.join(checkpoint, "token_reward_funcs", str(index)))
 
-    def _load_from_checkpoint(self, resume_from_checkpoint, model=None):
-        super()._load_from_checkpoint(resume_from_checkpoint, model)
+    def _load_token_reward_state(self, checkpoint: str) -> None:
         for index, func in self._stateful_token_funcs():
-            folder = os.path.join(resume_from_checkpoint, "token_reward_funcs", str(index))
+            folder = os.path.join(checkpoint, "token_reward_funcs", str(index))
             if not os.path.isdir(folder):
                 raise FileNotFoundError(
-                    f"Resuming from {resume_from_checkpoint}: token_reward_funcs[{index}] "
+                    f"Resuming from {checkpoint}: token_reward_funcs[{index}] "
                     f"({self.token_reward_func_names[index]}) keeps state, but the checkpoint has no {folder}."
                 )
             func.load_checkpoint(folder)
 
     def _record_token_step(self, output: dict[str, Any]) -> None:
-        """Keep what this step used as ``self.token_step_record`` and hand it to every callback that has an
-        ``on_token_step(args, state, record)`` method (e.g. `TokenHeatmapCallback`). Call after the advantages are
-        final."""
-        partial, self._token_step_partial = self._token_step_partial, None
-        inputs, self._token_step_inputs = self._token_step_inputs, None
-        if partial is None or inputs is None:
-            return
-        mask = output["completion_mask"].to(torch.float32)
-        if output.get("tool_mask") is not None:
-            mask = mask * output["tool_mask"]
+        """Keep what this step used as ``self.token_step_record`` and hand it to every `TokenStepCallback` (e.g.
+        `TokenHeatmapCallback`). Call after the advantages are final."""
+        pending = self._token_pending
+        mask = loss_mask(output)
         advantages = output["advantages"]
         if advantages.dim() == 1:
             advantages = advantages.unsqueeze(1) * mask
         self.token_step_record = TokenStepRecord(
-            prompts=inputs[0],
-            completion_ids=inputs[1],
-            rewards=partial["rewards"].detach().cpu(),
-            token_advantages=partial["token_advantages"].detach().cpu(),
+            prompts=pending.prompts,
+            completion_ids=pending.completion_ids,
+            rewards=pending.rewards.detach().cpu(),
+            token_advantages=pending.token_advantages.detach().cpu(),
             advantages=advantages.detach().float().cpu(),
             mask=mask.detach().cpu(),
         )
         for callback in self.callback_handler.callbacks:
-            hook = getattr(callback, "on_token_step", None)
-            if hook is not None:
-                hook(self.args, self.state, self.token_step_record)
+            if isinstance(callback, TokenStepCallback):
+                callback.on_token_step(self.args, self.state, self.token_step_record)
