@@ -93,11 +93,23 @@ def test_step_metrics_by_hand():
             "baseline_step_accuracy": 6 / 8,
             "baseline_error_f1": 0.0,
             "baseline_first_error_accuracy": 1 / 3,
+            "split_baseline_step_accuracy": 6 / 8,  # the split's own majority (1, 2)
+            "split_baseline_error_f1": 0.0,
+            "split_baseline_first_error_accuracy": 1 / 3,
             "num_steps": 8.0,
         }
     )
     base = step_metrics(predicted, true, baseline=(0, 2))  # "every step wrong": P 2/8, R 1, F1 = 2·(1/4)/(5/4)
     assert base["baseline_error_f1"] == pytest.approx(2 / 5) and base["baseline_first_error_accuracy"] == 1 / 3
+    assert base["baseline_step_accuracy"] == 2 / 8 and base["split_baseline_step_accuracy"] == 6 / 8
+
+
+def test_split_baseline_is_the_evaluated_splits_majority_whatever_the_training_baseline():
+    true = [[0, 1], [0, 1], [1, 1]]  # majority: step "correct" (4 of 6), first error at step 0 (2 of 3)
+    metrics = step_metrics(true, true, baseline=(1, NO_ERROR))
+    assert metrics["baseline_first_error_accuracy"] == 1 / 3  # "none" is right for row 2 only
+    assert metrics["split_baseline_first_error_accuracy"] == 2 / 3
+    assert metrics["split_baseline_step_accuracy"] == 4 / 6 and metrics["first_error_accuracy"] == 1.0
 
 
 def test_step_rows_read_the_labelled_positions():
@@ -229,3 +241,4 @@ def test_train_step_prm_in_4bit(tmp_path):
     )
     assert result.merged_dir == "" and (tmp_path / "prm4" / "adapter" / "adapter_config.json").is_file()
     assert 0.0 <= result.metrics["eval_step_accuracy"] <= 1.0
+
