@@ -12,7 +12,8 @@
    one digit, a wrong operand, a subtraction, a wrong answer — labelled by the same verifier); validation and test
    stay the policy's own solutions, the distribution the PRM meets in step 3.
 2. Train a token-classification PRM (all-MiniLM-L6-v2 + LoRA) on them with ``trl-token train-prm`` and report its
-   held-out step accuracy, error-class F1 and first-error accuracy next to the majority-class baseline.
+   held-out step accuracy, error-class F1 and first-error accuracy next to the majority-class baselines (the
+   training set's, and the test set's own: the one to beat when built solutions change the training mix).
 3. Train the policy a few GRPO steps with the PRM's step scores as token rewards (``StepPRMReward``: each line's
    P(correct) on its last token) beside the answer reward; the trainer logs ``token_rewards/step_prm/mean``.
 
@@ -21,7 +22,8 @@ Launch (offline):
     python examples/step_prm_arithmetic.py          # SmolLM2 + MiniLM, ~15 min on 2 shared CPU cores
     python examples/step_prm_arithmetic.py --tiny   # tiny random models, about a minute
 
-``--result FILE`` writes every number printed (docs/evidence/step_prm/arithmetic.json comes from the default run).
+``--result FILE`` writes every number printed and the command (docs/evidence/step_prm/arithmetic.json: the run in
+docs/step_prm.md, "Measured").
 """
 
 from __future__ import annotations

@@ -242,3 +242,31 @@ def test_train_step_prm_in_4bit(tmp_path):
     assert result.merged_dir == "" and (tmp_path / "prm4" / "adapter" / "adapter_config.json").is_file()
     assert 0.0 <= result.metrics["eval_step_accuracy"] <= 1.0
 
+
+# ------------------------------------------------------------------ the measured run in the docs
+def measured_rows(result: dict) -> list[str]:
+    """The table rows docs/step_prm.md shows for docs/evidence/step_prm/arithmetic.json, formatted from the file."""
+    names = {"step_accuracy": "step accuracy", "error_f1": "error F1", "first_error_accuracy": "first-error accuracy"}
+    prm = result["prm"]
+    rows = [
+        f"| {split_name} {label} | {prm[f'{split}_{key}']:.3f} | {prm[f'{split}_baseline_{key}']:.3f} | "
+        f"{prm[f'{split}_split_baseline_{key}']:.3f} |"
+        for split, split_name in (("eval", "validation"), ("test", "test"))
+        for key, label in names.items()
+    ]
+    for entry in result["policy"]["logs"]:
+        token, answer = entry["token_rewards/step_prm/mean"], entry["rewards/answer_correct/mean"]
+        rows.append(f"| {entry['step']} | {token:.4f} | {answer:.3f} |")
+    return rows
+
+
+def test_the_docs_figures_are_the_measured_runs():
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = json.loads((root / "docs/evidence/step_prm/arithmetic.json").read_text())
+    docs = (root / "docs/step_prm.md").read_text()
+    missing = [row for row in measured_rows(result) if row not in docs]
+    assert not missing, f"docs/step_prm.md lacks these rows of docs/evidence/step_prm/arithmetic.json: {missing}"
+    assert result["command"] in " ".join(docs.replace("\\\n", " ").split())  # the command that wrote the file
