@@ -19,7 +19,7 @@
 
 Launch (offline):
 
-    python examples/step_prm_arithmetic.py          # SmolLM2 + MiniLM, ~15 min on 2 shared CPU cores
+    python examples/step_prm_arithmetic.py          # SmolLM2 + MiniLM, ~30 min on 2 shared CPU cores
     python examples/step_prm_arithmetic.py --tiny   # tiny random models, about a minute
 
 ``--result FILE`` writes every number printed and the command (docs/evidence/step_prm/arithmetic.json: the run in
@@ -50,11 +50,11 @@ def parse_args() -> argparse.Namespace:
     parser.add_argument("--samples", type=int, default=4, help="solutions sampled per problem")
     parser.add_argument("--temperature", type=float, default=0.7)
     parser.add_argument("--max-new-tokens", type=int, default=40)
-    parser.add_argument("--synthetic", type=int, default=0, help="built solutions added to the PRM's training split")
+    parser.add_argument("--synthetic", type=int, default=8000, help="built solutions added to the training split")
     parser.add_argument("--synthetic-step-error", type=float, default=0.55, help="P(a built step line is wrong)")
     parser.add_argument("--synthetic-answer-error", type=float, default=0.06, help="P(a built answer is wrong)")
-    parser.add_argument("--prm-epochs", type=float, default=20.0, help="at most (early stopping on validation)")
-    parser.add_argument("--prm-learning-rate", type=float, default=5e-4)
+    parser.add_argument("--prm-epochs", type=float, default=2.0, help="at most (early stopping on validation)")
+    parser.add_argument("--prm-learning-rate", type=float, default=1e-3)
     parser.add_argument("--policy-steps", type=int, default=4)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--samples-from", default=None, help="a samples.json to use instead of sampling")
