@@ -2,8 +2,8 @@
 
 Each is reported with the score of the majority-class baseline, the constant prediction of the training set's most
 frequent value (step label; position of the first wrong step, or none), and of the evaluated split's own majority
-(``split_baseline_*``: the best constant prediction in hindsight, which training data of another mix, such as built
-solutions added to sampled ones, cannot lower).
+(``split_baseline_*``: for the two accuracies the best constant prediction in hindsight, which training data of
+another mix, such as built solutions added to sampled ones, cannot lower).
 """
 
 from __future__ import annotations
