@@ -14,6 +14,8 @@
   Any other line (chatter, a missing or extra step) is wrong.
 * Problems come from seeded, separate random streams (`problems`): training draws fresh ones every step; the test
   and out-of-distribution sets are fixed and never trained on.
+* Built solutions for PRM training data (`corrupt_solution`, `synthetic_rows`): the reference solution with the
+  policy's kinds of error made on chosen lines (`STEP_ERRORS`, `ANSWER_ERRORS`), labelled by `check_lines`.
 
 The prompt is a system line plus a worked example as chat turns (SmolLM2-135M-Instruct otherwise chats instead of
 computing; a second example changes little and costs 35 more prompt tokens per completion).
