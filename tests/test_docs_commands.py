@@ -337,6 +337,11 @@ COMMANDS: dict[str, Check] = {
         why="SmolLM2 sampling, PRM training and GRPO steps (minutes on 2 CPU cores); the same script runs with --tiny "
         "below, its measured run is docs/evidence/step_prm/arithmetic.json"
     ),
+    "python examples/step_prm_arithmetic.py --samples-from docs/evidence/step_prm/samples_64x4.json --synthetic 8000 "
+    "--prm-learning-rate 1e-3 --prm-epochs 2 --policy-steps 2 --result docs/evidence/step_prm/arithmetic.json": Check(
+        why="the measured run (~30 min on 2 shared CPU cores), written to docs/evidence/step_prm/arithmetic.json, "
+        "whose figures tests/test_step_prm_train.py finds in docs/step_prm.md; --tiny below runs the same paths"
+    ),
     "python examples/step_prm_arithmetic.py --tiny": Check(
         run="python examples/step_prm_arithmetic.py --tiny",
         expect=("held-out first_error_accuracy", "token_rewards/step_prm/mean"),
