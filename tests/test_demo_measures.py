@@ -7,7 +7,19 @@ import math
 import pytest
 import torch
 
-from trl_token_ext.demo.measures import base_perplexity, distinct_n, held_out_measures, mentions, target_checks
+from trl_token_ext.demo.measures import (
+    adjacent_repeat,
+    base_perplexity,
+    cut_off,
+    distinct_n,
+    held_out_measures,
+    mentions,
+    no_worse,
+    opening,
+    sentence_count,
+    target_checks,
+    template_share,
+)
 
 
 def test_mentions_whole_words_ignoring_case():
@@ -31,9 +43,10 @@ def _samples(tokenizer):
     prompt = [{"role": "user", "content": "Write one sentence about the movie Heat."}]
     texts = ["Heat is a great movie", "a film about heat and cold", "ok"]
     return [
-        {"prompt": prompt, "text": t, "title": "Heat", "reward": r, "completion_ids": tokenizer(t)["input_ids"]}
-        for t, r in zip(texts, [0.9, 0.5, math.nan])
-    ]
+        {"prompt": prompt, "text": t, "title": "Heat", "reward": r, "completion_ids": tokenizer(t)["input_ids"],
+         "truncated": cut}
+        for t, r, cut in zip(texts, [0.9, 0.5, math.nan], [True, True, False])
+    ]  # fmt: skip
 
 
 def test_perplexity_is_the_models_own_loss_with_the_adapter_off(tiny_model_dir, tiny_tokenizer):
@@ -81,6 +94,47 @@ def test_held_out_measures_skip_unscored_rewards(tiny_model_dir, tiny_tokenizer)
     assert measures["title_rate"] == pytest.approx(2 / 3)
     assert measures["words"] == pytest.approx((5 + 6 + 1) / 3)
     assert math.isfinite(measures["perplexity"]) and measures["perplexity"] > 1.0
+    # openings (<title> is a), (a film about), (ok): each once → 1/3; two truncated without a full stop → 2/3
+    assert measures["template_share"] == pytest.approx(1 / 3)
+    assert measures["cutoff_share"] == pytest.approx(2 / 3)
+    assert measures["sentences"] == pytest.approx(1.0) and measures["adjacent_repeats"] == 0.0
+
+
+def test_opening_masks_the_asked_title():
+    assert opening("Top Gun is a thrilling ride.", "Top Gun") == ("<title>", "is", "a")
+    assert opening("Avatar is a visual feast", "Avatar") == opening("heat is a classic", "Heat")
+    assert opening("Hello", "Coco") == ("hello",)
+    assert opening("I think Heated debates", "Heat") == ("i", "think", "heated")  # whole words only
+
+
+def test_template_share_is_the_most_common_openings_share():
+    texts = ["Avatar is a feast.", "Heat is a classic.", "Coco is a gem.", "I loved Cars.", "What a film"]
+    titles = ["Avatar", "Heat", "Coco", "Cars", "Psycho"]
+    assert template_share(texts, titles) == pytest.approx(3 / 5)
+    assert template_share(texts) == pytest.approx(1 / 5)  # without titles each opening differs
+    assert template_share([]) == 0.0
+
+
+def test_cut_off_adjacent_repeats_and_sentences():
+    assert cut_off("It was a great film about", True)
+    assert not cut_off("It was a great film.", True)  # hit the limit exactly at the full stop
+    assert not cut_off('He said "wow!"', True)  # a closing quote after the end mark
+    assert not cut_off("It was a great film about", False)  # ended by the model (EOS)
+    assert adjacent_repeat("An immersive, immersive ride")
+    assert adjacent_repeat("Masterfully masterfully done")
+    assert not adjacent_repeat("immersive and immersive")
+    assert sentence_count("Avatar is great. It is long! Really") == 3 and sentence_count("") == 0
+
+
+def test_no_worse_follows_each_measures_direction():
+    before = {"template_share": 0.2, "sentences": 1.6, "p_positive": 0.5}
+    assert no_worse(before, {"template_share": 0.2, "sentences": 0.4, "p_positive": 0.5}, list(before)) == {
+        "template_share": True,  # equal is no worse
+        "sentences": True,  # |0.4 - 1| = 0.6 ≤ |1.6 - 1| = 0.6
+        "p_positive": True,
+    }
+    after = {"template_share": 0.21, "sentences": 1.7, "p_positive": 0.49}
+    assert not any(no_worse(before, after, list(before)).values())
 
 
 @pytest.mark.parametrize(
@@ -95,3 +149,11 @@ def test_held_out_measures_skip_unscored_rewards(tiny_model_dir, tiny_tokenizer)
 def test_target_checks_at_their_boundaries(after, expected):
     before = {"p_positive": 0.60, "title_rate": 0.50, "perplexity": 10.0}
     assert list(target_checks(before, after).values()) == expected
+
+
+def test_target_checks_include_the_form_measures_when_measured():
+    before = {"p_positive": 0.6, "title_rate": 0.5, "perplexity": 10.0, "cutoff_share": 0.5, "sentences": 1.5}
+    after = {**before, "p_positive": 0.7, "cutoff_share": 0.6, "sentences": 1.0}
+    checks = target_checks(before, after)
+    assert checks["cutoff_share no worse"] is False and checks["sentences no worse"] is True
+    assert "template_share no worse" not in checks

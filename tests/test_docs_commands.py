@@ -119,7 +119,7 @@ TEACHER = json.dumps({"teacher_distill": {"teacher": "{tiny_lm}", "subtract_stud
 
 COMMANDS: dict[str, Check] = {
     # ---- make targets
-    "make demo": Check(why="`trl-token demo` on SmolLM2 (8 min); the pipeline runs below as `trl-token demo --tiny`"),
+    "make demo": Check(why="`trl-token demo --task sentiment` on SmolLM2 (10 min); its pipeline runs below, --tiny"),
     "make test": Check(why=CI),
     "make lint": Check(why=CI),
     "make install": Check(why="every other make target depends on it; .ci/run starts from it"),
@@ -202,6 +202,24 @@ COMMANDS: dict[str, Check] = {
         run="trl-token demo --w_topic 0 --w_quality 0 --w_repetition 0 --tiny --steps 2 --output_dir demo"
     ),
     "trl-token demo --seed N": Check(why=SYNTAX),
+    "trl-token demo --task sentiment --seed N": Check(why=SYNTAX),
+    "trl-token demo --task arithmetic": Check(
+        run="trl-token demo --task arithmetic --tiny --steps 2 --output_dir demo"
+    ),
+    ".venv/bin/trl-token demo --task arithmetic": Check(
+        run="trl-token demo --task arithmetic --tiny --steps 2 --output_dir demo"
+    ),
+    "trl-token demo --task sentiment": Check(run="trl-token demo --task sentiment --tiny --steps 2 --output_dir demo"),
+    "trl-token demo --task all": Check(run="trl-token demo --task all --tiny --steps 2 --output_dir demo"),
+    "trl-token demo --split validation --seed 1 --arms token": Check(
+        run="trl-token demo --split validation --seed 1 --arms token --tiny --steps 2 --output_dir demo"
+    ),
+    "python -m trl_token_ext.demo.report --refresh docs/demo.md README.md": Check(
+        why="rewrites the documents' generated blocks; tests/test_demo_docs.py fails when it would change one"
+    ),
+    "python -m trl_token_ext.demo.report reports/demo/summary.json": Check(
+        why="reads a finished run's summary.json; tests/test_demo_docs.py runs the report on the committed runs"
+    ),
     "trl-token demo --token_kl_coef 0.05": Check(
         run="trl-token demo --token_kl_coef 0.05 --tiny --steps 2 --output_dir demo"
     ),
@@ -325,6 +343,11 @@ COMMANDS: dict[str, Check] = {
     "python examples/step_prm_arithmetic.py": Check(
         why="SmolLM2 sampling, PRM training and GRPO steps (minutes on 2 CPU cores); the same script runs with --tiny "
         "below, its measured run is docs/evidence/step_prm/arithmetic.json"
+    ),
+    "python examples/step_prm_arithmetic.py --samples-from docs/evidence/step_prm/samples_64x4.json --synthetic 8000 "
+    "--prm-learning-rate 1e-3 --prm-epochs 2 --policy-steps 2 --result docs/evidence/step_prm/arithmetic.json": Check(
+        why="the measured run (~30 min on 2 shared CPU cores), written to docs/evidence/step_prm/arithmetic.json, "
+        "whose figures tests/test_step_prm_train.py finds in docs/step_prm.md; --tiny below runs the same paths"
     ),
     "python examples/step_prm_arithmetic.py --tiny": Check(
         run="python examples/step_prm_arithmetic.py --tiny",

@@ -254,3 +254,33 @@ def test_prm_folders_load_like_the_real_checkpoints(format, tmp_path, tiny_token
     reference = reference_scores(format, STEPS[TWO_STEPS], loaded.model, loaded.tokenizer)
     expected = placed(TWO_STEPS, reference)
     assert call(loaded, [TWO_STEPS], tiny_tokenizer)[0] == pytest.approx(expected, abs=1e-5)
+
+
+def test_a_tag_split_into_byte_tokens_is_read_at_its_last_token(tiny_tokenizer):
+    """Math-Shepherd's code reads the tag at ``encode(tag)[-1]``: with a byte-level BPE that does not know Cyrillic,
+    "и" is two byte tokens sharing one character; the score is read at the second."""
+    built = math_shepherd_input(tiny_tokenizer, "q", ["a", "b"])
+    tag = tiny_tokenizer.encode(" ки", add_special_tokens=False)
+    assert len(tag) > 2 and built.ids[-len(tag) :] == tag
+    assert built.positions[-1] == len(built.ids) - 1
+    first = built.ids.index(tag[0])
+    assert built.positions[0] == first + len(tag) - 1
+
+
+def test_padding_is_masked_for_a_bidirectional_prm(tiny_tokenizer):
+    """A BERT-style PRM attends both ways: a batch padded to its longest member scores each row as it scores alone."""
+    from transformers import BertConfig, BertForTokenClassification
+
+    wordpiece = build_wordpiece_tokenizer()
+    config = BertConfig(
+        vocab_size=len(wordpiece), hidden_size=32, num_hidden_layers=2, num_attention_heads=4, intermediate_size=64,
+        max_position_embeddings=64, pad_token_id=wordpiece.pad_token_id, num_labels=2,
+    )  # fmt: skip
+    torch.manual_seed(0)
+    reward = StepPRMReward(
+        BertForTokenClassification(config).eval(), tokenizer=wordpiece, model_init_kwargs={"device": "cpu"}
+    )
+    texts = ["the movie was great\nthe food was good\nwhat a bad day", "it is"]
+    together = call(reward, texts, tiny_tokenizer)
+    alone = [call(reward, [text], tiny_tokenizer)[0] for text in texts]
+    assert together == [pytest.approx(row, abs=1e-5) for row in alone]

@@ -93,11 +93,23 @@ def test_step_metrics_by_hand():
             "baseline_step_accuracy": 6 / 8,
             "baseline_error_f1": 0.0,
             "baseline_first_error_accuracy": 1 / 3,
+            "split_baseline_step_accuracy": 6 / 8,  # the split's own majority (1, 2)
+            "split_baseline_error_f1": 0.0,
+            "split_baseline_first_error_accuracy": 1 / 3,
             "num_steps": 8.0,
         }
     )
     base = step_metrics(predicted, true, baseline=(0, 2))  # "every step wrong": P 2/8, R 1, F1 = 2·(1/4)/(5/4)
     assert base["baseline_error_f1"] == pytest.approx(2 / 5) and base["baseline_first_error_accuracy"] == 1 / 3
+    assert base["baseline_step_accuracy"] == 2 / 8 and base["split_baseline_step_accuracy"] == 6 / 8
+
+
+def test_split_baseline_is_the_evaluated_splits_majority_whatever_the_training_baseline():
+    true = [[0, 1], [0, 1], [1, 1]]  # majority: step "correct" (4 of 6), first error at step 0 (2 of 3)
+    metrics = step_metrics(true, true, baseline=(1, NO_ERROR))
+    assert metrics["baseline_first_error_accuracy"] == 1 / 3  # "none" is right for row 2 only
+    assert metrics["split_baseline_first_error_accuracy"] == 2 / 3
+    assert metrics["split_baseline_step_accuracy"] == 4 / 6 and metrics["first_error_accuracy"] == 1.0
 
 
 def test_step_rows_read_the_labelled_positions():
@@ -231,3 +243,32 @@ def test_train_step_prm_in_4bit(tmp_path):
     )
     assert result.merged_dir == "" and (tmp_path / "prm4" / "adapter" / "adapter_config.json").is_file()
     assert 0.0 <= result.metrics["eval_step_accuracy"] <= 1.0
+
+
+# ------------------------------------------------------------------ the measured run in the docs
+def measured_rows(result: dict) -> list[str]:
+    """The table rows docs/step_prm.md shows for docs/evidence/step_prm/arithmetic.json, formatted from the file."""
+    names = {"step_accuracy": "step accuracy", "error_f1": "error F1", "first_error_accuracy": "first-error accuracy"}
+    prm = result["prm"]
+    rows = [
+        f"| {split_name} {label} | {prm[f'{split}_{key}']:.3f} | {prm[f'{split}_baseline_{key}']:.3f} | "
+        f"{prm[f'{split}_split_baseline_{key}']:.3f} |"
+        for split, split_name in (("eval", "validation"), ("test", "test"))
+        for key, label in names.items()
+    ]
+    for entry in result["policy"]["logs"]:
+        token, answer = entry["token_rewards/step_prm/mean"], entry["rewards/answer_correct/mean"]
+        rows.append(f"| {entry['step']} | {token:.4f} | {answer:.3f} |")
+    return rows
+
+
+def test_the_docs_figures_are_the_measured_runs():
+    import json
+    from pathlib import Path
+
+    root = Path(__file__).resolve().parents[1]
+    result = json.loads((root / "docs/evidence/step_prm/arithmetic.json").read_text())
+    docs = (root / "docs/step_prm.md").read_text()
+    missing = [row for row in measured_rows(result) if row not in docs]
+    assert not missing, f"docs/step_prm.md lacks these rows of docs/evidence/step_prm/arithmetic.json: {missing}"
+    assert result["command"] in " ".join(docs.replace("\\\n", " ").split())  # the command that wrote the file

@@ -10,10 +10,14 @@ import pytest
 
 from tests.trainer_helpers import grpo_args, length_reward
 from trl_token_ext.visualize import (
+    MIN_TINT,
     HeatmapRow,
     TokenHeatmapCallback,
+    color_scale,
     completion_heatmap,
+    curve_title,
     heatmap_page,
+    page_scales,
     plot_reward_curves,
     reward_curve_keys,
     token_heatmap_html,
@@ -79,12 +83,36 @@ def test_token_heatmap_html_spans_titles_and_escaping():
         token_heatmap_html(["a", "b"], [1.0])
 
 
+def test_a_credited_line_break_is_drawn_visibly():
+    # a line's last token is often its "\n", which has no visible background: a non-zero one gets a "↵" before it
+    spans = _spans(token_heatmap_html(["35", "\n", "\n", "Answer"], [0.0, 1.0, 0.0, -0.5])).spans
+    assert [s["text"] for s in spans] == ["35", "↵\n", "\n", "Answer"]
+
+
+def test_value_color_gives_small_values_a_visible_tint():
+    # strength max(0.01 / 1, 0.15) = 0.15: 255 + 0.15·(46-255) = 223.65 → 224, 255 - 14.25 → 241, 255 - 28.2 → 227
+    assert value_color(0.01, 1.0, min_tint=0.15) == "rgb(224,241,227)"
+    assert value_color(-0.01, 1.0, min_tint=0.15) == "rgb(249,224,223)"  # 255 - 6, 255 - 31.05, 255 - 32.4
+    assert value_color(0.5, 1.0, min_tint=0.15) == value_color(0.5, 1.0)  # above the tint: unchanged
+    assert value_color(0.0, 1.0, min_tint=0.15) == "rgb(255,255,255)"  # zero stays white
+
+
+def test_color_scale_max_and_robust_by_hand():
+    values = [0.01, 0.02, 0.03, -1.0, 0.0, float("nan")]
+    assert color_scale(values, "max") == 1.0
+    # robust: 0.9 quantile of |non-zero| = [0.01, 0.02, 0.03, 1]: position 0.9·3 = 2.7 → 0.03 + 0.7·(1 - 0.03) = 0.709
+    assert color_scale(values) == pytest.approx(0.709)
+    assert color_scale([0.0, 0.0]) == 0.0 and color_scale([-0.4]) == 0.4
+    with pytest.raises(ValueError, match="scale must be one of"):
+        color_scale(values, "median")
+
+
 def test_heatmap_page_is_self_contained_with_a_shared_scale():
     rows = [
         HeatmapRow(["good", " film"], [2.0, 0.0], prompt="Review?", caption="first"),
         HeatmapRow(["bad"], [-1.0]),
     ]
-    page = heatmap_page(rows, title="T")
+    page = heatmap_page(rows, title="T", scale="max", min_tint=0.0)
     assert page.startswith("<!DOCTYPE html>")
     for forbidden in ("<script", "src=", "http://", "https://", "<link"):
         assert forbidden not in page
@@ -95,6 +123,26 @@ def test_heatmap_page_is_self_contained_with_a_shared_scale():
     assert parsed.spans[2]["style"] == f"background-color:{value_color(-1.0, 2.0)}"
     assert parsed.spans[0]["style"] == "background-color:rgb(46,160,67)"
     assert "Review?" in page and "first" in page
+    # the default robust scale over the page's non-zero |values| [1, 2]: 1 + 0.9·(2 - 1) = 1.9
+    default = _spans(heatmap_page(rows)).spans
+    assert default[2]["style"] == f"background-color:{value_color(-1.0, 1.9, MIN_TINT)}"
+
+
+def test_views_get_one_scale_each_over_the_page():
+    rows = [
+        HeatmapRow(["a", "b"], [], views={"topic": [0.02, 0.04], "repetition": [0.0, -1.0]}),
+        HeatmapRow(["c"], [], views={"topic": [0.01], "repetition": [0.0]}),
+    ]
+    assert page_scales(rows, "max") == {"topic": 0.04, "repetition": 1.0}
+    page = heatmap_page(rows, scale="max")
+    spans = _spans(page).spans  # row 1: topic a b, repetition a b; row 2: topic c, repetition c
+    assert [float(s["data-value"]) for s in spans] == [0.02, 0.04, 0.0, -1.0, 0.01, 0.0]
+    assert spans[1]["style"] == "background-color:rgb(46,160,67)"  # 0.04 is the topic view's full colour
+    assert spans[0]["style"] == f"background-color:{value_color(0.02, 0.04)}"  # half, not 2 % of the -1's scale
+    assert spans[4]["style"] == f"background-color:{value_color(0.01, 0.04, MIN_TINT)}"
+    assert page.count('<span class="label">topic</span>') == 2 and page.count('class="legend"') == 2
+    with pytest.raises(ValueError, match="view 'topic' has 1 values for 2 tokens"):
+        heatmap_page([HeatmapRow(["a", "b"], [], views={"topic": [1.0]})])
 
 
 def test_completion_heatmap_tokens_rebuild_the_text(tiny_tokenizer):
@@ -135,6 +183,8 @@ def test_callback_shows_the_recorded_step_values(tmp_path):
     assert callback.combined_values()[2] == [[1.5, 0.5, 2.0], [-1.0]]
     callback.value = "token_advantage"
     assert callback.combined_values()[2] == [[0.5, -0.5, 1.0], [4.0]]
+    callback.value = "all"
+    assert callback.combined_values()[2][1] == {"reward": [2.0], "token_advantage": [4.0], "advantage": [-1.0]}
     with pytest.raises(ValueError, match="value must be one of"):
         TokenHeatmapCallback(tmp_path, value="logits")
 
@@ -179,31 +229,76 @@ def test_reward_curves_png(tmp_path):
         assert image.size == (700, 440)  # figsize (7, 2.2 per key) at 100 dpi
     with pytest.raises(ValueError, match="no reward keys"):
         plot_reward_curves([{"step": 1, "loss": 1.0}], tmp_path / "none.png")
+    # two runs on the same axes: the union of their keys, one panel each
+    two = plot_reward_curves({"token": history, "control": history[:1]}, tmp_path / "two.png")
+    with Image.open(two) as image:
+        assert image.size == (700, 660)  # 3 keys
+    assert curve_title("rewards/f/mean") == "outcome reward f"
+    assert curve_title("token_rewards/g/mean") == "token reward g (mean per token)"
+    assert curve_title("reward") == "outcome reward (weighted sum)" and curve_title("loss") == "loss"
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")
 
 
-@pytest.mark.skipif(CHROMIUM is None, reason="no headless chromium installed")
-def test_heatmap_renders_in_headless_chromium(tmp_path):
-    """Screenshot of a heatmap page: the token backgrounds show up with their exact colours."""
+def _screenshot(page: str, tmp_path, size=(900, 400)) -> set[tuple[int, int, int]]:
+    """The colours of a headless Chromium screenshot of ``page``."""
     from PIL import Image
 
-    rows = [HeatmapRow(["  great  "] * 4 + ["  awful  "] * 4, [1.0] * 4 + [-1.0] * 4, prompt="Headless check")]
-    page = tmp_path / "heatmap.html"
-    page.write_text(heatmap_page(rows, title="Screenshot"))
+    path = tmp_path / "heatmap.html"
+    path.write_text(page)
     shot = tmp_path / "shot.png"
     command = [
         CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--hide-scrollbars", f"--screenshot={shot}",
-        "--window-size=900,400", "--disable-background-networking", "--disable-component-update", "--disable-sync",
-        "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", page.as_uri(),
+        f"--window-size={size[0]},{size[1]}", "--disable-background-networking", "--disable-component-update",
+        "--disable-sync", "--no-first-run", f"--user-data-dir={tmp_path / 'profile'}", path.as_uri(),
     ]  # fmt: skip
     subprocess.run(command, check=True, capture_output=True, timeout=120)
     with Image.open(shot) as image:
-        assert image.size == (900, 400)
-        colours = {colour for _, colour in image.convert("RGB").getcolors(maxcolors=1 << 20)}
+        assert image.size == size
+        return {colour for _, colour in image.convert("RGB").getcolors(maxcolors=1 << 20)}
 
-    def near(target):
-        return any(all(abs(a - b) <= 3 for a, b in zip(colour, target)) for colour in colours)
 
-    assert near((46, 160, 67)) and near((215, 48, 39))
+def _near(colours, target, tolerance=3):
+    return any(all(abs(a - b) <= tolerance for a, b in zip(colour, target)) for colour in colours)
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no headless chromium installed")
+def test_heatmap_renders_in_headless_chromium(tmp_path):
+    """Screenshot of a heatmap page: the token backgrounds show up with their exact colours."""
+    rows = [HeatmapRow(["  great  "] * 4 + ["  awful  "] * 4, [1.0] * 4 + [-1.0] * 4, prompt="Headless check")]
+    colours = _screenshot(heatmap_page(rows, title="Screenshot"), tmp_path)
+    assert _near(colours, (46, 160, 67)) and _near(colours, (215, 48, 39))
+
+
+def _rgb(style: str) -> tuple[int, int, int]:
+    return tuple(int(c) for c in style.removeprefix("background-color:rgb(").removesuffix(")").split(","))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="no headless chromium installed")
+def test_every_token_with_a_nonzero_reward_is_visibly_coloured_in_chromium(tmp_path):
+    """The demo's old failure: a sentence-level topic reward of +0.01..+0.04 per token beside a -1 repetition
+    penalty was drawn white (scale ±1). With the page's defaults (robust scale per view, minimum tint) every token
+    whose value is non-zero gets a background at least 30 RGB units from white, and that colour is on screen."""
+    topic = [0.012, 0.018, 0.025, 0.031, 0.04, 0.015, 0.022, 0.0]
+    repetition = [0.0, 0.0, 0.0, 0.0, 0.0, 0.0, -1.0, 0.0]
+    weighted = [t + r for t, r in zip(topic, repetition)]  # what the old single-view page showed
+    tokens = [f"  word{i}  " for i in range(len(topic))]
+    rows = [
+        HeatmapRow(tokens, weighted, prompt="one view, the weighted sum"),
+        HeatmapRow(tokens, [], views={"C_topic": topic, "C_repetition": repetition, "R": weighted}),
+    ]
+    page = heatmap_page(rows, title="Readable credit")
+    spans = _spans(page).spans
+    assert len(spans) == 4 * len(tokens)
+    expected = set()
+    for span in spans:
+        colour = _rgb(span["style"])
+        if float(span["data-value"]) == 0.0:
+            assert colour == (255, 255, 255)
+            continue
+        assert max(255 - c for c in colour) >= 30, (span["text"], span["data-value"], colour)
+        expected.add(colour)
+    colours = _screenshot(page, tmp_path, size=(1000, 700))
+    missing = [colour for colour in expected if not _near(colours, colour)]
+    assert not missing, missing

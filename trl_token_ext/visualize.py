@@ -2,6 +2,9 @@
 
 * :func:`token_heatmap_html` / :func:`heatmap_page`: each token's background colour is its value (green positive,
   red negative, white 0, scaled by ``vmax``); hovering a token shows its text and value (``title`` attribute).
+  A row may carry several named views of the same tokens (per-term rewards, the token advantage, the advantage):
+  each view name gets its own colour scale (robust: a quantile of the page's non-zero |values|, so one outlier does
+  not wash out the rest), and every non-zero value gets at least a visible tint.
   No scripts, no external files: the page opens anywhere and can be attached to a report or a tracker.
 * :class:`TokenHeatmapCallback`: every ``every_n_steps`` writes a heatmap page of a few of the latest completions with
   the values the trainer recorded for them (weighted token reward, the advantage the loss used, or A_tok) and logs it
@@ -13,6 +16,7 @@ from __future__ import annotations
 
 import html
 import math
+import statistics
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -23,6 +27,10 @@ from transformers import TrainerCallback
 POSITIVE_RGB = (46, 160, 67)
 NEGATIVE_RGB = (215, 48, 39)
 VALUES = ("reward", "advantage", "token_advantage")
+CALLBACK_VALUES = (*VALUES, "all")  # "all": one view per value
+SCALES = ("robust", "max")
+ROBUST_QUANTILE = 0.9  # the robust scale: this quantile of the non-zero |values| of a view gets full colour
+MIN_TINT = 0.15  # least colour strength of a non-zero value on a page (0 would be white, 1 full colour)
 
 PAGE_STYLE = """
 body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }
@@ -32,18 +40,35 @@ body { font-family: system-ui, sans-serif; margin: 24px; color: #222; }
 .heatmap { font-family: ui-monospace, monospace; line-height: 1.9; white-space: pre-wrap; }
 .tok { border-radius: 3px; padding: 1px 0; }
 .tok.aux { color: #888; font-size: 0.8em; }
+.view { display: grid; grid-template-columns: 11em 1fr; align-items: baseline; column-gap: 8px; }
+.view .label { color: #555; font-size: 0.8em; text-align: right; }
+.legend { margin: 2px 0; }
 .legend span { display: inline-block; padding: 2px 8px; font-family: ui-monospace, monospace; }
+.legend .name { font-family: system-ui, sans-serif; color: #444; min-width: 11em; }
 """
 
 
-def value_color(value: float, vmax: float) -> str:
-    """CSS colour of ``value``: white at 0, ``POSITIVE_RGB`` at +vmax, ``NEGATIVE_RGB`` at -vmax (clipped)."""
-    if not math.isfinite(value) or vmax <= 0:
+def value_color(value: float, vmax: float, min_tint: float = 0.0) -> str:
+    """CSS colour of ``value``: white at 0, ``POSITIVE_RGB`` at +vmax, ``NEGATIVE_RGB`` at -vmax (clipped); a non-zero
+    value gets at least ``min_tint`` of the full colour (so a small value stays visible beside a large one)."""
+    if not math.isfinite(value) or vmax <= 0 or value == 0:
         return "rgb(255,255,255)"
-    strength = min(abs(value) / vmax, 1.0)
+    strength = max(min(abs(value) / vmax, 1.0), min_tint)
     target = POSITIVE_RGB if value > 0 else NEGATIVE_RGB
     r, g, b = (round(255 + strength * (c - 255)) for c in target)
     return f"rgb({r},{g},{b})"
+
+
+def color_scale(values: Sequence[float], scale: str = "robust", q: float = ROBUST_QUANTILE) -> float:
+    """The value of full colour for ``values``: ``"max"`` — the largest finite |value|; ``"robust"`` — the ``q``
+    quantile (in hundredths) of the finite non-zero |values|, interpolated linearly between order statistics as
+    numpy's default (larger values are clipped to full colour). 0.0 when all are 0."""
+    if scale not in SCALES:
+        raise ValueError(f"color_scale: scale must be one of {SCALES}, got {scale!r}.")
+    magnitudes = [abs(float(v)) for v in values if math.isfinite(v) and v != 0]
+    if scale == "max" or len(magnitudes) < 2:
+        return max(magnitudes, default=0.0)
+    return statistics.quantiles(magnitudes, n=100, method="inclusive")[round(100 * q) - 1]  # linear interpolation
 
 
 def token_pieces(tokenizer: Any, completion_ids: Sequence[int]) -> tuple[list[str], list[bool]]:
@@ -66,12 +91,17 @@ def token_pieces(tokenizer: Any, completion_ids: Sequence[int]) -> tuple[list[st
 
 
 def token_heatmap_html(
-    tokens: Sequence[str], values: Sequence[float], vmax: float | None = None, aux: Sequence[bool] | None = None
+    tokens: Sequence[str],
+    values: Sequence[float],
+    vmax: float | None = None,
+    aux: Sequence[bool] | None = None,
+    min_tint: float = 0.0,
 ) -> str:
     """One ``<div class="heatmap">`` of ``<span class="tok">`` per token (N tokens, N values).
 
-    ``vmax`` (default: max |value|) is the value of full colour. Text is HTML-escaped; the hover title reads
-    ``#<index> <token repr> = <value>``.
+    ``vmax`` (default: max |value|) is the value of full colour; ``min_tint``: see :func:`value_color`. Text is
+    HTML-escaped; the hover title reads ``#<index> <token repr> = <value>``. A line break in a token with a non-zero
+    value is drawn as ``↵`` before the break, so its colour shows (a bare line break has no visible background).
     """
     if len(tokens) != len(values):
         raise ValueError(f"token_heatmap_html: {len(tokens)} tokens but {len(values)} values.")
@@ -84,35 +114,59 @@ def token_heatmap_html(
         title = html.escape(f"#{index} {token!r} = {value:+.4f}", quote=True)
         css = "tok aux" if is_aux else "tok"
         spans.append(
-            f'<span class="{css}" style="background-color:{value_color(value, vmax)}" title="{title}" '
-            f'data-value="{value:.6g}">{html.escape(token)}</span>'
+            f'<span class="{css}" style="background-color:{value_color(value, vmax, min_tint)}" title="{title}" '
+            f'data-value="{value:.6g}">{_visible_breaks(html.escape(token), value)}</span>'
         )
     return f'<div class="heatmap">{"".join(spans)}</div>'
 
 
+def _visible_breaks(text: str, value: float) -> str:
+    """``text`` with ``↵`` before each line break when ``value`` is non-zero (else unchanged)."""
+    return text.replace("\n", "↵\n") if value != 0 and math.isfinite(value) else text
+
+
 @dataclass
 class HeatmapRow:
-    """One completion of a heatmap page: its tokens (N), their values (N), and optional prompt and caption."""
+    """One completion of a heatmap page: its tokens (N), their values (N), and optional prompt and caption.
+
+    ``views``: named value lists (N each) shown as one line each, in order, instead of ``values`` (e.g. each token
+    reward term, the token advantage, the advantage); a page gives each view name its own colour scale.
+    """
 
     tokens: list[str]
     values: list[float]
     prompt: str | None = None
     caption: str | None = None
     aux: list[bool] = field(default_factory=list)
+    views: dict[str, list[float]] = field(default_factory=dict)
+
+    def lines(self, default_name: str = "value") -> dict[str, list[float]]:
+        """The named value lines of the row: ``views``, or ``{default_name: values}`` without views."""
+        for name, values in self.views.items():
+            if len(values) != len(self.tokens):
+                raise ValueError(f"HeatmapRow: view {name!r} has {len(values)} values for {len(self.tokens)} tokens.")
+        return dict(self.views) if self.views else {default_name: list(self.values)}
 
 
 def completion_heatmap(
     tokenizer: Any,
     completion_ids: Sequence[int],
-    values: Sequence[float],
+    values: Sequence[float] | dict[str, Sequence[float]],
     prompt: Any = None,
     caption: str | None = None,
 ) -> HeatmapRow:
-    """A :class:`HeatmapRow` for one completion: token texts from ``tokenizer``, one value per completion id."""
-    if len(values) != len(completion_ids):
-        raise ValueError(f"completion_heatmap: {len(completion_ids)} completion ids but {len(values)} values.")
+    """A :class:`HeatmapRow` for one completion: token texts from ``tokenizer``, one value per completion id — or a
+    mapping view name → values (one per completion id) for a row of several views."""
+    views = dict(values) if isinstance(values, dict) else {}
+    for name, line in (views or {"values": values}).items():
+        if len(line) != len(completion_ids):
+            raise ValueError(
+                f"completion_heatmap: {len(completion_ids)} completion ids but {len(line)} values ({name})."
+            )
     tokens, aux = token_pieces(tokenizer, completion_ids)
-    return HeatmapRow(tokens, [float(v) for v in values], _prompt_text(prompt), caption, aux)
+    views = {name: [float(v) for v in line] for name, line in views.items()}
+    first = next(iter(views.values())) if views else [float(v) for v in values]
+    return HeatmapRow(tokens, first, _prompt_text(prompt), caption, aux, views)
 
 
 def _prompt_text(prompt: Any) -> str | None:
@@ -123,29 +177,77 @@ def _prompt_text(prompt: Any) -> str | None:
     return str(prompt)
 
 
-def heatmap_page(rows: Sequence[HeatmapRow], title: str = "Token rewards", vmax: float | None = None) -> str:
-    """A complete, self-contained HTML page with one heatmap per row and a colour legend.
+def page_scales(
+    rows: Sequence[HeatmapRow], scale: str = "robust", vmax: float | None = None, default_name: str = "value"
+) -> dict[str, float]:
+    """View name → value of full colour over every row of a page: ``vmax`` for all views when given, else
+    :func:`color_scale` of each view's values on the page (so a ±1 penalty term does not wash out a +0.02 one)."""
+    lines: dict[str, list[float]] = {}
+    for row in rows:
+        for name, values in row.lines(default_name).items():
+            lines.setdefault(name, []).extend(values)
+    return {name: float(vmax) if vmax is not None else color_scale(values, scale) for name, values in lines.items()}
 
-    All rows share one colour scale: ``vmax`` (default: max |value| over every row).
-    """
-    if vmax is None:
-        vmax = max((abs(v) for row in rows for v in row.values if math.isfinite(v)), default=0.0)
-    legend = "".join(
+
+def _legend(name: str, vmax: float, clipped: bool) -> str:
+    if vmax <= 0:
+        return f'<div class="legend"><span class="name">{html.escape(name)}</span>every value is 0</div>'
+    swatches = "".join(
         f'<span style="background-color:{value_color(v, vmax)}">{v:+.3g}</span>'
         for v in (-vmax, -vmax / 2, 0.0, vmax / 2, vmax)
     )
+    note = " (larger |values| clipped to full colour)" if clipped else ""
+    return f'<div class="legend"><span class="name">{html.escape(name)}</span>{swatches}{note}</div>'
+
+
+def heatmap_page(
+    rows: Sequence[HeatmapRow],
+    title: str = "Token rewards",
+    vmax: float | None = None,
+    scale: str = "robust",
+    min_tint: float = MIN_TINT,
+    default_name: str = "value",
+    intro: str | None = None,
+) -> str:
+    """A complete, self-contained HTML page with one heatmap per row (one line per view) and a colour legend per
+    view.
+
+    Args:
+        rows: the completions (:class:`HeatmapRow`; ``views`` for several named lines each).
+        vmax: one fixed value of full colour for every view; default: per view name, :func:`color_scale` of its
+            values over all rows with ``scale`` (``"robust"``: the 0.9 quantile of the non-zero |values|;
+            ``"max"``: the largest |value|), so colours compare across completions within a view.
+        min_tint: the least colour strength of a non-zero value (:func:`value_color`).
+        default_name: the view name of rows without ``views``.
+        intro: a paragraph under the title (HTML-escaped).
+    """
+    scales = page_scales(rows, scale, vmax, default_name)
+    largest: dict[str, float] = {}
+    for row in rows:
+        for name, values in row.lines(default_name).items():
+            largest[name] = max([largest.get(name, 0.0), *(abs(v) for v in values if math.isfinite(v))])
+    legends = "".join(_legend(name, vmax_, largest[name] > vmax_) for name, vmax_ in scales.items())
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
         f"<title>{html.escape(title)}</title><style>{PAGE_STYLE}</style></head><body>",
         f"<h2>{html.escape(title)}</h2>",
-        f'<div class="legend">colour scale: {legend} (hover a token for its value)</div>',
     ]
+    if intro:
+        parts.append(f"<p>{html.escape(intro)}</p>")
+    tint = f"any non-zero value at least {min_tint:.0%} colour; " if min_tint > 0 else ""
+    parts.append(f'<div class="legends">colour scale per view ({tint}hover a token for its value):{legends}</div>')
     for row in rows:
         parts.append('<div class="row">')
         if row.prompt:
             parts.append(f'<div class="prompt">{html.escape(row.prompt)}</div>')
-        parts.append(token_heatmap_html(row.tokens, row.values, vmax, row.aux or None))
+        lines = row.lines(default_name)
+        for name, values in lines.items():
+            heatmap = token_heatmap_html(row.tokens, values, scales[name], row.aux or None, min_tint)
+            if len(lines) == 1 and not row.views:
+                parts.append(heatmap)
+            else:
+                parts.append(f'<div class="view"><span class="label">{html.escape(name)}</span>{heatmap}</div>')
         if row.caption:
             parts.append(f'<div class="caption">{html.escape(row.caption)}</div>')
         parts.append("</div>")
@@ -174,7 +276,8 @@ class TokenHeatmapCallback(TrainerCallback):
         num_completions: completions per page (this process's first rows of the latest batch, whole groups first).
         value: ``"reward"`` (Σ_k w_k·g_k per token), ``"advantage"`` (the per-token advantage the loss used:
             A_out + λ·A_tok on the loss mask, RLOO's leave-one-out baseline, None rewards, tool and truncation masks
-            included) or ``"token_advantage"`` (A_tok alone).
+            included), ``"token_advantage"`` (A_tok alone) or ``"all"`` (the three as views of each completion, each
+            with its own colour scale).
 
     Use ``callbacks=[callback]``.
     """
@@ -182,8 +285,8 @@ class TokenHeatmapCallback(TrainerCallback):
     def __init__(
         self, output_dir: str | Path, every_n_steps: int = 10, num_completions: int = 4, value: str = "reward"
     ):
-        if value not in VALUES:
-            raise ValueError(f"TokenHeatmapCallback: value must be one of {VALUES}, got {value!r}.")
+        if value not in CALLBACK_VALUES:
+            raise ValueError(f"TokenHeatmapCallback: value must be one of {CALLBACK_VALUES}, got {value!r}.")
         if every_n_steps < 1 or num_completions < 1:
             raise ValueError("TokenHeatmapCallback: every_n_steps and num_completions must be >= 1.")
         self.output_dir = Path(output_dir)
@@ -201,11 +304,18 @@ class TokenHeatmapCallback(TrainerCallback):
 
     def combined_values(self, args: Any = None) -> tuple[list, list, list[list[float]]] | None:
         """(prompts, completion_ids, per-token values) of the latest recorded batch, each value list as long as its
-        completion (``value`` picks rewards, advantages or token advantages); None before any batch."""
+        completion (``value`` picks rewards, advantages or token advantages; ``"all"``: a mapping of the three per
+        completion); None before any batch."""
         record = self.latest
         if record is None:
             return None
         table = {"reward": record.rewards, "advantage": record.advantages, "token_advantage": record.token_advantages}
+        if self.value == "all":
+            rows = [
+                {name: table[name][b, : len(ids)].tolist() for name in ("reward", "token_advantage", "advantage")}
+                for b, ids in enumerate(record.completion_ids)
+            ]
+            return record.prompts, record.completion_ids, rows
         values = table[self.value]
         rows = [values[b, : len(ids)].tolist() for b, ids in enumerate(record.completion_ids)]
         return record.prompts, record.completion_ids, rows
@@ -218,11 +328,15 @@ class TokenHeatmapCallback(TrainerCallback):
         prompts, completion_ids, values = combined
         rows = []
         for b in range(min(self.num_completions, len(completion_ids))):
-            total = sum(values[b])
-            caption = f"completion {b}: {len(completion_ids[b])} tokens, sum of token {self.value}s {total:+.3f}"
+            if isinstance(values[b], dict):
+                total = sum(values[b]["reward"])
+                caption = f"completion {b}: {len(completion_ids[b])} tokens, sum of token rewards {total:+.3f}"
+            else:
+                total = sum(values[b])
+                caption = f"completion {b}: {len(completion_ids[b])} tokens, sum of token {self.value}s {total:+.3f}"
             prompt = prompts[b] if b < len(prompts) else None
             rows.append(completion_heatmap(tokenizer, completion_ids[b], values[b], prompt, caption))
-        title = f"Token {self.value}s at step {step}"
+        title = f"Token {'values' if self.value == 'all' else self.value + 's'} at step {step}"
         path = write_heatmap_page(self.output_dir / f"step_{step:05d}.html", rows, title)
         self.written.append(path)
         self._report(args, step, path)
@@ -289,25 +403,51 @@ def reward_curve_keys(log_history: Sequence[dict]) -> list[str]:
     return keys
 
 
+def curve_title(key: str) -> str:
+    """A readable panel title for a log key: ``rewards/f/mean`` → ``outcome reward f``, ``token_rewards/g/mean`` →
+    ``token reward g (mean per token)``, ``reward`` → ``outcome reward (weighted sum)``; others unchanged."""
+    if key == "reward":
+        return "outcome reward (weighted sum)"
+    parts = key.split("/")
+    if len(parts) == 3 and parts[2] == "mean" and parts[0] in ("rewards", "token_rewards"):
+        return f"outcome reward {parts[1]}" if parts[0] == "rewards" else f"token reward {parts[1]} (mean per token)"
+    return key
+
+
 def plot_reward_curves(
-    log_history: Sequence[dict], path: str | Path, keys: Sequence[str] | None = None, title: str = "Rewards"
+    log_history: Sequence[dict] | dict[str, Sequence[dict]],
+    path: str | Path,
+    keys: Sequence[str] | None = None,
+    title: str = "Rewards",
 ) -> Path:
-    """Plot each key of ``log_history`` (a trainer's ``state.log_history``) against ``step`` in its own panel and
-    save a PNG at ``path``. Default keys: :func:`reward_curve_keys`."""
+    """Plot each key of ``log_history`` (a trainer's ``state.log_history``, or a mapping label → log history to
+    draw several runs on the same axes) against ``step``, one panel per key titled by :func:`curve_title`, and save
+    a PNG at ``path`` (7 × 2.2·len(keys) inches at 100 dpi). Default keys: :func:`reward_curve_keys` of every
+    history."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    keys = list(keys) if keys is not None else reward_curve_keys(log_history)
+    histories = dict(log_history) if isinstance(log_history, dict) else {"": log_history}
+    if keys is None:
+        keys = [k for history in histories.values() for k in reward_curve_keys(history)]
+    keys = list(dict.fromkeys(keys))
     if not keys:
         raise ValueError("plot_reward_curves: the log history has no reward keys to plot.")
     figure, axes = plt.subplots(len(keys), 1, figsize=(7, 2.2 * len(keys)), sharex=True, squeeze=False)
     for axis, key in zip(axes[:, 0], keys):
-        points = [(e["step"], e[key]) for e in log_history if key in e and "step" in e]
-        axis.plot([p[0] for p in points], [p[1] for p in points], marker="o", markersize=3)
-        axis.set_ylabel(key, fontsize=8)
+        for label, history in histories.items():
+            points = [(e["step"], e[key]) for e in history if key in e and "step" in e]
+            if points:
+                axis.plot(
+                    [p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, label=label or None
+                )
+        axis.set_title(curve_title(key), fontsize=9, loc="left")
+        axis.tick_params(labelsize=8)
         axis.grid(alpha=0.3)
+        if len(histories) > 1:
+            axis.legend(fontsize=8, loc="best")
     axes[-1, 0].set_xlabel("step")
     figure.suptitle(title)
     figure.tight_layout()

@@ -14,6 +14,8 @@
   Any other line (chatter, a missing or extra step) is wrong.
 * Problems come from seeded, separate random streams (`problems`): training draws fresh ones every step; the test
   and out-of-distribution sets are fixed and never trained on.
+* Built solutions for PRM training data (`corrupt_solution`, `synthetic_rows`): the reference solution with the
+  policy's kinds of error made on chosen lines (`STEP_ERRORS`, `ANSWER_ERRORS`), labelled by `check_lines`.
 
 The prompt is a system line plus a worked example as chat turns (SmolLM2-135M-Instruct otherwise chats instead of
 computing; a second example changes little and costs 35 more prompt tokens per completion).
@@ -27,8 +29,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trl_token_ext.scorers._common import message_text
 from trl_token_ext.scorers.steps import StepReward, split_steps
+from trl_token_ext.text import message_text
 
 SYSTEM = (
     "You are a careful calculator. Add the numbers one at a time: write one line 'a + b = c' per step, "
@@ -221,3 +223,89 @@ def stream(difficulty: Difficulty = IN_DISTRIBUTION, seed: int = 0, split: str =
     rng = random.Random(STREAMS[split] + seed)
     while True:
         yield [rng.randint(difficulty.low, difficulty.high) for _ in range(difficulty.count)]
+
+
+# Error kinds of `corrupt_solution`, after SmolLM2-135M-Instruct's own mistakes on this task (docs/step_prm.md).
+STEP_ERRORS = (
+    "sum_off_by_one",  # 23 + 23 = 47
+    "sum_off_by_ten",  # 23 + 23 = 36
+    "sum_digit",  # one digit of the sum changed: 46 -> 43
+    "sum_far",  # a sum far off: 11 + 20 = 220
+    "first_operand",  # the first operand is not the running total: 22 + 22 = 44 for "Add 20, 22 and 13"
+    "second_operand",  # the second operand is not the next number: 46 + 23 = 69 for "Add 23, 23 and 24"
+    "not_addition",  # 42 - 22 = 20
+)
+ANSWER_ERRORS = ("wrong_answer",)  # Answer: N with N not the last line's result
+
+
+def corrupt_solution(
+    numbers: Sequence[int], errors: dict[int, str], rng: random.Random, carry_written: bool = True
+) -> list[str]:
+    """The lines of `solution` with ``errors`` made: ``{line: kind}``, line 0-based (``len(numbers) - 1`` is the
+    answer line, whose only kind is ``"wrong_answer"``; step lines take the kinds of ``STEP_ERRORS``). After a wrong
+    line the next step starts from the value written (``carry_written``, so by the verifier it can be right again) or
+    from the true running total (then its first operand is wrong too). Labels: ``check_lines(lines, numbers)``."""
+    for line, kind in errors.items():
+        allowed = ANSWER_ERRORS if line == len(numbers) - 1 else STEP_ERRORS
+        if not 0 <= line < len(numbers) or kind not in allowed:
+            raise ValueError(f"corrupt_solution: line {line} of a {len(numbers)}-line solution cannot take {kind!r}.")
+    lines, written, total = [], numbers[0], numbers[0]
+    for index, b in enumerate(numbers[1:]):
+        a = written if carry_written else total
+        text, written = _step_line(errors.get(index), a, b, numbers, rng)
+        lines.append(text)
+        total += b
+    answer = written if carry_written else total
+    if errors.get(len(numbers) - 1) == "wrong_answer":
+        answer = _off(answer, rng)
+    return [*lines, f"Answer: {answer}"]
+
+
+def _step_line(kind: str | None, a: int, b: int, numbers: Sequence[int], rng: random.Random) -> tuple[str, int]:
+    """One ``a + b = c`` line with ``kind``'s error (None: none) and the value it carries on."""
+    c = a + b
+    if kind == "sum_off_by_one":
+        c += rng.choice((-1, 1))
+    elif kind == "sum_off_by_ten":
+        c += 10 if c < 20 else rng.choice((-10, 10))
+    elif kind == "sum_digit":
+        digits = list(str(c))
+        position = rng.randrange(len(digits))
+        digits[position] = rng.choice([d for d in "0123456789" if d != digits[position] and (position or d != "0")])
+        c = int("".join(digits))
+    elif kind == "sum_far":
+        c = rng.choice([n for n in range(10, 400) if abs(n - c) > 10])
+    elif kind == "first_operand":
+        a = rng.choice([n for n in (*numbers, a - 10, a + 10, a + 1) if n != a and n > 0])
+        c = a + b
+    elif kind == "second_operand":
+        b = rng.choice([n for n in (*numbers, c, b + 10, b - 10) if n != b and n > 0])
+        c = a + b
+    elif kind == "not_addition":
+        return f"{a} - {b} = {a - b}", a - b
+    elif kind is not None:
+        raise ValueError(f"corrupt_solution: unknown error kind {kind!r} (one of {STEP_ERRORS + ANSWER_ERRORS}).")
+    return f"{a} + {b} = {c}", c
+
+
+def _off(value: int, rng: random.Random) -> int:
+    return value + rng.choice((-10, -1, 1, 10))
+
+
+def synthetic_rows(
+    numbers: Sequence[Sequence[int]], seed: int = 0, step_error: float = 0.5, answer_error: float = 0.1
+) -> list[dict]:
+    """Stepwise-supervision rows (``prompt`` = the question, ``completions`` = lines, ``labels`` =
+    `check_lines`) of built solutions, one per problem: each step line is made wrong with probability
+    ``step_error`` (a kind of ``STEP_ERRORS``, uniform), the answer line with ``answer_error``; after a wrong line the
+    next one starts from the value written (9 in 10) or from the true total."""
+    rng = random.Random(seed)
+    rows = []
+    for values in numbers:
+        answer_line = len(values) - 1
+        errors = {line: rng.choice(STEP_ERRORS) for line in range(answer_line) if rng.random() < step_error}
+        if rng.random() < answer_error:
+            errors[answer_line] = ANSWER_ERRORS[0]
+        lines = corrupt_solution(values, errors, rng, carry_written=rng.random() < 0.9)
+        rows.append({"prompt": question(values), "completions": lines, "labels": check_lines(lines, values)})
+    return rows

@@ -11,7 +11,9 @@ Each trains once and is cached under ``cache_dir()/<prefix>-<hash of the recipe>
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import io
 import json
 from dataclasses import fields
 from pathlib import Path
@@ -86,14 +88,27 @@ def demo_classifier_path() -> Path:
     cached = cached_classifier("sentiment-minilm-demo", DEMO_CLASSIFIER)
     if cached is not None:
         return cached
-    from trl_token_ext.demo.data import minilm_dir, vader_sentiment_splits
-    from trl_token_ext.sentence.train import train_sentence_classifier
+    from trl_token_ext.demo.data import vader_sentiment_splits
 
     recipe = DEMO_CLASSIFIER
-    print(f"Training the demo's sentiment classifier once (MiniLM + LoRA, {recipe['train']} VADER sentences)...")
+    print(
+        f"Training the demo's sentiment classifier once (MiniLM + LoRA, {recipe['train']} VADER sentences, "
+        "~2 min on 2 idle cores)...",
+        flush=True,
+    )
     splits = vader_sentiment_splits(seed=recipe["seed"])
     train = splits["train"].shuffle(seed=recipe["seed"]).select(range(recipe["train"]))
-    result = train_sentence_classifier(
+    with contextlib.redirect_stdout(io.StringIO()):  # the Trainer's per-step log dicts: the demo prints a summary
+        result = _train_demo_classifier(recipe, train, splits)
+    print(f"Demo sentiment classifier: test accuracy {result.metrics.get('test_accuracy', float('nan')):.3f}")
+    return Path(result.merged_dir)
+
+
+def _train_demo_classifier(recipe: dict[str, Any], train: Any, splits: Any) -> Any:
+    from trl_token_ext.demo.data import minilm_dir
+    from trl_token_ext.sentence.train import train_sentence_classifier
+
+    return train_sentence_classifier(
         str(minilm_dir()),
         train,
         splits["eval"].select(range(recipe["eval"])),
@@ -108,8 +123,6 @@ def demo_classifier_path() -> Path:
             "use_cpu": True,
         },
     )
-    print(f"Demo sentiment classifier: test accuracy {result.metrics.get('test_accuracy', float('nan')):.3f}")
-    return Path(result.merged_dir)
 
 
 def prepare_classifier(tiny: bool, work: Path, classifier: str | None = None) -> str:

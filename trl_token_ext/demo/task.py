@@ -9,23 +9,23 @@ Rewards (see docs/demo.md):
   under the frozen starting policy instead) and C = ``RepetitionConsistency`` (-1 on each token that completes a
   repeated 3-gram).
 
-Also here: the prompts (train / held-out), loading the policy, sampling + scoring for the before/after comparison,
-and a ``rich`` progress bar callback with live reward figures (the classifier is prepared in ``classifier.py``).
+Also here: the prompts (train / validation / held-out), loading the policy, sampling + scoring for the
+before/after comparison (the classifier is prepared in ``classifier.py``).
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Sequence
 from typing import Any
-
-from transformers import TrainerCallback
 
 MOVIES_TRAIN = [
     "Titanic", "The Matrix", "Jurassic Park", "Toy Story", "The Godfather", "Finding Nemo", "Jaws", "Frozen",
     "Star Wars", "The Lion King", "Inception", "Shrek", "Rocky", "Up", "Alien", "Casablanca",
 ]  # fmt: skip
 MOVIES_HELD_OUT = ["Avatar", "Gladiator", "Cars", "Psycho", "Ratatouille", "Top Gun", "Heat", "Coco"]
+# Settings are chosen on these (with other seeds), never on the reported held-out movies.
+MOVIES_VALIDATION = ["Amelie", "Fargo", "Vertigo", "Memento", "Bambi", "Grease", "Jumanji", "Mulan"]
+EVAL_SPLITS = {"test": MOVIES_HELD_OUT, "validation": MOVIES_VALIDATION}
 TEMPLATES = [
     "Write one sentence about the movie {}.",
     "In one sentence, what did you think of {}?",
@@ -44,14 +44,17 @@ def train_prompts() -> list[list[dict[str, str]]]:
     return [chat(template.format(movie)) for movie in MOVIES_TRAIN for template in TEMPLATES]
 
 
-def held_out_titles() -> list[str]:
-    """The movie of each held-out prompt (the held-out title-mention measure looks for it)."""
-    return list(MOVIES_HELD_OUT)
+def held_out_titles(split: str = "test") -> list[str]:
+    """The movie of each evaluation prompt of ``split`` (``"test"``: the reported held-out movies,
+    ``"validation"``: the ones settings are chosen on); the title-mention measure looks for it."""
+    if split not in EVAL_SPLITS:
+        raise ValueError(f"held_out_titles: split must be one of {sorted(EVAL_SPLITS)}, got {split!r}.")
+    return list(EVAL_SPLITS[split])
 
 
-def held_out_prompts() -> list[list[dict[str, str]]]:
-    """Held-out prompts: movies never seen in training."""
-    return [chat(HELD_OUT_TEMPLATE.format(movie)) for movie in MOVIES_HELD_OUT]
+def held_out_prompts(split: str = "test") -> list[list[dict[str, str]]]:
+    """Evaluation prompts of ``split``: movies never seen in training."""
+    return [chat(HELD_OUT_TEMPLATE.format(movie)) for movie in held_out_titles(split)]
 
 
 def vader_valences(scale: float = 0.25) -> dict[str, float]:
@@ -77,10 +80,12 @@ def topic(movie: str) -> str:
 
 
 def train_dataset_columns() -> dict[str, list]:
-    """Columns of the training dataset: ``prompt`` (as ``train_prompts()``) and ``topic`` (one per prompt)."""
+    """Columns of the training dataset: ``prompt`` (as ``train_prompts()``), ``topic`` and ``title`` (one per
+    prompt)."""
     return {
         "prompt": train_prompts(),
         "topic": [topic(movie) for movie in MOVIES_TRAIN for _ in TEMPLATES],
+        "title": [movie for movie in MOVIES_TRAIN for _ in TEMPLATES],
     }
 
 
@@ -168,7 +173,8 @@ def sample_completions(
     seed: int,
 ) -> list[dict[str, Any]]:
     """Sample ``num_samples`` completions per prompt (seeded, batched). One dict per sample, prompt-major:
-    ``prompt``, ``text`` and ``completion_ids`` (cut after the first EOS, which is kept, as in TRL)."""
+    ``prompt``, ``text``, ``completion_ids`` (cut after the first EOS, which is kept, as in TRL) and ``truncated``
+    (no EOS: the reply hit ``max_new_tokens``)."""
     import torch
 
     texts = [tokenizer.apply_chat_template(p, tokenize=False, add_generation_prompt=True) for p in prompts]
@@ -198,97 +204,8 @@ def sample_completions(
             if token in stop:
                 break
         text = tokenizer.decode(ids, skip_special_tokens=True).strip()
-        samples.append({"prompt": prompts[row // num_samples], "text": text, "completion_ids": ids})
+        truncated = not ids or ids[-1] not in stop
+        samples.append(
+            {"prompt": prompts[row // num_samples], "text": text, "completion_ids": ids, "truncated": truncated}
+        )
     return samples
-
-
-def score_samples(samples: list[dict[str, Any]], sentence_reward: Any) -> float:
-    """Store each sample's sentence reward under ``"reward"``; return their mean."""
-    rewards = sentence_reward(completions=[s["text"] for s in samples])
-    for sample, reward in zip(samples, rewards):
-        sample["reward"] = float(reward) if reward is not None else math.nan
-    values = [s["reward"] for s in samples if not math.isnan(s["reward"])]
-    return sum(values) / max(1, len(values))
-
-
-def token_reward_values(
-    samples: list[dict[str, Any]], token_funcs: Sequence[Any], weights: Sequence[float], tokenizer: Any
-) -> list[list[float]]:
-    """R = Σ_k w_k·g_k per token of each sample (a (len(completion_ids),) list per sample; a sample's ``topic``, when
-    present, is passed as the dataset column of that name), computed as the trainer does
-    (``token_rewards.compute_token_rewards`` + ``weighted_token_rewards``)."""
-    import torch
-
-    from trl_token_ext.token_rewards import compute_token_rewards, token_reward_func_name, weighted_token_rewards
-
-    completion_ids = [s["completion_ids"] for s in samples]
-    columns = {key: [s[key] for s in samples] for key in ("topic",) if samples and key in samples[0]}
-    batch = compute_token_rewards(
-        token_funcs,
-        [token_reward_func_name(func) for func in token_funcs],
-        prompts=[s["prompt"] for s in samples],
-        completions=[[{"role": "assistant", "content": s["text"]}] for s in samples],
-        completion_ids=completion_ids,
-        reward_kwargs={"processing_class": tokenizer, **columns},
-    )
-    weighted, _ = weighted_token_rewards(batch.rewards, batch.present, torch.tensor(weights, dtype=torch.float32))
-    return [weighted[b, : len(ids)].tolist() for b, ids in enumerate(completion_ids)]
-
-
-SHORT_NAMES = {"reward": "reward", "rewards/sentence_positive/mean": "P(pos)"}
-
-
-class RichRewardProgress(TrainerCallback):
-    """A ``rich`` progress bar over the optimizer steps, showing the latest logged reward figures."""
-
-    def __init__(self, console: Any = None, description: str = "GRPO"):
-        self.console, self.description = console, description
-        self.progress = None
-        self.task = None
-
-    def on_train_begin(self, args, state, control, **kwargs):
-        from rich.progress import (
-            BarColumn,
-            MofNCompleteColumn,
-            Progress,
-            TextColumn,
-            TimeElapsedColumn,
-            TimeRemainingColumn,
-        )
-
-        if not state.is_world_process_zero:
-            return
-        self.progress = Progress(
-            TextColumn("[bold]{task.description}"),
-            BarColumn(),
-            MofNCompleteColumn(),
-            TimeElapsedColumn(),
-            TimeRemainingColumn(),
-            TextColumn("{task.fields[figures]}"),
-            console=self.console,
-        )
-        self.progress.start()
-        self.task = self.progress.add_task(self.description, total=state.max_steps, figures="")
-
-    def on_step_end(self, args, state, control, **kwargs):
-        if self.progress is not None:
-            self.progress.update(self.task, completed=state.global_step)
-
-    def on_log(self, args, state, control, logs=None, **kwargs):
-        if self.progress is None or not logs:
-            return
-        figures = []
-        for key, value in logs.items():
-            if not isinstance(value, (int, float)):
-                continue
-            if key in SHORT_NAMES:
-                figures.append(f"{SHORT_NAMES[key]}={value:.3f}")
-            elif key.startswith("token_rewards/") and key.endswith("/mean"):
-                figures.append(f"{key.split('/')[1]}={value:+.3f}")
-        if figures:
-            self.progress.update(self.task, figures=" ".join(figures))
-
-    def on_train_end(self, args, state, control, **kwargs):
-        if self.progress is not None:
-            self.progress.stop()
-            self.progress = None

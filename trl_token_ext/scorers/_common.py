@@ -14,9 +14,6 @@ from typing import Any
 from trl_token_ext.alignment import Span, spread_span_scores, token_char_spans
 from trl_token_ext.choices import PLACEMENTS, Placement, check_choice
 
-# Re-exported only for trl_token_ext.demo (arithmetic, form), which imports them from here until it moves to .text.
-from trl_token_ext.text import message_text, word_spans  # noqa: F401
-
 logger = logging.getLogger("trl_token_ext.scorers")
 
 

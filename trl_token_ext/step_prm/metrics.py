@@ -1,7 +1,9 @@
 """Step-level metrics of a PRM through ``evaluate``: step accuracy, F1 of the error class, first-error accuracy.
 
 Each is reported with the score of the majority-class baseline, the constant prediction of the training set's most
-frequent value (step label; position of the first wrong step, or none).
+frequent value (step label; position of the first wrong step, or none), and of the evaluated split's own majority
+(``split_baseline_*``: for the two accuracies the best constant prediction in hindsight, which training data of
+another mix, such as built solutions added to sampled ones, cannot lower).
 """
 
 from __future__ import annotations
@@ -44,25 +46,29 @@ def step_metrics(
     predicted: Sequence[Sequence[int]], true: Sequence[Sequence[int]], baseline: tuple[int, int]
 ) -> dict[str, float]:
     """``step_accuracy``, ``error_precision`` / ``error_recall`` / ``error_f1`` (the wrong step as the positive
-    class), ``first_error_accuracy`` (the first wrong step, or "none", located exactly), and each one's
-    ``baseline_*`` for the constant predictions ``baseline`` = (step label, first-error position)."""
+    class), ``first_error_accuracy`` (the first wrong step, or "none", located exactly), each one's ``baseline_*``
+    for the constant predictions ``baseline`` = (step label, first-error position) and ``split_baseline_*`` for the
+    majority of ``true`` itself (`majority_baseline`)."""
     metric = load_classification_metric()
     flat_true = [label for row in true for label in row]
     flat_pred = [label for row in predicted for label in row]
     first_true = [first_error(row) for row in true]
     first_pred = [first_error(row) for row in predicted]
     steps = metric.compute(predictions=flat_pred, references=flat_true, average="binary", pos_label=ERROR)
-    base = metric.compute(predictions=[baseline[0]] * len(flat_true), references=flat_true, pos_label=ERROR)
     firsts = metric.compute(predictions=first_pred, references=first_true, average="micro")
-    base_firsts = metric.compute(predictions=[baseline[1]] * len(first_true), references=first_true, average="micro")
-    return {
+    metrics = {
         "step_accuracy": steps["accuracy"],
         "error_precision": steps["precision"],
         "error_recall": steps["recall"],
         "error_f1": steps["f1"],
         "first_error_accuracy": firsts["accuracy"],
-        "baseline_step_accuracy": base["accuracy"],
-        "baseline_error_f1": base["f1"],
-        "baseline_first_error_accuracy": base_firsts["accuracy"],
-        "num_steps": float(len(flat_true)),
     }
+    for prefix, constant in (("baseline_", baseline), ("split_baseline_", majority_baseline(true))):
+        base = metric.compute(predictions=[constant[0]] * len(flat_true), references=flat_true, pos_label=ERROR)
+        base_firsts = metric.compute(
+            predictions=[constant[1]] * len(first_true), references=first_true, average="micro"
+        )
+        metrics[f"{prefix}step_accuracy"] = base["accuracy"]
+        metrics[f"{prefix}error_f1"] = base["f1"]
+        metrics[f"{prefix}first_error_accuracy"] = base_firsts["accuracy"]
+    return {**metrics, "num_steps": float(len(flat_true))}
