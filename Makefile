@@ -67,14 +67,13 @@ verifier-study: $(STAMP)
 
 # Mutation testing of the math core against its fast tests ([tool.mutmut] in pyproject.toml; docs/testing.md).
 # ~6 min on 2 cores; not part of `make test`. Run before each release.
-# Scope: every function of the math-core files, and the text/span helpers of scorers/_common.py (its model loading
-# is not math and is covered by the scorer integration tests).
+# Scope: every function of the math-core files, of the vocabulary (choices.py) and text helpers (text.py), and the
+# span helpers of scorers/_common.py (its model loading is not math and is covered by the scorer integration tests).
 COMMON := trl_token_ext.scorers._common
 MUTATION_SCOPE ?= "trl_token_ext.advantages.*" "trl_token_ext.losses.*" "trl_token_ext.token_rewards.*" \
-	"trl_token_ext.config.*" "trl_token_ext.alignment.*" "$(COMMON).x*TokenScorer*" "$(COMMON).x_message_text*" \
-	"$(COMMON).x_is_conversational*" "$(COMMON).x_prompt_text*" "$(COMMON).x_decode_with_spans*" \
-	"$(COMMON).x_get_column*" "$(COMMON).x_word_spans*" "$(COMMON).x_sentence_spans*" "$(COMMON).x_check_spread*" \
-	"$(COMMON).x_spread_scores*" "$(COMMON).x_group_indices*" \
+	"trl_token_ext.config.*" "trl_token_ext.alignment.*" "trl_token_ext.choices.*" "trl_token_ext.text.*" \
+	"$(COMMON).x*TokenScorer*" "$(COMMON).x_decode_with_spans*" "$(COMMON).x_get_column*" \
+	"$(COMMON).x_check_placement*" "$(COMMON).x_spread_scores*" "$(COMMON).x_group_indices*" \
 	"$(COMMON).x_same_tokenizer*"
 mutation: $(STAMP)
 	rm -rf mutants && mkdir mutants
@@ -84,3 +83,9 @@ mutation: $(STAMP)
 
 clean:
 	rm -rf $(VENV) build dist *.egg-info .pytest_cache .ruff_cache mutants
+
+# A wheel built from the tree, installed with its core dependencies only in a fresh venv: trains a tiny model, and
+# each extra's feature names its extra (docs/installation.md; a few minutes, needs the package index).
+.PHONY: wheel-check
+wheel-check: $(STAMP)
+	PYTHON=$(BIN)/python TORCH_SPEC="$(TORCH_SPEC)" bash scripts/check_wheel.sh

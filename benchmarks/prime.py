@@ -163,7 +163,7 @@ def token_credit(args, seed, model_dir, target, correlations, credit, outcome_cr
         update_epochs=args.prm_epochs,
         update=args.prm_update,
         logit_bias=args.prm_logit_bias,
-        device="cpu",
+        model_init_kwargs={"device": "cpu"},
     )
     if args.prm_head == "bias":
         for name, param in prm.model.named_parameters():

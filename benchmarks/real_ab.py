@@ -69,7 +69,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     add("--temperature", type=float, default=0.8)
     add("--token_advantage_coef", "--token-advantage-coef", type=float, default=0.5, help="λ")
     add("--mode", default="reward_to_go", choices=["reward_to_go", "immediate", "min"], help="token_advantage_mode")
-    add("--placement", default="spread", choices=["spread", "end"], help="sentiment: P(pos) on sentence tokens")
+    add("--placement", default="even", choices=["even", "last"], help="sentiment: P(pos) on sentence tokens")
     add("--w_quality_keywords", "--w-quality-keywords", type=float, default=0.1, help="keywords shaped: Q weight")
     add("--eval_samples", "--eval-samples", type=int, default=2, help="samples per held-out prompt")
     add("--threshold-keywords", "--threshold_keywords", dest="threshold_keywords", type=float, default=0.6)

@@ -25,7 +25,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from trl_token_ext.scorers._common import TokenScorer, decode_with_spans, get_column, message_text, spread_scores
+from trl_token_ext.scorers._common import TokenScorer, decode_with_spans, get_column, spread_scores
+from trl_token_ext.text import message_text
 
 TASKS = ("keywords", "sentiment")
 ARMS = ("outcome", "token", "shaped")
@@ -105,7 +106,7 @@ class KeywordTokens(TokenScorer):
                 raise ValueError(f"{self.__name__}: a completion has an empty list of required words.")
             text, spans = decode_with_spans(tokenizer, ids)
             items = [(span, 1.0 / len(words)) for span in (find_word(text, w) for w in words) if span is not None]
-            results.append(spread_scores(spans, items, "split"))
+            results.append(spread_scores(spans, items, "even"))
         return results
 
 

@@ -136,8 +136,8 @@ def build_scorers(tmp: str) -> dict[str, tuple[Callable, bool]]:
         "SelfConsistency": (SelfConsistency(2), False),
         "RepetitionConsistency": (RepetitionConsistency(), True),
         "MetricReward(sacrebleu)": (MetricReward("sacrebleu", source="local"), True),
-        "SentenceClassifierReward(spread)": (
-            SentenceClassifierReward(classifier_dir, label="positive", placement="spread", max_length=64),
+        "SentenceClassifierReward(even)": (
+            SentenceClassifierReward(classifier_dir, label="positive", placement="even", max_length=64),
             True,
         ),
         # Model-backed judges: their own full attention is O(T^2) (as the policy's forward is); everything around

@@ -50,7 +50,7 @@ def load_model_and_sentences(tiny: bool, count: int):
 
 def naive_scores(model, tokenizer, completions: list[str], max_length: int) -> list[float]:
     """The loop people write first: split, then one forward pass per sentence."""
-    from trl_token_ext.sentence.split import split_sentences
+    from trl_token_ext.text import split_sentences
 
     rewards = []
     for text in completions:
@@ -73,7 +73,7 @@ def main() -> None:
     args = parser.parse_args()
 
     from trl_token_ext.sentence.reward import SentenceClassifierReward
-    from trl_token_ext.sentence.split import split_sentences
+    from trl_token_ext.text import split_sentences
 
     per = args.sentences_per_completion
     model, tokenizer, sentences = load_model_and_sentences(args.tiny, args.completions * per)

@@ -242,7 +242,7 @@ def arm_rewards(arm: str, seed: int, args: argparse.Namespace, model_path: str) 
         lora = LoraConfig(r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM")
         prm = OnlineImplicitPRM(
             model_path, peft_config=lora, beta=args.prm_beta, learning_rate=args.prm_learning_rate,
-            logit_bias=True, device=args.device, dtype="float32",
+            logit_bias=True, model_init_kwargs={"device": args.device, "dtype": "float32"},
         )  # fmt: skip
         return {"reward_funcs": outcome, "token_funcs": [prm], "config": {}}
     raise ValueError(f"unknown arm {arm!r}")

@@ -84,7 +84,9 @@ def main() -> None:
         from peft import LoraConfig
 
         peft_config = LoraConfig(r=8, lora_alpha=16, target_modules=["q_proj", "k_proj", "v_proj", "o_proj"])
-    quality = LogProbQuality(_resolve_model(args.judge) if args.judge else model, clip_min=-10.0, device="cpu")
+    quality = LogProbQuality(
+        _resolve_model(args.judge) if args.judge else model, clip_min=-10.0, model_init_kwargs={"device": "cpu"}
+    )
     consistency = RepetitionConsistency(n=3, penalty=-1.0)
     trainer = TokenGRPOTrainer(
         model=model,

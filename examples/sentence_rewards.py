@@ -6,7 +6,7 @@
 sentence-placed token rewards in ``TokenGRPOTrainer``.
 
     python examples/sentence_rewards.py --classifier tiny                      # seconds: tiny random models
-    python examples/sentence_rewards.py --placement potential --max_steps 20   # the cached MiniLM sentiment model
+    python examples/sentence_rewards.py --potential --max_steps 20   # the cached MiniLM sentiment model
     python examples/sentence_rewards.py --trainer stock --policy <causal LM id or folder>
 
 ``--classifier sentiment`` (default) uses ``sentiment_classifier_path()`` (trained on first use, see
@@ -30,7 +30,8 @@ def main() -> None:
     parser.add_argument("--label", default="positive")
     parser.add_argument("--policy", default=None, help="causal LM id or folder (default: tiny random model)")
     parser.add_argument("--trainer", choices=["token", "stock"], default="token")
-    parser.add_argument("--placement", choices=["end", "spread", "potential"], default="end")
+    parser.add_argument("--placement", choices=["last", "even", "sum"], default="last")
+    parser.add_argument("--potential", action="store_true", help="score prefixes, place Φ_k − Φ_{k−1}")
     parser.add_argument("--max_steps", type=int, default=5)
     parser.add_argument("--output_dir", default=None)
     args = parser.parse_args()
@@ -55,7 +56,9 @@ def main() -> None:
 
         args.policy = str(save_tiny_causal_lm(f"{work}/policy"))
 
-    sentiment = SentenceClassifierReward(classifier, label=args.label, placement=args.placement, aggregate="mean")
+    sentiment = SentenceClassifierReward(
+        classifier, label=args.label, placement=args.placement, potential=args.potential, aggregate="mean"
+    )
     prompts = ["Write one sentence about the movie.", "Describe the food.", "Review the hotel.", "How was the show?"]
     dataset = Dataset.from_dict({"prompt": prompts * 8})
     common = dict(

@@ -221,7 +221,7 @@ def train_policy(policy_path: str, prm_path: str, out: Path, args: argparse.Name
 
     transformers.set_seed(args.seed)
     policy, peft_config, tokenizer = load_demo_policy(policy_path, lora_r=8, load_in_4bit=False)
-    prm = StepPRMReward(prm_path, format="token_classification", placement="last", device="cpu")
+    prm = StepPRMReward(prm_path, format="token_classification", placement="last", model_init_kwargs={"device": "cpu"})
     logs = Logs()
     config = TokenGRPOConfig(
         output_dir=str(out / "policy"),

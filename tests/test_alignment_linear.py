@@ -172,7 +172,7 @@ def test_sentence_reward_spread_credits_the_same_tokens_with_and_without_eos():
 
     tokenizer = BUILDERS["byte_level_bpe"]()
     ids = encode(tokenizer, "这部电影很好看。我很喜欢。")
-    reward = ConstantReward("constant", placement="spread")
+    reward = ConstantReward("constant", placement="even")
     plain, with_eos = reward(completion_ids=[ids, [*ids, eos_id(tokenizer)]], processing_class=tokenizer)
     assert with_eos[:-1] == plain and with_eos[-1] == 0.0
     credited = [index for index, value in enumerate(plain) if value]

@@ -286,12 +286,22 @@ def test_scorer_model_by_path_loads_in_4bit_when_the_recipe_does(tiny64_dir, tin
     from trl import ModelConfig
 
     model_args = ModelConfig(model_name_or_path=tiny_model_dir, load_in_4bit=True, use_peft=True)
-    options = [{"model": tiny64_dir}, {"model": tiny64_dir, "load_in_4bit": False}]  # a list: one name used twice
-    judge, full_precision = cli.build_reward_funcs(
-        ["logprob_quality", "logprob_quality"], options, "token_reward_kwargs", None, model_args
+    options = [  # a list: one name used three times
+        {"model": tiny64_dir},
+        {"model": tiny64_dir, "model_init_kwargs": {"load_in_4bit": False}},
+        {"model": tiny64_dir, "model_init_kwargs": {"dtype": "float32"}},
+    ]
+    judge, full_precision, typed = cli.build_reward_funcs(
+        ["logprob_quality"] * 3, options, "token_reward_kwargs", None, model_args
     )
     assert isinstance(judge.model.model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)
+    assert judge.model_init_kwargs.quantization_config.load_in_4bit  # the policy's NF4 settings
     assert type(full_precision.model.model.layers[0].self_attn.q_proj).__name__ == "Linear"  # opted out
+    assert isinstance(typed.model.model.layers[0].self_attn.q_proj, bnb.nn.Linear4bit)  # other fields kept, 4-bit too
+    assert typed.model_init_kwargs.dtype == "float32"
+    with pytest.raises(ValueError, match=r"logprob_quality: unknown model_init_kwargs \['load_in_8bit'\]; known: \["):
+        unknown = {"logprob_quality": {"model": tiny64_dir, "model_init_kwargs": {"load_in_8bit": True}}}
+        cli.build_reward_funcs(["logprob_quality"], unknown, "token_reward_kwargs", None, model_args)
 
 
 def test_cli_online_prm_on_the_policys_checkpoint_gets_its_own_copy(tmp_path, tiny64_dir, monkeypatch):
@@ -304,7 +314,12 @@ def test_cli_online_prm_on_the_policys_checkpoint_gets_its_own_copy(tmp_path, ti
     trainers = []
     run_training = cli.run_training
     monkeypatch.setattr(cli, "run_training", lambda *a, **k: trainers.append(run_training(*a, **k)) or trainers[-1])
-    prm_options = {"model": tiny64_dir, "beta": 0.5, "learning_rate": 1e-2, "load_in_4bit": False}
+    prm_options = {
+        "model": tiny64_dir,
+        "beta": 0.5,
+        "learning_rate": 1e-2,
+        "model_init_kwargs": {"load_in_4bit": False},
+    }
     recipe = write_recipe(
         tmp_path,
         tiny64_dir,

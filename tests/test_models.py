@@ -14,6 +14,7 @@ from trl import ModelConfig  # noqa: E402
 
 from trl_token_ext.compat import keep_bnb_4bit_trainable_on_cpu  # noqa: E402
 from trl_token_ext.models import (  # noqa: E402
+    ScorerModelArgs,
     SharedBaseModel,
     adapters_disabled,
     linear_module_names,
@@ -177,8 +178,8 @@ def test_shared_base_model_scores_with_the_adapter_disabled(tiny64_dir):
 
     base, _ = load_policy(ModelConfig(model_name_or_path=tiny64_dir))
     reference, _ = load_policy(ModelConfig(model_name_or_path=tiny64_dir))
-    judge = load_scorer_model(tiny64_dir, policy=base, policy_name_or_path=tiny64_dir + "/")
-    assert isinstance(judge, SharedBaseModel) and judge.model is base  # no second copy
+    judge = SharedBaseModel(base)  # what `trl-token grpo` builds for a scorer on the policy's checkpoint
+    assert load_scorer_model(judge) is judge  # a model object passes the loader as it is: no second copy
     policy = get_peft_model(base, LoraConfig(r=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False))
     policy.train()
     ids = torch.tensor([[5, 9, 30, 41, 7]])
@@ -220,16 +221,14 @@ def test_adapters_disabled_turns_off_modules_to_save_copies_and_restores_them(ti
         torch.testing.assert_close(policy(input_ids=ids).logits, adapted)
 
 
-def test_scorer_model_on_another_checkpoint_loads_frozen_in_4bit(tiny64_dir, tiny_model_dir):
+def test_scorer_model_loads_frozen_in_4bit(tiny64_dir):
     import bitsandbytes as bnb
 
     scorer = load_scorer_model(
         tiny64_dir,
-        qlora_args(tiny64_dir, use_peft=False),
+        ScorerModelArgs.from_model_config(qlora_args(tiny64_dir, use_peft=False)),
         task="sequence-classification",
         num_labels=2,
-        policy=torch.nn.Linear(1, 1),
-        policy_name_or_path=tiny_model_dir,
     )
     assert not isinstance(scorer, SharedBaseModel)
     assert isinstance(scorer.model.layers[0].mlp.up_proj, bnb.nn.Linear4bit)

@@ -26,7 +26,9 @@ def make_prm(tokenizer, **kwargs):
     torch.manual_seed(0)
     model = build_tiny_causal_lm(tokenizer, seed=1)
     lora = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    return OnlineImplicitPRM(model, tokenizer=tokenizer, peft_config=lora, beta=BETA, device="cpu", **kwargs)
+    return OnlineImplicitPRM(
+        model, tokenizer=tokenizer, peft_config=lora, beta=BETA, model_init_kwargs={"device": "cpu"}, **kwargs
+    )
 
 
 def ids_of(tokenizer):

@@ -1,19 +1,25 @@
-"""The public namespace: static sorted `__all__`, lazy imports that resolve."""
+"""The public namespace: one table (`_EXPORTS`) from which the sorted `__all__` and the lazy lookup derive."""
 
 import importlib
 
 import trl_token_ext
 
 
-def test_all_is_sorted_and_matches_lazy_table():
-    assert trl_token_ext.__all__ == sorted(trl_token_ext.__all__)
-    assert set(trl_token_ext.__all__) == set(trl_token_ext._LAZY)
+def test_exports_table_is_sorted_and_all_is_derived_from_it():
+    exports = trl_token_ext._EXPORTS
+    assert list(exports) == sorted(exports)
+    for module, names in exports.items():
+        assert list(names) == sorted(names), module
+    flat = [name for names in exports.values() for name in names]
+    assert len(flat) == len(set(flat))  # a name lives in one module
+    assert trl_token_ext.__all__ == sorted(flat)
+    assert all(isinstance(name, str) for name in trl_token_ext.__all__)
 
 
-def test_every_public_name_resolves():
-    for name in trl_token_ext.__all__:
-        value = getattr(trl_token_ext, name)
-        assert getattr(importlib.import_module(trl_token_ext._LAZY[name]), name) is value
+def test_every_public_name_resolves_to_its_module():
+    for module, names in trl_token_ext._EXPORTS.items():
+        for name in names:
+            assert getattr(trl_token_ext, name) is getattr(importlib.import_module(module), name)
 
 
 def test_unknown_attribute_raises():

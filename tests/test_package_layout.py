@@ -43,7 +43,7 @@ def test_public_names_are_library_names():
         assert module.rsplit(".", 1)[1] not in trl_token_ext.__all__
 
 
-def test_train_classifier_arguments_require_model_and_data(tmp_path):
+def test_train_classifier_arguments_require_model_and_data(tmp_path, capsys):
     import pytest
 
     from trl_token_ext.sentence.recipes import TrainClassifierArguments, train_classifier_main
@@ -54,8 +54,9 @@ def test_train_classifier_arguments_require_model_and_data(tmp_path):
         train_classifier_main(["--output_dir", str(tmp_path)])
     recipe = tmp_path / "recipe.yaml"
     recipe.write_text("model_name_or_path: some/encoder\noutput_dir: out\n")
-    with pytest.raises(ValueError, match=r"does not set the required \['dataset_name'\]"):
-        train_classifier_main([str(recipe)])
+    with pytest.raises(SystemExit):  # TrlParser: the recipe sets the model, not the data
+        train_classifier_main(["--config", str(recipe)])
+    assert "the following arguments are required: --dataset_name" in capsys.readouterr().err
 
 
 def test_train_classifier_command_is_wired_through_the_cli(capsys):
@@ -67,3 +68,48 @@ def test_train_classifier_command_is_wired_through_the_cli(capsys):
         cli.main(["train-classifier", "--help"])
     assert exit_info.value.code == 0
     assert "--model_name_or_path" in capsys.readouterr().out
+
+
+def _first_party_imports(path):
+    """(imported module, at module top?) for every `trl_token_ext` import of the file at ``path``."""
+    import ast
+
+    tree = ast.parse(path.read_text(encoding="utf-8"))
+    top = {id(node) for node in tree.body}
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("trl_token_ext"):
+            found.append((node.module, id(node) in top))
+        elif isinstance(node, ast.Import):
+            found += [(alias.name, id(node) in top) for alias in node.names if alias.name.startswith("trl_token_ext")]
+    return found
+
+
+def test_layers_read_top_down():
+    """No library module imports the entry points (cli, demo); scorers do not import sentence/; the ground modules
+    (text, data, choices, extras) import only each other and alignment (docs/architecture.md)."""
+    from pathlib import Path
+
+    package = Path(trl_token_ext.__file__).parent
+    ground = {"trl_token_ext.text", "trl_token_ext.data", "trl_token_ext.choices", "trl_token_ext.extras"}
+    for path in sorted(package.rglob("*.py")):
+        module = "trl_token_ext." + ".".join(path.relative_to(package).with_suffix("").parts)
+        if module.startswith(("trl_token_ext.cli", "trl_token_ext.demo")):
+            continue
+        imports = [name for name, _ in _first_party_imports(path)]
+        assert not [n for n in imports if n.startswith(("trl_token_ext.cli", "trl_token_ext.demo"))], module
+        if module.startswith("trl_token_ext.scorers"):
+            assert not [n for n in imports if n.startswith("trl_token_ext.sentence")], module
+        if module in ground:
+            assert set(imports) <= ground | {"trl_token_ext.alignment"}, (module, imports)
+
+
+def test_cli_and_the_ground_layer_import_without_torch_or_trl():
+    """`trl-token --help`, the registry and the ground modules stay instant: torch and TRL load when a command runs."""
+    code = (
+        "import sys\nimport trl_token_ext.cli, trl_token_ext.registry, trl_token_ext.script_args\n"
+        "import trl_token_ext.alignment, trl_token_ext.choices, trl_token_ext.text, trl_token_ext.data\n"
+        "print(sorted(m for m in ('torch', 'trl', 'transformers') if m in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=300)
+    assert result.stdout.strip().splitlines()[-1] == "[]"

@@ -241,7 +241,7 @@ def test_unreadable_csv_names_file_and_line(tmp_path, content, message):
 
 
 def test_unreadable_jsonl_names_file_and_cause(tmp_path):
-    from trl_token_ext.sentence.recipes import load_data_file
+    from trl_token_ext.data import load_data_file
 
     path = tmp_path / "bad.jsonl"
     path.write_text('{"text": "a", "label": "pos"}\n{"text": "b", "label"\n')

@@ -3,11 +3,14 @@ model-backed scorers."""
 
 from __future__ import annotations
 
+import dataclasses
+
 import pytest
 import torch
 
 import trl_token_ext.models as models
 from trl_token_ext.alignment import spread_span_scores
+from trl_token_ext.models import ScorerModelArgs
 from trl_token_ext.scorers import ImplicitPRMQuality, LogProbQuality, TokenClassifierQuality
 from trl_token_ext.sentence import SentenceClassifierReward
 
@@ -17,7 +20,7 @@ SPANS, SCORES = [(1, 6), (4, 9)], [6.0, 2.0]
 
 
 @pytest.mark.parametrize(
-    "reduce, expected",
+    "placement, expected",
     [
         ("sum", [6.0, 8.0, 0.0, 8.0]),  # A covers tokens 0, 1, 3; B covers 1, 3
         ("mean", [6.0, 4.0, 0.0, 4.0]),
@@ -26,16 +29,18 @@ SPANS, SCORES = [(1, 6), (4, 9)], [6.0, 2.0]
         ("last", [0.0, 0.0, 0.0, 8.0]),
     ],
 )
-def test_spread_span_scores_hand_computed(reduce, expected):
-    assert spread_span_scores(TOKENS, SPANS, SCORES, reduce=reduce) == pytest.approx(expected)
+def test_spread_span_scores_hand_computed(placement, expected):
+    assert spread_span_scores(TOKENS, SPANS, SCORES, placement=placement) == pytest.approx(expected)
 
 
 def test_spread_span_scores_conserves_totals_and_rejects_unknown_modes():
-    for reduce in ("split", "even", "last"):
-        assert sum(spread_span_scores(TOKENS, SPANS, SCORES, reduce=reduce)) == pytest.approx(8.0)
+    for placement in ("split", "even", "last"):
+        assert sum(spread_span_scores(TOKENS, SPANS, SCORES, placement=placement)) == pytest.approx(8.0)
     assert spread_span_scores(TOKENS, [(5, 5)], [1.0]) == [0.0] * 4  # a span over no character is dropped
-    with pytest.raises(ValueError, match="reduce must be one of"):
-        spread_span_scores(TOKENS, SPANS, SCORES, reduce="max")
+    with pytest.raises(
+        ValueError, match=r"spread_span_scores: placement must be one of \['sum', 'mean', 'split', 'even', 'last'\]"
+    ):
+        spread_span_scores(TOKENS, SPANS, SCORES, placement="max")
 
 
 @pytest.fixture
@@ -59,10 +64,14 @@ def test_every_model_backed_scorer_loads_through_load_scorer_model(loads, tiny_m
     AutoModelForSequenceClassification.from_pretrained(tiny_model_dir, num_labels=2).save_pretrained(classifier_dir)
     tiny_tokenizer.save_pretrained(classifier_dir)
     extra = {"attn_implementation": "eager"}
-    LogProbQuality(tiny_model_dir, model_kwargs=extra, device="cpu")
-    prm = ImplicitPRMQuality(tiny_model_dir, ref_model=tiny_model_dir, model_kwargs=extra, dtype=torch.float32)
-    TokenClassifierQuality(tiny_model_dir, "LABEL_1", model_kwargs=extra)
-    SentenceClassifierReward(classifier_dir, label=1, model_kwargs=extra)
+    LogProbQuality(tiny_model_dir, model_init_kwargs={"model_kwargs": extra, "device": "cpu"})
+    prm = ImplicitPRMQuality(
+        tiny_model_dir,
+        ref_model=tiny_model_dir,
+        model_init_kwargs=ScorerModelArgs(dtype=torch.float32, model_kwargs=extra),
+    )
+    TokenClassifierQuality(tiny_model_dir, "LABEL_1", model_init_kwargs={"model_kwargs": extra})
+    SentenceClassifierReward(classifier_dir, label=1, model_init_kwargs={"model_kwargs": extra})
     tasks = [task for _, task, _ in loads]
     assert tasks == ["causal-lm", "causal-lm", "causal-lm", "token-classification", "sequence-classification"]
     assert all(kwargs["attn_implementation"] == "eager" for _, _, kwargs in loads)  # ImplicitPRM's model_kwargs too
@@ -80,8 +89,8 @@ def test_adapter_folder_loads_base_plus_adapter_merged_or_kept(tiny_model_dir, t
     peft_model.save_pretrained(tmp_path)
     ids = torch.tensor([[1, 2, 3, 4]])
     expected = peft_model(input_ids=ids).logits
-    kept = models.load_scorer_model(str(tmp_path), device="cpu")
-    merged = models.load_scorer_model(str(tmp_path), device="cpu", merge_adapter=True)
+    kept = models.load_scorer_model(str(tmp_path), {"device": "cpu"})
+    merged = models.load_scorer_model(str(tmp_path), {"device": "cpu"}, merge_adapter=True)
     assert models.has_adapter(kept) and not models.has_adapter(merged)
     torch.testing.assert_close(kept(input_ids=ids).logits, expected)
     torch.testing.assert_close(merged(input_ids=ids).logits, expected, atol=1e-5, rtol=1e-5)
@@ -90,3 +99,48 @@ def test_adapter_folder_loads_base_plus_adapter_merged_or_kept(tiny_model_dir, t
     torch.testing.assert_close(base, AutoModelForCausalLM.from_pretrained(tiny_model_dir)(input_ids=ids).logits)
     with pytest.raises(TypeError, match="judge: model must be a model id, a path or a model object"):
         models.load_scorer_model(3, owner="judge")
+
+
+def test_scorer_model_args_is_the_one_loading_argument():
+    """Every model-backed scorer takes `model_init_kwargs` and none keeps a loader keyword of its own."""
+    import inspect
+
+    from trl_token_ext import (
+        EmbeddingConsistency,
+        OnlineImplicitPRM,
+        StepPRMReward,
+        TeacherDistillReward,
+    )
+
+    loader_keywords = {field.name for field in dataclasses.fields(ScorerModelArgs)}
+    for cls in (
+        LogProbQuality,
+        ImplicitPRMQuality,
+        TokenClassifierQuality,
+        TeacherDistillReward,
+        OnlineImplicitPRM,
+        EmbeddingConsistency,
+        StepPRMReward,
+        SentenceClassifierReward,
+    ):
+        parameters = set(inspect.signature(cls.__init__).parameters)
+        assert "model_init_kwargs" in parameters and not loader_keywords & parameters, cls.__name__
+
+
+def test_scorer_model_args_coerce_and_from_model_config():
+    from trl import ModelConfig
+
+    assert ScorerModelArgs.coerce(None) == ScorerModelArgs()
+    given = ScorerModelArgs(device="cpu")
+    assert ScorerModelArgs.coerce(given) is given
+    assert ScorerModelArgs.coerce({"dtype": "bfloat16", "load_in_4bit": True}) == ScorerModelArgs(
+        dtype="bfloat16", load_in_4bit=True
+    )
+    with pytest.raises(ValueError, match=r"^judge: unknown model_init_kwargs \['devices'\]; known: \['dtype'"):
+        ScorerModelArgs.coerce({"devices": "cpu"}, "judge")
+    with pytest.raises(TypeError, match="judge: model_init_kwargs must be a ScorerModelArgs or a dict, got str"):
+        ScorerModelArgs.coerce("cpu", "judge")
+    config = ModelConfig(model_name_or_path="unused", dtype="bfloat16", attn_implementation="eager")
+    args = ScorerModelArgs.from_model_config(config, device="cpu")
+    assert (args.dtype, args.device, args.quantization_config) == ("bfloat16", "cpu", None)
+    assert args.model_kwargs == {"attn_implementation": "eager", "revision": "main"}

@@ -44,7 +44,7 @@ def test_reference_consistency_hand_computed():
     # The, movie, was supported (+1 each, one token each); "wonderful" (5 tokens) unsupported: -0.5 / 5 each.
     assert values[0] == pytest.approx([1, 1, 1, -0.1, -0.1, -0.1, -0.1, -0.1, 0])
     assert values[1] is None
-    ignoring = ReferenceConsistency(column="source", ignore_words=["THE"], spread="last")
+    ignoring = ReferenceConsistency(column="source", ignore_words=["THE"], placement="last")
     values = call(ignoring, [encode(TEXT)], source=[["a movie", "was wonderful"]])
     assert values[0] == pytest.approx([0, 1, 1, 0, 0, 0, 0, 1, 0])
     assert call(ignoring, [[], [policy_tokenizer().eos_token_id]], source=["x", "y"]) == [[], [0.0]]
@@ -71,7 +71,7 @@ def test_self_consistency_group_agreement_hand_computed():
     assert values[2] == pytest.approx([0.375] * len(ids[2]))
     assert values[3] is None
     # Explicit group size, custom similarity, "split" spread.
-    same = SelfConsistency(num_generations=2, similarity=lambda a, b: float(a == b), spread="split")
+    same = SelfConsistency(num_generations=2, similarity=lambda a, b: float(a == b), placement="even")
     values = call(same, [encode("A cat sat."), encode("A cat sat.")], prompts=["x", "y"])
     assert values[0] == pytest.approx([1 / len(ids[3])] * len(ids[3]))
     with pytest.raises(ValueError, match="self_consistency: 3 completions cannot be split into groups"):
@@ -84,7 +84,7 @@ def test_jaccard():
 
 
 def test_self_consistency_sentences_keep_decimals_and_abbreviations():
-    from trl_token_ext.scorers._common import sentence_spans
+    from trl_token_ext.text import sentence_spans
 
     text = "Dr. Smith paid 2.5 dollars. It was cheap!"
     assert sentence_spans(text) == [("Dr. Smith paid 2.5 dollars.", (0, 27)), ("It was cheap!", (28, 41))]

@@ -78,7 +78,7 @@ def test_sentence_level_scores_are_cosines_split_over_each_sentence(scorer_facto
 def test_completion_level_gives_one_cosine_for_the_whole_text(scorer_factory, encoder_tokenizer, tiny_tokenizer):
     text = "The movie was great. The food was bad."
     ids = tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
-    scorer = scorer_factory(column="reference", level="completion", spread="last")
+    scorer = scorer_factory(column="reference", level="completion", placement="last")
     (values,) = scorer(prompts=["p"], completion_ids=[ids], processing_class=tiny_tokenizer, reference=["good food"])
     nonzero = [v for v in values if v != 0.0]
     assert len(nonzero) == 1 and values[-1] == nonzero[0]
@@ -150,8 +150,10 @@ def test_identical_sentence_scores_one_with_a_real_encoder(tmp_path, tiny_tokeni
 def test_bad_arguments_and_missing_column_name_the_culprit(scorer_factory, tiny_tokenizer):
     with pytest.raises(ValueError, match="topic_c: level must be one of"):
         scorer_factory(level="word", name="topic_c")
-    with pytest.raises(ValueError, match="spread must be one of"):
-        scorer_factory(spread="even")
+    with pytest.raises(
+        ValueError, match=r"placement must be one of \['sum', 'mean', 'split', 'even', 'last'\], got 'all'"
+    ):
+        scorer_factory(placement="all")
     with pytest.raises(ValueError, match="batch_size and max_length"):
         scorer_factory(batch_size=0)
     with pytest.raises(ValueError, match="topic_c: the dataset column 'topic' is missing"):

@@ -66,7 +66,7 @@ def test_logprob_tokenizer_mismatch_char_offsets():
     ids = [encode(TEXT)]
     summed = call(LogProbQuality(judge, tokenizer=char_tokenizer()), ids)[0]
     assert summed == pytest.approx([-n * math.log(262) for n in TOKEN_LENGTHS], abs=1e-4)
-    averaged = call(LogProbQuality(judge, tokenizer=char_tokenizer(), reduce="mean"), ids)[0]
+    averaged = call(LogProbQuality(judge, tokenizer=char_tokenizer(), placement="mean"), ids)[0]
     assert averaged == pytest.approx([-math.log(262)] * len(TOKEN_LENGTHS), abs=1e-5)
     clipped = call(LogProbQuality(judge, tokenizer=char_tokenizer(), clip_min=-3.0), ids)[0]
     assert clipped == pytest.approx([-3.0 * n for n in TOKEN_LENGTHS], abs=1e-5)
@@ -84,7 +84,7 @@ def test_logprob_coarser_judge_split_conserves_total():
     split = call(LogProbQuality(judge, tokenizer=judge_tok), ids)[0]
     assert split == pytest.approx([-L, -L, -L] + [-L * n / 10 for n in (2, 1, 2, 2, 3)] + [-L], abs=1e-5)
     assert sum(split) == pytest.approx(-5 * L, abs=1e-5)  # five judge tokens
-    summed = call(LogProbQuality(judge, tokenizer=judge_tok, reduce="sum"), ids)[0]
+    summed = call(LogProbQuality(judge, tokenizer=judge_tok, placement="sum"), ids)[0]
     assert summed == pytest.approx([-L] * 9, abs=1e-5)  # " wonderful" counted once per covered policy token
 
 
@@ -106,7 +106,7 @@ def test_logprob_batched_equals_loop_and_conserves_mass_across_tokenizers():
         ]
         for a, b in zip(batched, looped):
             assert a == pytest.approx(b, abs=1e-5)
-    # Mismatch: the policy-token values add up to the judge's total log-prob of the completion (reduce="split"),
+    # Mismatch: the policy-token values add up to the judge's total log-prob of the completion (placement="split"),
     # for a finer (one token per character) and a coarser judge tokenizer.
     for judge_tok in (char_tokenizer(), coarse_tokenizer()):
         _check_total(_tiny_lm(judge_tok, seed=1), judge_tok)
@@ -181,7 +181,7 @@ def test_logprob_loads_from_path_and_forwards_quantization(tiny_model_dir, monke
         return real(path, **kwargs)
 
     monkeypatch.setattr(AutoModelForCausalLM, "from_pretrained", spy)
-    LogProbQuality(tiny_model_dir, load_in_4bit=True)
+    LogProbQuality(tiny_model_dir, model_init_kwargs={"load_in_4bit": True})
     assert seen["quantization_config"].load_in_4bit and seen["quantization_config"].bnb_4bit_quant_type == "nf4"
 
 
@@ -231,7 +231,7 @@ def test_implicit_prm_adapter_folder_loaded_by_path(tiny_model_dir, tmp_path):
 
 def test_token_classifier_char_alignment_hand_computed():
     scorer = TokenClassifierQuality(
-        CharRuleTagger(char_tokenizer()), "VOWEL", tokenizer=char_tokenizer(), score="logit"
+        CharRuleTagger(char_tokenizer()), "VOWEL", tokenizer=char_tokenizer(), output="logit"
     )
     (values,) = call(scorer, [encode(TEXT)])
     # vowels per token / characters per token: The, ' movie', ' was', ' w', o, nd, er, ful, '.'
@@ -268,8 +268,8 @@ def test_lexicon_spread_modes_and_files(tmp_path):
     lexicon = {"wonderful": 2.0, "Movie": -1.0}
     ids = [encode(TEXT)]
     assert call(LexiconQuality(lexicon), ids)[0] == pytest.approx([0, -1, 0, 0.4, 0.4, 0.4, 0.4, 0.4, 0])
-    assert call(LexiconQuality(lexicon, spread="all"), ids)[0] == pytest.approx([0, -1, 0, 2, 2, 2, 2, 2, 0])
-    assert call(LexiconQuality(lexicon, spread="last"), ids)[0] == pytest.approx([0, -1, 0, 0, 0, 0, 0, 2, 0])
+    assert call(LexiconQuality(lexicon, placement="sum"), ids)[0] == pytest.approx([0, -1, 0, 2, 2, 2, 2, 2, 0])
+    assert call(LexiconQuality(lexicon, placement="last"), ids)[0] == pytest.approx([0, -1, 0, 0, 0, 0, 0, 2, 0])
     assert call(LexiconQuality(lexicon, case_sensitive=True), ids)[0] == pytest.approx([0, 0, 0] + [0.4] * 5 + [0])
     (tmp_path / "lex.txt").write_text("movie\t1.5\t0.5\t[1, 2]\nwas\t-0.5\t0.1\t[0]\n", encoding="utf-8")
     assert call(LexiconQuality(tmp_path / "lex.txt"), ids)[0] == pytest.approx([0, 1.5, -0.5, 0, 0, 0, 0, 0, 0])
@@ -292,7 +292,7 @@ def test_scorers_are_picklable_with_names():
 
 def test_lexicon_from_vader():
     pytest.importorskip("vaderSentiment")
-    scorer = LexiconQuality.from_vader(spread="last")
+    scorer = LexiconQuality.from_vader(placement="last")
     assert scorer.__name__ == "vader_lexicon_quality" and scorer.lexicon["wonderful"] == pytest.approx(2.7)
     assert call(scorer, [encode(TEXT)])[0] == pytest.approx([0, 0, 0, 0, 0, 0, 0, 2.7, 0])
 

@@ -42,7 +42,7 @@ def test_smollm2_judge_aligns_to_a_different_tokenizer():
 
     from trl_token_ext.scorers import LogProbQuality
 
-    scorer = LogProbQuality(str(SMOLLM2), device="cpu")
+    scorer = LogProbQuality(str(SMOLLM2), model_init_kwargs={"device": "cpu"})
     judge_tok = AutoTokenizer.from_pretrained(SMOLLM2)
     text, prompt = "The movie was wonderful and the acting was great.", "Write a short review."
     values = call(scorer, [encode(text)], prompts=[prompt])[0]

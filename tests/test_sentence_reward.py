@@ -9,7 +9,8 @@ import warnings
 import pytest
 import torch
 
-from trl_token_ext.sentence.reward import SentenceClassifierReward, completion_text
+from trl_token_ext.sentence.reward import SentenceClassifierReward
+from trl_token_ext.text import completion_text
 
 SCORES = {"The movie was great.": 0.9, "I hated it!": 0.2, "The movie was great. I hated it!": 0.3, "Fine.": 0.5}
 
@@ -62,19 +63,21 @@ def test_bpe_token_layout_precondition(bpe):
     ("placement", "expected"),
     [
         # sentence 1 = tokens 0..7 (ends on "."), token 8 is the space between, sentence 2 = tokens 9..14.
-        ("end", [0, 0, 0, 0, 0, 0, 0, 0.9, 0, 0, 0, 0, 0, 0, 0.2]),
-        ("spread", [0.9 / 8] * 8 + [0.0] + [0.2 / 6] * 6),
+        ({"placement": "last"}, [0, 0, 0, 0, 0, 0, 0, 0.9, 0, 0, 0, 0, 0, 0, 0.2]),
+        ({"placement": "even"}, [0.9 / 8] * 8 + [0.0] + [0.2 / 6] * 6),
+        ({"placement": "sum"}, [0.9] * 8 + [0.0] + [0.2] * 6),
         # Φ1 = score("The movie was great.") = 0.9, Φ2 = score(whole text) = 0.3 → 0.9 then 0.3 − 0.9.
-        ("potential", [0, 0, 0, 0, 0, 0, 0, 0.9, 0, 0, 0, 0, 0, 0, 0.3 - 0.9]),
+        ({"potential": True}, [0, 0, 0, 0, 0, 0, 0, 0.9, 0, 0, 0, 0, 0, 0, 0.3 - 0.9]),
+        ({"potential": True, "placement": "even"}, [0.9 / 8] * 8 + [0.0] + [(0.3 - 0.9) / 6] * 6),
     ],
 )
 def test_placements_give_hand_computed_token_vectors(bpe, placement, expected):
-    reward = FakeReward("fake", placement=placement)
+    reward = FakeReward("fake", **placement)
     out = reward(prompts=["p"], completions=[TEXT], completion_ids=[_ids(bpe)], processing_class=bpe)
     assert out[0] == pytest.approx(expected)
     asked = reward.calls[0]
     assert asked == (
-        ["The movie was great.", TEXT] if placement == "potential" else ["The movie was great.", "I hated it!"]
+        ["The movie was great.", TEXT] if "potential" in placement else ["The movie was great.", "I hated it!"]
     )
 
 
@@ -84,7 +87,7 @@ def test_placements_with_wordpiece_policy_tokenizer():
     tokenizer = build_wordpiece_tokenizer()
     ids = _ids(tokenizer)  # the . i hated it ! → [the, movie, was, great, ., i, hated, it, !]
     assert [tokenizer.decode([t]) for t in ids] == ["the", "movie", "was", "great", ".", "i", "hated", "it", "!"]
-    out = FakeReward("fake", placement="end")(completions=[TEXT], completion_ids=[ids], processing_class=tokenizer)
+    out = FakeReward("fake", placement="last")(completions=[TEXT], completion_ids=[ids], processing_class=tokenizer)
     assert out[0] == pytest.approx([0, 0, 0, 0, 0.9, 0, 0, 0, 0.2])
 
 
@@ -149,7 +152,7 @@ def test_label_resolution(tiny_classifier_dir):
         SentenceClassifierReward(tiny_classifier_dir)
 
 
-@pytest.mark.parametrize("output", ["prob", "logit", "logprob"])
+@pytest.mark.parametrize("output", ["prob", "logit", "log_prob"])
 def test_batched_length_sorted_scores_match_one_by_one(tiny_classifier_dir, output):
     reward = SentenceClassifierReward(tiny_classifier_dir, label="positive", output=output, batch_size=2)
     model, tokenizer = reward._model, reward._tokenizer
@@ -170,7 +173,7 @@ def test_batched_length_sorted_scores_match_one_by_one(tiny_classifier_dir, outp
     with torch.no_grad():
         for text in texts:  # the naive way: one sentence per forward pass, no padding
             logits = model(**tokenizer(text, return_tensors="pt")).logits[0]
-            value = {"prob": logits.softmax(-1)[1], "logprob": logits.log_softmax(-1)[1], "logit": logits[1]}[output]
+            value = {"prob": logits.softmax(-1)[1], "log_prob": logits.log_softmax(-1)[1], "logit": logits[1]}[output]
             expected.append(value.item())
     assert scores == pytest.approx(expected, abs=1e-5)
 
@@ -203,7 +206,9 @@ def test_in_memory_model_and_explicit_cpu_device(tiny_classifier_dir):
 
     model = AutoModelForSequenceClassification.from_pretrained(tiny_classifier_dir)
     tokenizer = AutoTokenizer.from_pretrained(tiny_classifier_dir)
-    reward = SentenceClassifierReward(model, label="positive", tokenizer=tokenizer, device="cpu")
+    reward = SentenceClassifierReward(
+        model, label="positive", tokenizer=tokenizer, model_init_kwargs={"device": "cpu"}
+    )
     assert reward.classifier_device == torch.device("cpu")
     assert "BertForSequenceClassification" in repr(reward)
     by_path = SentenceClassifierReward(tiny_classifier_dir, label="positive")
@@ -213,7 +218,7 @@ def test_in_memory_model_and_explicit_cpu_device(tiny_classifier_dir):
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_classifier_on_gpu_policy_on_cpu(tiny_classifier_dir, bpe):
     reward = SentenceClassifierReward(tiny_classifier_dir, label="positive", device="cuda")
-    cpu = SentenceClassifierReward(tiny_classifier_dir, label="positive", device="cpu")
+    cpu = SentenceClassifierReward(tiny_classifier_dir, label="positive", model_init_kwargs={"device": "cpu"})
     ids = [_ids(bpe)]  # policy token ids live on the CPU (lists)
     out = reward(completion_ids=ids, processing_class=bpe)
     assert all(isinstance(v, float) for v in out[0])
@@ -223,7 +228,7 @@ def test_classifier_on_gpu_policy_on_cpu(tiny_classifier_dir, bpe):
 def test_potential_prefixes_keep_their_end_when_truncated(tiny_classifier_dir):
     from trl_token_ext.testing import build_wordpiece_tokenizer
 
-    reward = SentenceClassifierReward(tiny_classifier_dir, label="positive", placement="potential", max_length=6)
+    reward = SentenceClassifierReward(tiny_classifier_dir, label="positive", potential=True, max_length=6)
     policy = build_wordpiece_tokenizer()
     text = "the movie was wonderful and great. i hated it."
     ids = policy(text, add_special_tokens=False)["input_ids"]
@@ -242,7 +247,9 @@ def test_load_in_4bit(tiny_classifier_dir):
     pytest.importorskip("bitsandbytes")
     import bitsandbytes as bnb
 
-    quantized = SentenceClassifierReward(tiny_classifier_dir, label="positive", load_in_4bit=True)
+    quantized = SentenceClassifierReward(
+        tiny_classifier_dir, label="positive", model_init_kwargs={"load_in_4bit": True}
+    )
     assert isinstance(quantized._model.bert.encoder.layer[0].attention.self.query, bnb.nn.Linear4bit)
     full = SentenceClassifierReward(tiny_classifier_dir, label="positive")
     texts = ["Good. Bad.", "The movie was wonderful and the acting was great."]

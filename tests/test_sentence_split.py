@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from trl_token_ext.sentence.split import align_sentences, split_sentences
+from trl_token_ext.sentence.split import align_sentences
+from trl_token_ext.text import split_sentences
 
 
 def sentences(text: str) -> list[str]:

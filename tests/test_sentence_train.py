@@ -96,7 +96,9 @@ def test_train_tiny_classifier_with_lora_saves_adapter_merged_and_metrics(tiny_c
     texts = ["I loved this film.", "I hated it. The plot was boring."]
     assert by_merged.sequence_rewards(texts) == pytest.approx(by_adapter.sequence_rewards(texts), abs=1e-5)
     pytest.importorskip("bitsandbytes")
-    quantized_adapter = SentenceClassifierReward(result.adapter_dir, label="positive", load_in_4bit=True)
+    quantized_adapter = SentenceClassifierReward(
+        result.adapter_dir, label="positive", model_init_kwargs={"load_in_4bit": True}
+    )
     assert type(quantized_adapter._model).__name__ == "PeftModelForSequenceClassification"  # not merged in 4-bit
     assert quantized_adapter.sequence_rewards(texts) == pytest.approx(by_merged.sequence_rewards(texts), abs=0.05)
 

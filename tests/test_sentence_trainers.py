@@ -45,12 +45,12 @@ def test_stock_grpo_trainer_uses_sequence_level_reward(tiny_model_dir, tiny_clas
     assert _changed(before, trainer.model) > 0
 
 
-@pytest.mark.parametrize("placement", ["end", "spread", "potential"])
+@pytest.mark.parametrize("placement", [{"placement": "last"}, {"placement": "even"}, {"potential": True}])
 def test_token_grpo_trainer_each_placement(tiny_model_dir, tiny_classifier_dir, prompt_dataset, tmp_path, placement):
     from trl_token_ext import TokenGRPOConfig, TokenGRPOTrainer
     from trl_token_ext.sentence.reward import SentenceClassifierReward
 
-    sentence = SentenceClassifierReward(tiny_classifier_dir, label="positive", placement=placement)
+    sentence = SentenceClassifierReward(tiny_classifier_dir, label="positive", **placement)
     calls = []
 
     def outcome(completions, **kwargs):

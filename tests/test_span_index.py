@@ -42,8 +42,8 @@ def test_empty_span_tokens_never_overlap():
     assert TokenSpanIndex(spans).overlapping((1, 3)) == [0, 2]
 
 
-@pytest.mark.parametrize("reduce", ["sum", "mean", "split", "even", "last"])
-def test_spread_unchanged_by_the_index(reduce):
+@pytest.mark.parametrize("placement", ["sum", "mean", "split", "even", "last"])
+def test_spread_unchanged_by_the_index(placement):
     """The placement through the index equals a placement that scans every token for every span."""
     rng = random.Random(7)
     spans = _contiguous_spans(rng, 40)
@@ -56,12 +56,12 @@ def test_spread_unchanged_by_the_index(reduce):
         tokens = overlapping_tokens(spans, (start, end))
         if not tokens:
             continue
-        if reduce == "last":
+        if placement == "last":
             expected[tokens[-1]] += score
-        elif reduce == "even":
+        elif placement == "even":
             for i in tokens:
                 expected[i] += score / len(tokens)
-        elif reduce == "split":
+        elif placement == "split":
             shared = [min(spans[i][1], end) - max(spans[i][0], start) for i in tokens]
             for i, size in zip(tokens, shared):
                 expected[i] += score * size / sum(shared)
@@ -69,9 +69,9 @@ def test_spread_unchanged_by_the_index(reduce):
             for i in tokens:
                 expected[i] += score
                 counts[i] += 1
-    if reduce == "mean":
+    if placement == "mean":
         expected = [t / c if c else 0.0 for t, c in zip(expected, counts)]
-    assert spread_span_scores(spans, char_spans, scores, reduce=reduce) == pytest.approx(expected, abs=1e-12)
+    assert spread_span_scores(spans, char_spans, scores, placement=placement) == pytest.approx(expected, abs=1e-12)
 
 
 def test_unsorted_spans_are_detected_and_scanned():

@@ -111,7 +111,7 @@ def reference_scores(format: str, steps: list[str], model=None, tokenizer=None) 
 
 def scorer(format: str, **options) -> StepPRMReward:
     model, tokenizer = prm(format)
-    return StepPRMReward(model, format, tokenizer, device="cpu", **options)
+    return StepPRMReward(model, format, tokenizer, model_init_kwargs={"device": "cpu"}, **options)
 
 
 def call(reward, texts, policy, prompts=None, **columns):
@@ -246,8 +246,8 @@ def test_errors_name_the_scorer(tiny_tokenizer):
 def test_prm_folders_load_like_the_real_checkpoints(format, tmp_path, tiny_tokenizer):
     """By path: the format's Auto class; Qwen2.5-Math-PRM through AutoModel + trust_remote_code."""
     path = save_tiny_prm(tmp_path / format, format, seed=3)
-    options = {"trust_remote_code": True} if format == "qwen_prm" else {}
-    loaded = StepPRMReward(str(path), format, device="cpu", **options)
+    init = {"device": "cpu", "trust_remote_code": format == "qwen_prm"}
+    loaded = StepPRMReward(str(path), format, model_init_kwargs=init)
     if format == "qwen_prm":
         assert type(loaded.model).__name__ == "TinyProcessRewardModel"
     # AutoTokenizer rebuilds a tokenizer for the model type (Qwen2's splits digits): the reference uses the loaded one
@@ -277,7 +277,9 @@ def test_padding_is_masked_for_a_bidirectional_prm(tiny_tokenizer):
         max_position_embeddings=64, pad_token_id=wordpiece.pad_token_id, num_labels=2,
     )  # fmt: skip
     torch.manual_seed(0)
-    reward = StepPRMReward(BertForTokenClassification(config).eval(), tokenizer=wordpiece, device="cpu")
+    reward = StepPRMReward(
+        BertForTokenClassification(config).eval(), tokenizer=wordpiece, model_init_kwargs={"device": "cpu"}
+    )
     texts = ["the movie was great\nthe food was good\nwhat a bad day", "it is"]
     together = call(reward, texts, tiny_tokenizer)
     alone = [call(reward, [text], tiny_tokenizer)[0] for text in texts]

@@ -164,14 +164,16 @@ def test_train_tiny_prm_with_lora_then_score_with_it(tiny_prm_dir, tmp_path, tin
     assert any("lora_B" in key and value.abs().sum() > 0 for key, value in adapter.items())
     assert any("score" in key for key in adapter)  # the head trains fully (modules_to_save)
 
-    reward = StepPRMReward(result.merged_dir, device="cpu")
+    reward = StepPRMReward(result.merged_dir, model_init_kwargs={"device": "cpu"})
     assert reward.step_tag == "\n\n" and reward.model.config.id2label == {0: "error", 1: "correct"}
     text = "3 + 4 = 7\n7 + 2 = 9 wrong\nAnswer: 9"
     ids = tiny_tokenizer(text, add_special_tokens=False)["input_ids"]
     placed = reward(prompts=["Add 3, 4 and 2."], completion_ids=[ids], processing_class=tiny_tokenizer)[0]
     scores = [value for value in placed if value]
     assert len(scores) == 3 and scores[1] < 0.5 < min(scores[0], scores[2])  # the wrong step is found
-    from_adapter = StepPRMReward(result.adapter_dir, device="cpu")  # base + LoRA adapter, labels from its config
+    from_adapter = StepPRMReward(
+        result.adapter_dir, model_init_kwargs={"device": "cpu"}
+    )  # base + LoRA adapter, labels from its config
     again = from_adapter(prompts=["Add 3, 4 and 2."], completion_ids=[ids], processing_class=tiny_tokenizer)[0]
     assert from_adapter.step_tag == "\n\n" and again == pytest.approx(placed, abs=1e-5)
 

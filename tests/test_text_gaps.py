@@ -11,16 +11,14 @@ from trl_token_ext import TokenGRPOConfig, alignment
 from trl_token_ext.alignment import overlapping_tokens, spread_span_scores, token_char_spans
 from trl_token_ext.scorers._common import (
     TokenScorer,
-    check_spread,
+    check_placement,
     decode_with_spans,
     get_column,
     group_indices,
-    is_conversational,
-    message_text,
-    prompt_text,
     same_tokenizer,
     spread_scores,
 )
+from trl_token_ext.text import is_conversational, message_text, prompt_text
 
 
 def make_config(tmp_path, **kwargs):
@@ -289,26 +287,28 @@ def test_get_column_lists_only_dataset_columns():
 def test_spread_scores_modes_accumulate_overlapping_spans():
     spans = [(0, 2), (2, 4), (4, 6)]
     items = [((0, 0), 9.0), ((0, 4), 2.0), ((7, 9), 5.0), ((2, 6), 1.0)]  # (7, 9) and (0, 0) overlap no token
-    assert spread_scores(spans, items, "all") == [2.0, 3.0, 1.0]
+    assert spread_scores(spans, items, "sum") == [2.0, 3.0, 1.0]
     assert spread_scores(spans, items, "last") == [0.0, 2.0, 1.0]
-    assert spread_scores(spans, items, "split") == [1.0, 1.5, 0.5]
+    assert spread_scores(spans, items, "even") == [1.0, 1.5, 0.5]
     assert spread_scores(spans, [((0, 2), 0.0), ((0, 2), 3.0)], "last") == [3.0, 0.0, 0.0]
     assert spread_scores(spans, [((0, 4), 2.0), ((2, 4), 3.0)], "last") == [0.0, 5.0, 0.0]
-    with pytest.raises(ValueError, match="q: spread must be one of .*got 'first'"):
-        check_spread("first", "q")
+    with pytest.raises(ValueError, match="q: placement must be one of .*got 'first'"):
+        check_placement("first", "q")
+    with pytest.raises(ValueError, match="q: placement must be one of"):
+        check_placement("all", "q")  # the old `spread` vocabulary is gone
 
 
 def test_split_placement_ignores_spans_that_only_touch_a_token():
-    assert spread_span_scores([(0, 3), (3, 3)], [(3, 5)], [1.0], reduce="split") == [0.0, 0.0]
-    assert spread_span_scores([(0, 3), (3, 4)], [(1, 4)], [3.0], reduce="split") == [2.0, 1.0]
+    assert spread_span_scores([(0, 3), (3, 3)], [(3, 5)], [1.0], placement="split") == [0.0, 0.0]
+    assert spread_span_scores([(0, 3), (3, 4)], [(1, 4)], [3.0], placement="split") == [2.0, 1.0]
 
 
 def test_spread_span_scores_default_sum_and_mean():
     spans = [(0, 2), (2, 4), (4, 6)]
     assert spread_span_scores(spans, [(0, 4), (2, 4)], [1.0, 3.0]) == [1.0, 4.0, 0.0]
-    assert spread_span_scores(spans, [(0, 4), (2, 4)], [1.0, 3.0], reduce="mean") == [1.0, 2.0, 0.0]
-    with pytest.raises(ValueError, match=r"reduce must be one of \(.*\), got 'max'"):
-        spread_span_scores(spans, [], [], reduce="max")
+    assert spread_span_scores(spans, [(0, 4), (2, 4)], [1.0, 3.0], placement="mean") == [1.0, 2.0, 0.0]
+    with pytest.raises(ValueError, match=r"placement must be one of \[.*\], got 'max'"):
+        spread_span_scores(spans, [], [], placement="max")
 
 
 def test_group_indices_with_groups_of_one_and_of_two():

@@ -11,6 +11,8 @@ import logging
 from collections.abc import Callable, Sequence
 from typing import Any
 
+from trl_token_ext.choices import PLACEMENTS, Placement, check_choice  # noqa: F401 (PLACEMENTS is public here)
+
 logger = logging.getLogger("trl_token_ext.alignment")
 
 Span = tuple[int, int]
@@ -200,18 +202,16 @@ def overlapping_tokens(token_spans: Sequence[Span], char_span: Span) -> list[int
     return [i for i, (s, e) in enumerate(token_spans) if e > s and s < end and e > start]
 
 
-PLACEMENTS = ("sum", "mean", "split", "even", "last")
-
-
 def spread_span_scores(
     token_spans: Sequence[Span],
     char_spans: Sequence[Span],
     scores: Sequence[float],
-    reduce: str = "sum",
+    placement: Placement = "sum",
 ) -> list[float]:
     """Per-token scores from scores on character spans: the one span → token placement of every scorer.
 
-    ``reduce`` says how a span's score reaches the (non-empty) tokens overlapping it:
+    ``placement`` (`trl_token_ext.choices.Placement`) says how a span's score reaches the (non-empty) tokens
+    overlapping it:
 
     * ``"sum"``: each gets the full score (a token overlapping several spans gets their sum);
     * ``"mean"``: each gets the mean score of the spans overlapping it;
@@ -229,8 +229,7 @@ def spread_span_scores(
     Returns:
         (T,) list of floats.
     """
-    if reduce not in PLACEMENTS:
-        raise ValueError(f"reduce must be one of {PLACEMENTS}, got {reduce!r}.")
+    check_choice("spread_span_scores", "placement", placement, PLACEMENTS)
     totals = [0.0] * len(token_spans)
     counts = [0] * len(token_spans)
     span_index = TokenSpanIndex(token_spans)
@@ -239,12 +238,12 @@ def spread_span_scores(
         if not tokens:
             continue
         score = float(score)
-        if reduce == "last":
+        if placement == "last":
             totals[tokens[-1]] += score
-        elif reduce == "even":
+        elif placement == "even":
             for index in tokens:
                 totals[index] += score / len(tokens)
-        elif reduce == "split":
+        elif placement == "split":
             shared = [min(token_spans[i][1], end) - max(token_spans[i][0], start) for i in tokens]
             for index, size in zip(tokens, shared):
                 totals[index] += score * size / sum(shared)
@@ -252,6 +251,6 @@ def spread_span_scores(
             for index in tokens:
                 totals[index] += score
                 counts[index] += 1
-    if reduce == "mean":
+    if placement == "mean":
         return [total / count if count else 0.0 for total, count in zip(totals, counts)]
     return totals

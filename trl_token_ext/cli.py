@@ -18,9 +18,11 @@ import os
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from trl_token_ext import registry
+from trl_token_ext.data import DATA_FILE_BUILDERS, load_data_file
 from trl_token_ext.registry import name_list, options_for, parse_options
 from trl_token_ext.script_args import TokenRewardScriptArguments
 
@@ -33,7 +35,6 @@ COMMANDS = {
 }
 # Option keys of a scorer that name a model: "policy" (or the policy's own checkpoint) shares the policy's weights.
 MODEL_OPTION_KEYS = ("model", "ref_model")
-DATA_FILE_BUILDERS = {".json": "json", ".jsonl": "json", ".csv": "csv", ".parquet": "parquet", ".txt": "text"}
 
 
 @dataclass
@@ -77,14 +78,14 @@ class TokenRewardArguments(TokenRewardScriptArguments):
 
 
 def _trainer_classes(command: str) -> tuple[type, type]:
+    # Imported when a command runs, not with the module: torch and TRL take seconds to import, and `trl-token --help`
+    # (like the registry this module is built on) stays instant.
     if command == "grpo":
         from trl_token_ext.trainers.grpo import TokenGRPOConfig, TokenGRPOTrainer
 
         return TokenGRPOConfig, TokenGRPOTrainer
-    try:
-        from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
-    except ImportError as error:
-        raise SystemExit(f"trl-token rloo: TokenRLOOTrainer is not available ({error}).") from error
+    from trl_token_ext.trainers.rloo import TokenRLOOConfig, TokenRLOOTrainer
+
     return TokenRLOOConfig, TokenRLOOTrainer
 
 
@@ -111,7 +112,7 @@ def load_train_dataset(script_args: Any, dataset_args: Any = None) -> Any:
         raise ValueError("No dataset: set `dataset_name` (a Hub id, a folder or a data file) or `datasets`.")
     extension = os.path.splitext(name)[1].lower()
     if os.path.isfile(name) and extension in DATA_FILE_BUILDERS:
-        return load_dataset(DATA_FILE_BUILDERS[extension], data_files={script_args.dataset_train_split: name})
+        return load_data_file(Path(name), split=script_args.dataset_train_split)
     return load_dataset(name, name=script_args.dataset_config, streaming=script_args.dataset_streaming)
 
 
@@ -124,7 +125,7 @@ def _share_or_quantize(
     checkpoint is the policy's."""
     import inspect
 
-    from trl_token_ext.models import SharedBaseModel, quantization_config, same_checkpoint
+    from trl_token_ext.models import ScorerModelArgs, SharedBaseModel, quantization_config, same_checkpoint
 
     options = dict(options)
     trains_own_model = getattr(target, "trains_own_model", False)  # e.g. OnlineImplicitPRM: never the policy itself
@@ -147,13 +148,17 @@ def _share_or_quantize(
             options[key] = SharedBaseModel(policy)
     model = options.get("model")
     if model_args.load_in_4bit and isinstance(model, str) and inspect.isclass(target):
-        parameters = inspect.signature(target).parameters
-        if options.get("load_in_4bit") is False:  # the recipe keeps this scorer in full precision
-            pass
-        elif "quantization_config" in parameters and "quantization_config" not in options:
-            options["quantization_config"] = quantization_config(model_args)
-        elif "load_in_4bit" in parameters:
-            options.setdefault("load_in_4bit", True)
+        given = options.get("model_init_kwargs")
+        # The policy's NF4 settings, unless the recipe says how this scorer loads (`load_in_4bit: false` keeps it in
+        # full precision; a `quantization_config` or a ScorerModelArgs object is used as given).
+        chosen = (
+            isinstance(given, ScorerModelArgs)
+            or "load_in_4bit" in (given or {})
+            or "quantization_config" in (given or {})
+        )
+        if "model_init_kwargs" in inspect.signature(target).parameters and not chosen:
+            init = ScorerModelArgs.coerce(given, name)
+            options["model_init_kwargs"] = init.replace(quantization_config=quantization_config(model_args))
     return options
 
 
@@ -201,7 +206,7 @@ def check_output_dir(output_dir: str, resume_from_checkpoint: Any, overwrite: bo
 
 def run_training(command: str, script_args, reward_args, training_args, model_args, dataset_args=None) -> Any:
     """Load data, policy (4-bit + LoRA per `ModelConfig`) and reward functions; train; save. Returns the trainer."""
-    from trl_token_ext.models import load_policy
+    from trl_token_ext.models import load_policy  # see _trainer_classes: torch loads when a command runs
 
     _, trainer_class = _trainer_classes(command)
     if not (reward_args.reward_funcs or reward_args.reward_model_name_or_path or reward_args.token_reward_funcs):

@@ -162,3 +162,26 @@ def fit_and_save(
         metrics_path=str(metrics_path),
         metrics=metrics,
     )
+
+
+def recipe_training(args: Any, train: Any) -> tuple[Any, dict[str, Any]]:
+    """What a fine-tuning recipe (``trl-token train-classifier`` / ``train-prm`` arguments) sets beyond the model:
+    ``train`` cut to ``args.max_train_samples`` (shuffled by ``args.seed``), and the `TrainingArguments` overrides
+    (epochs, learning rate, batch size, seed, CPU)."""
+    if args.max_train_samples is not None and args.max_train_samples < len(train):
+        train = train.shuffle(seed=args.seed).select(range(args.max_train_samples))
+    overrides = {
+        "num_train_epochs": args.num_train_epochs,
+        "learning_rate": args.learning_rate,
+        "per_device_train_batch_size": args.per_device_train_batch_size,
+        "seed": args.seed,
+        "use_cpu": args.use_cpu,
+    }
+    return train, overrides
+
+
+def print_result(result: ClassifierTrainingResult, saved: str) -> ClassifierTrainingResult:
+    """Print a fine-tuning command's metrics JSON (labels left out) and where the model went (``saved``)."""
+    print(json.dumps({key: value for key, value in result.metrics.items() if key != "labels"}, indent=2))
+    print(saved)
+    return result

@@ -10,16 +10,18 @@ base model reuses the policy's weights through `SharedBaseModel` (adapter disabl
 
 from __future__ import annotations
 
+import dataclasses
 import importlib
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
 from typing import Any
 
 import torch
 
 from trl_token_ext.compat import keep_bnb_4bit_inference_working_on_cpu
+from trl_token_ext.extras import missing_extra
 from trl_token_ext.shared_base import SharedBaseModel, adapters_disabled, has_adapter  # noqa: F401 (public here)
 
-BITSANDBYTES_HINT = 'pip install "trl-token-ext[quantization]"  (or: pip install "bitsandbytes>=0.50.2")'
-PEFT_HINT = 'pip install "trl-token-ext[peft]"  (or: pip install "peft>=0.21.2")'
 SCORER_TASKS = ("causal-lm", "sequence-classification", "token-classification", "feature-extraction")
 
 
@@ -64,7 +66,7 @@ def quantization_config(model_args: Any):
         return None
     if not bitsandbytes_available():
         flag = "load_in_4bit" if model_args.load_in_4bit else "load_in_8bit"
-        raise ImportError(f"`{flag}=True` needs the bitsandbytes package, which is not installed: {BITSANDBYTES_HINT}")
+        raise missing_extra("bitsandbytes", "quantization", f"`{flag}=True`")
     from trl import get_quantization_config
 
     if model_args.dtype in (None, "auto"):
@@ -185,10 +187,6 @@ def load_policy(model_args: Any, training_args: Any = None) -> tuple[Any, Any]:
 def _peft_config(model_args: Any):
     if not model_args.use_peft:
         return None
-    try:
-        importlib.import_module("peft")
-    except ImportError as error:
-        raise ImportError(f"`use_peft=True` needs the peft package, which is not installed: {PEFT_HINT}") from error
     from trl import get_peft_config
 
     return get_peft_config(model_args)
@@ -214,7 +212,7 @@ def nf4_config(skip_modules: list[str] | None = None, double_quant: bool = True)
     """The NF4 4-bit `transformers.BitsAndBytesConfig` scorers use for ``load_in_4bit=True`` (bf16 compute);
     ``skip_modules`` stay in full precision (a classifier's head); ``double_quant`` also quantizes the scales."""
     if not bitsandbytes_available():
-        raise ImportError(f"`load_in_4bit=True` needs the bitsandbytes package, not installed: {BITSANDBYTES_HINT}")
+        raise missing_extra("bitsandbytes", "quantization", "`load_in_4bit=True`")
     from transformers import BitsAndBytesConfig
 
     return BitsAndBytesConfig(
@@ -231,20 +229,72 @@ def is_model_object(model: Any) -> bool:
     return hasattr(model, "forward") and hasattr(model, "parameters")
 
 
+@dataclass(frozen=True)
+class ScorerModelArgs:
+    """How a model-backed scorer loads a model given by id or folder: the one loading argument of every scorer
+    (``model_init_kwargs=``, a `ScorerModelArgs` or a dict of its fields), in the spirit of TRL's
+    ``model_init_kwargs``.
+
+    Args:
+        dtype: ``from_pretrained`` dtype (default float32).
+        device: where the model runs (default: CUDA when available; a quantized model is placed by its device map).
+        quantization_config: an explicit ``BitsAndBytesConfig``.
+        load_in_4bit: NF4 (`nf4_config`; a classifier's head stays in full precision) unless ``quantization_config``.
+        trust_remote_code: run the checkpoint's own modelling code.
+        model_kwargs: more ``from_pretrained`` arguments (they win over the ones built here).
+    """
+
+    dtype: Any = None
+    device: Any = None
+    quantization_config: Any = None
+    load_in_4bit: bool = False
+    trust_remote_code: bool = False
+    model_kwargs: dict[str, Any] | None = None
+
+    @classmethod
+    def coerce(cls, value: Any, owner: str = "ScorerModelArgs") -> ScorerModelArgs:
+        """``value`` as a `ScorerModelArgs`: None (the defaults), an instance, or a mapping of its fields (from a
+        YAML recipe); an unknown key is refused naming ``owner`` and the known ones."""
+        if value is None:
+            return cls()
+        if isinstance(value, cls):
+            return value
+        if not isinstance(value, Mapping):
+            raise TypeError(
+                f"{owner}: model_init_kwargs must be a ScorerModelArgs or a dict, got {type(value).__name__}."
+            )
+        known = [field.name for field in fields(cls)]
+        unknown = sorted(set(value) - set(known))
+        if unknown:
+            raise ValueError(
+                f"{owner}: unknown model_init_kwargs {unknown}; known: {known} (more from_pretrained arguments go in "
+                "model_kwargs)."
+            )
+        return cls(**value)
+
+    @classmethod
+    def from_model_config(cls, model_args: Any, **overrides: Any) -> ScorerModelArgs:
+        """From a `trl.ModelConfig`: its dtype, revision, attention implementation and quantization."""
+        kwargs = model_init_kwargs(model_args)
+        kwargs.pop("device_map", None)
+        return cls(
+            dtype=kwargs.pop("dtype"),
+            quantization_config=kwargs.pop("quantization_config", None),
+            trust_remote_code=kwargs.pop("trust_remote_code"),
+            model_kwargs={k: v for k, v in kwargs.items() if v is not None},
+        ).replace(**overrides)
+
+    def replace(self, **changes: Any) -> ScorerModelArgs:
+        """A copy with ``changes`` (dataclasses.replace)."""
+        return dataclasses.replace(self, **changes)
+
+
 def load_scorer_model(
     model_name_or_path: Any,
-    model_args: Any = None,
+    model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
+    *,
     task: str = "causal-lm",
     num_labels: int | None = None,
-    policy: torch.nn.Module | None = None,
-    policy_name_or_path: str | None = None,
-    trust_remote_code: bool = False,
-    *,
-    dtype: Any = None,
-    device: Any = None,
-    quantization_config: Any = None,
-    load_in_4bit: bool = False,
-    model_kwargs: dict[str, Any] | None = None,
     merge_adapter: bool = False,
     owner: str = "load_scorer_model",
 ) -> Any:
@@ -254,26 +304,23 @@ def load_scorer_model(
         model_name_or_path: checkpoint id or folder (a full model, or a PEFT adapter folder with
             ``adapter_config.json``: its base model plus the adapter), or an already loaded model, returned as is
             (moved to ``device`` when given; it may be trained elsewhere, so it is not frozen).
-        model_args: a `trl.ModelConfig` giving dtype and quantization (its ``use_peft`` is ignored).
+        model_init_kwargs: how to load it (`ScorerModelArgs` or a dict of its fields; default: float32, CUDA when
+            available).
         task: 'causal-lm', 'sequence-classification', 'token-classification' or 'feature-extraction' (a
             bare encoder, ``AutoModel``: sentence embeddings).
         num_labels: for the classification tasks (None keeps the checkpoint's).
-        policy, policy_name_or_path: the policy base model and its checkpoint; a causal-LM scorer on the same
-            checkpoint gets a `SharedBaseModel` over ``policy`` instead of a second copy.
-        dtype, device: ``from_pretrained`` dtype (default: float32 without ``model_args``) and where the model runs
-            (default: CUDA when available; a quantized model is placed by its ``device_map``).
-        quantization_config, load_in_4bit: an explicit ``BitsAndBytesConfig``, or NF4 (`nf4_config`; a
-            classifier's head stays in full precision).
-        model_kwargs: more ``from_pretrained`` arguments (they win over the ones built here).
         merge_adapter: merge an adapter folder's weights into its base (not with 4-bit); else the adapter stays
             (`adapters_disabled` then gives the base model, e.g. an implicit PRM's reference).
         owner: the scorer's name, used in error messages.
 
     Returns:
-        A model in eval mode with ``requires_grad=False`` everywhere, a `SharedBaseModel`, or the given model object.
+        A model in eval mode with ``requires_grad=False`` everywhere, or the given model object (e.g. a
+        `SharedBaseModel`, which `trl-token grpo` builds for a scorer on the policy's checkpoint).
     """
+    args = ScorerModelArgs.coerce(model_init_kwargs, owner)
     if task not in SCORER_TASKS:
         raise ValueError(f"{owner}: task={task!r} is not supported; choose one of {list(SCORER_TASKS)}.")
+    device, quantization = args.device, args.quantization_config
     if is_model_object(model_name_or_path):
         model = model_name_or_path
         quantized = getattr(model, "is_loaded_in_4bit", False) or getattr(model, "is_loaded_in_8bit", False)
@@ -283,25 +330,17 @@ def load_scorer_model(
             f"{owner}: model must be a model id, a path or a model object, got {type(model_name_or_path).__name__}."
         )
     source = str(model_name_or_path)
-    if task == "causal-lm" and policy is not None and same_checkpoint(source, policy_name_or_path):
-        return SharedBaseModel(policy)
-    kwargs: dict[str, Any] = {"trust_remote_code": trust_remote_code, "dtype": "float32"}
-    if model_args is not None:
-        kwargs = model_init_kwargs(model_args, trust_remote_code=trust_remote_code)
-    if dtype is not None:
-        kwargs["dtype"] = dtype
+    kwargs: dict[str, Any] = {"trust_remote_code": args.trust_remote_code, "dtype": args.dtype or "float32"}
     if num_labels is not None and task != "causal-lm":
         kwargs["num_labels"] = num_labels
-    if load_in_4bit and quantization_config is None:
+    if args.load_in_4bit and quantization is None:
         # Classifiers (small encoders) keep their head in full precision and skip nested quantization of the scales.
         classifier = task != "causal-lm"
-        quantization_config = nf4_config(
-            ["classifier", "score", "pooler.dense"] if classifier else None, not classifier
-        )
-    if quantization_config is not None:
-        kwargs["quantization_config"] = quantization_config
+        quantization = nf4_config(["classifier", "score", "pooler.dense"] if classifier else None, not classifier)
+    if quantization is not None:
+        kwargs["quantization_config"] = quantization
         kwargs["device_map"] = {"": str(device or default_device())}
-    kwargs.update(model_kwargs or {})
+    kwargs.update(args.model_kwargs or {})
     model = _from_pretrained(source, task, kwargs, merge_adapter and "quantization_config" not in kwargs)
     if "device_map" not in kwargs and "quantization_config" not in kwargs:
         model = model.to(device or default_device())

@@ -180,7 +180,9 @@ def _check_kind(name: str, target: Any, kind: str | None) -> None:
         return
     if kind not in KINDS:
         raise ValueError(f"kind must be one of {list(KINDS)} or None, got {kind!r}.")
-    from trl_token_ext.scorers import TokenScorer  # light: the scorers' heavy imports are lazy
+    # Imported here: the scorers package imports torch and its models, which `trl-token --help`, the recipes'
+    # argument parsing and `import trl_token_ext.registry` do not need.
+    from trl_token_ext.scorers._common import TokenScorer
 
     is_scorer = isinstance(target, TokenScorer) or (inspect.isclass(target) and issubclass(target, TokenScorer))
     if kind == "outcome" and is_scorer:

@@ -29,7 +29,7 @@ def main():
     torch.manual_seed(rank)
     lora = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
     prm = OnlineImplicitPRM(
-        model_dir, peft_config=lora, beta=0.5, device="cpu", batch_size=2,
+        model_dir, peft_config=lora, beta=0.5, model_init_kwargs={"device": "cpu"}, batch_size=2,
         optimizer_factory=lambda params: torch.optim.SGD(params, lr=0.5), max_grad_norm=None,
     )  # fmt: skip
     prm.bind_trainer(SimpleNamespace(accelerator=accelerator, model=SimpleNamespace(training=True)))

@@ -48,7 +48,9 @@ def main():
 
     torch.manual_seed(RANK)
     lora = LoraConfig(r=2, lora_alpha=4, target_modules=["q_proj", "v_proj"], init_lora_weights=False)
-    prm = OnlineImplicitPRM(model_dir, peft_config=lora, beta=0.5, learning_rate=1e-2, device="cpu", batch_size=4)
+    prm = OnlineImplicitPRM(
+        model_dir, peft_config=lora, beta=0.5, learning_rate=1e-2, model_init_kwargs={"device": "cpu"}, batch_size=4
+    )
     trainer = TokenGRPOTrainer(
         model=model_dir,
         reward_funcs=outcome,

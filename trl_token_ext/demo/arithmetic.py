@@ -29,8 +29,8 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trl_token_ext.scorers._common import message_text
 from trl_token_ext.scorers.steps import StepReward, split_steps
+from trl_token_ext.text import message_text
 
 SYSTEM = (
     "You are a careful calculator. Add the numbers one at a time: write one line 'a + b = c' per step, "

@@ -19,7 +19,8 @@ from collections import Counter
 from typing import Any
 
 from trl_token_ext.alignment import spread_span_scores
-from trl_token_ext.scorers._common import TokenScorer, decode_with_spans, get_column, word_spans
+from trl_token_ext.scorers._common import TokenScorer, decode_with_spans, get_column
+from trl_token_ext.text import word_spans
 
 
 class _SpanPenalty(TokenScorer):

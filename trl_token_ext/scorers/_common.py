@@ -8,16 +8,13 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import re
 from collections.abc import Sequence
 from typing import Any
 
 from trl_token_ext.alignment import Span, spread_span_scores, token_char_spans
+from trl_token_ext.choices import PLACEMENTS, Placement, check_choice
 
 logger = logging.getLogger("trl_token_ext.scorers")
-
-WORD_PATTERN = re.compile(r"\w+(?:['’]\w+)*")
-SPREAD_MODES = ("split", "all", "last")
 
 
 class TokenScorer:
@@ -71,73 +68,6 @@ class TokenScorer:
         return tokenizer
 
 
-def message_text(value: Any) -> str:
-    """Text of a prompt/completion: a string as is, a list of chat messages as their contents joined."""
-    if value is None:
-        return ""
-    if isinstance(value, str):
-        return value
-    if isinstance(value, dict):
-        return message_text(value.get("content", ""))
-    if isinstance(value, (list, tuple)):
-        parts = []
-        for item in value:
-            if isinstance(item, dict) and item.get("type") == "text":
-                parts.append(str(item.get("text", "")))
-            else:
-                parts.append(message_text(item))
-        return "".join(parts)
-    return str(value)
-
-
-def last_user_message(prompt: Any) -> str:
-    """The text of the last ``user`` message of a conversational prompt (the request), or the prompt text."""
-    if isinstance(prompt, (list, tuple)) and prompt and isinstance(prompt[0], dict):
-        users = [m for m in prompt if m.get("role") == "user"] or list(prompt)
-        return message_text(users[-1])
-    return message_text(prompt)
-
-
-def resolve_label(config: Any, label: int | str | None, owner: str) -> int:
-    """The class index of ``label`` (an index, or a name of ``config.id2label``, case-insensitive when unique); None
-    is allowed for a single-output model only.
-
-    Raises:
-        ValueError: naming ``owner`` and listing the model's labels.
-    """
-    id2label = {int(k): str(v) for k, v in (getattr(config, "id2label", None) or {}).items()}
-    num_labels = getattr(config, "num_labels", len(id2label)) or len(id2label)
-    valid = [id2label.get(i, str(i)) for i in range(num_labels)]
-    if label is None:
-        if num_labels == 1:
-            return 0
-        raise ValueError(f"{owner}: pass label=...; the classifier's labels are {valid}.")
-    if isinstance(label, int) and not isinstance(label, bool):
-        if 0 <= label < num_labels:
-            return label
-        raise ValueError(f"{owner}: label index {label} out of range; labels are {valid}.")
-    if label in valid:
-        return valid.index(label)
-    folded = [i for i, name in enumerate(valid) if name.lower() == str(label).lower()]
-    if len(folded) == 1:
-        return folded[0]
-    raise ValueError(f"{owner}: unknown label {label!r}; the classifier's labels are {valid}.")
-
-
-def is_conversational(prompt: Any) -> bool:
-    """A list of chat messages (dicts with a "role")."""
-    return isinstance(prompt, (list, tuple)) and bool(prompt) and isinstance(prompt[0], dict) and "role" in prompt[0]
-
-
-def prompt_text(prompt: Any, tokenizer: Any) -> str:
-    """Prompt text as ``tokenizer`` would see it: chat messages through its chat template (with generation prompt)."""
-    if is_conversational(prompt):
-        if getattr(tokenizer, "chat_template", None):
-            return tokenizer.apply_chat_template(list(prompt), tokenize=False, add_generation_prompt=True)
-        return "\n".join(message_text(message) for message in prompt)
-    return message_text(prompt)
-
-
 def decode_with_spans(tokenizer: Any, ids: Sequence[int]) -> tuple[str, list[Span]]:
     """Completion text and each token's character span (special tokens get empty spans)."""
     if not ids:
@@ -159,31 +89,15 @@ def get_column(kwargs: dict[str, Any], column: str, scorer_name: str, count: int
     return values
 
 
-def word_spans(text: str, pattern: re.Pattern = WORD_PATTERN) -> list[tuple[str, Span]]:
-    """Words of ``text`` with their character spans."""
-    return [(match.group(0), match.span()) for match in pattern.finditer(text)]
+def check_placement(placement: str, scorer_name: str) -> Placement:
+    """``placement`` if it is one of `trl_token_ext.choices.PLACEMENTS`; else a ValueError naming the scorer."""
+    return check_choice(scorer_name, "placement", placement, PLACEMENTS)
 
 
-def sentence_spans(text: str) -> list[tuple[str, Span]]:
-    """Sentences of ``text`` with their character spans (`trl_token_ext.sentence.split_sentences`: abbreviations,
-    decimals, lists and CJK terminators handled), whitespace trimmed, empty ones skipped."""
-    from trl_token_ext.sentence.split import split_sentences
-
-    return [(text[start:end], (start, end)) for start, end in split_sentences(text)]
-
-
-def check_spread(spread: str, scorer_name: str) -> str:
-    if spread not in SPREAD_MODES:
-        raise ValueError(f"{scorer_name}: spread must be one of {SPREAD_MODES}, got {spread!r}.")
-    return spread
-
-
-def spread_scores(token_spans: Sequence[Span], items: Sequence[tuple[Span, float]], spread: str) -> list[float]:
-    """Per-token values (T,) from (character span, score) items, by a word/sentence scorer's ``spread`` option
-    ("split": evenly over the covering tokens, "all": each gets the full score, "last": the last one gets it),
-    through `trl_token_ext.alignment.spread_span_scores`."""
-    reduce = {"split": "even", "all": "sum", "last": "last"}[spread]
-    return spread_span_scores(token_spans, [span for span, _ in items], [score for _, score in items], reduce)
+def spread_scores(token_spans: Sequence[Span], items: Sequence[tuple[Span, float]], placement: str) -> list[float]:
+    """Per-token values (T,) from (character span, score) items placed by ``placement``
+    (`trl_token_ext.alignment.spread_span_scores`)."""
+    return spread_span_scores(token_spans, [span for span, _ in items], [score for _, score in items], placement)
 
 
 def group_indices(prompts: Sequence[Any], num_generations: int | None, scorer_name: str) -> list[list[int]]:

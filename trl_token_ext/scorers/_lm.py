@@ -11,13 +11,9 @@ from typing import Any
 import torch
 
 from trl_token_ext.alignment import Span, spread_span_scores
-from trl_token_ext.scorers._common import (
-    decode_with_spans,
-    eval_mode,
-    is_conversational,
-    prompt_text,
-    same_tokenizer,
-)
+from trl_token_ext.scorers._common import decode_with_spans, eval_mode, same_tokenizer
+from trl_token_ext.shared_base import adapters_disabled
+from trl_token_ext.text import is_conversational, prompt_text
 
 
 @dataclass
@@ -272,11 +268,11 @@ def completion_logprobs(
 
 
 def to_policy_tokens(
-    sample: JudgeSample, judge_values: torch.Tensor, reduce: str, num_policy_tokens: int
+    sample: JudgeSample, judge_values: torch.Tensor, placement: str, num_policy_tokens: int
 ) -> list[float]:
     """Judge per-token values (NaN = unscored, counted as 0) → per-policy-token values (T,).
 
-    Same tokenizer: identity. Otherwise, with ``reduce="split"`` each judge token's value is divided over the policy
+    Same tokenizer: identity. Otherwise, with ``placement="split"`` each judge token's value is divided over the policy
     tokens overlapping it in proportion to the shared characters (the completion's total is conserved); with "sum" /
     "mean" each policy token gets the sum / mean of the judge tokens overlapping its characters (a judge token that
     spans several policy tokens then counts once for each).
@@ -286,4 +282,31 @@ def to_policy_tokens(
         return values.tolist()
     if not sample.judge_spans:
         return [0.0] * num_policy_tokens
-    return spread_span_scores(sample.policy_spans, sample.judge_spans, values.tolist(), reduce=reduce)
+    return spread_span_scores(sample.policy_spans, sample.judge_spans, values.tolist(), placement)
+
+
+def implicit_rewards(
+    model: Any,
+    ref_model: Any,
+    batcher: JudgeBatcher,
+    samples: Sequence[JudgeSample],
+    pad_id: int,
+    beta: float,
+    placement: str,
+    lengths: Sequence[int],
+) -> list[list[float]]:
+    """The implicit process reward (PRIME) r_t = β·(log π_φ(a_t|s_t) − log π_ref(a_t|s_t)) on each policy token.
+
+    ``ref_model`` None: π_ref is ``model`` with its adapter disabled. Returns per sample a list of ``lengths[i]``
+    floats (judge tokens moved to the policy's by ``placement``, `to_policy_tokens`); no gradients.
+    """
+    logps, _ = completion_logprobs(model, batcher, samples, pad_id)
+    if ref_model is None:
+        with adapters_disabled(model):
+            ref_logps, _ = completion_logprobs(model, batcher, samples, pad_id)
+    else:
+        ref_logps, _ = completion_logprobs(ref_model, batcher, samples, pad_id)
+    return [
+        to_policy_tokens(sample, beta * (lp - ref), placement, length)
+        for sample, lp, ref, length in zip(samples, logps, ref_logps, lengths)
+    ]

@@ -5,18 +5,16 @@ from __future__ import annotations
 import functools
 from collections.abc import Callable, Iterable
 
+from trl_token_ext.choices import Placement
 from trl_token_ext.scorers._common import (
     TokenScorer,
-    check_spread,
+    check_placement,
     decode_with_spans,
     get_column,
     group_indices,
-    message_text,
-    prompt_text,
-    sentence_spans,
     spread_scores,
-    word_spans,
 )
+from trl_token_ext.text import message_text, prompt_text, sentence_spans, word_spans
 
 
 class RepetitionConsistency(TokenScorer):
@@ -77,7 +75,8 @@ def _normalize(word: str, case_sensitive: bool) -> str:
 
 class ReferenceConsistency(TokenScorer):
     """C(s_t, a_t) from word support: each completion word found in the dataset column ``column`` (a reference
-    answer, a source document) scores ``supported``, any other word ``unsupported``; spread over its tokens.
+    answer, a source document) scores ``supported``, any other word ``unsupported``, placed on its tokens by
+    ``placement`` (`trl_token_ext.choices.Placement`; default "even": divided equally).
 
     Words in ``ignore_words`` (e.g. stop words) score 0. A None reference gives None (that completion unscored).
     """
@@ -90,14 +89,14 @@ class ReferenceConsistency(TokenScorer):
         *,
         supported: float = 1.0,
         unsupported: float = 0.0,
-        spread: str = "split",
+        placement: Placement = "even",
         ignore_words: Iterable[str] = (),
         case_sensitive: bool = False,
         name: str | None = None,
     ) -> None:
         super().__init__(name)
         self.column, self.supported, self.unsupported = column, float(supported), float(unsupported)
-        self.spread = check_spread(spread, self.__name__)
+        self.placement = check_placement(placement, self.__name__)
         self.case_sensitive = case_sensitive
         self.ignore_words = {_normalize(w, case_sensitive) for w in ignore_words}
 
@@ -118,7 +117,7 @@ class ReferenceConsistency(TokenScorer):
                 key = _normalize(word, self.case_sensitive)
                 if key not in self.ignore_words:
                     items.append((span, self.supported if key in vocabulary else self.unsupported))
-            results.append(spread_scores(spans, items, self.spread))
+            results.append(spread_scores(spans, items, self.placement))
         return results
 
 
@@ -140,8 +139,9 @@ class SelfConsistency(TokenScorer):
 
     For sentence s of completion i in group G: C(s) = mean_{j ∈ G, j ≠ i} max_{s' ∈ sentences(y_j)} sim(s, s'),
     with ``similarity`` a callable (str, str) → float (default: word-set Jaccard). Every token of the sentence gets
-    C(s) (``spread="all"``, or "split"/"last"). Groups: ``num_generations`` consecutive completions, or (None) runs of
-    consecutive equal prompts, as TRL's sampler lays them out. A completion alone in its group gets None.
+    C(s) (``placement="sum"``; or "even", "last", ...). Groups: ``num_generations`` consecutive completions, or
+    (None) runs of consecutive equal prompts, as TRL's sampler lays them out.
+    A completion alone in its group gets None.
 
     Cost: every sentence is compared with every sentence of the other completions, O(G·S²) similarity calls for S
     sentences per completion, so quadratic in the completion length T by definition (measured, 2 completions, default
@@ -156,12 +156,12 @@ class SelfConsistency(TokenScorer):
         num_generations: int | None = None,
         *,
         similarity: Callable[[str, str], float] = jaccard,
-        spread: str = "all",
+        placement: Placement = "sum",
         name: str | None = None,
     ) -> None:
         super().__init__(name)
         self.num_generations, self.similarity = num_generations, similarity
-        self.spread = check_spread(spread, self.__name__)
+        self.placement = check_placement(placement, self.__name__)
 
     def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
         policy = self.require_tokenizer(processing_class)
@@ -180,5 +180,5 @@ class SelfConsistency(TokenScorer):
                         for j in others
                     ]
                     items.append((span, sum(agreement) / len(agreement)))
-                results[i] = spread_scores(decoded[i][1], items, self.spread)
+                results[i] = spread_scores(decoded[i][1], items, self.placement)
         return results

@@ -9,12 +9,16 @@ is −KL(π_θ ‖ π_T): maximizing it is reverse-KL distillation on the policy
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
+from trl_token_ext.choices import Placement
+from trl_token_ext.models import ScorerModelArgs
+from trl_token_ext.scorers._common import check_placement
 from trl_token_ext.scorers._lm import JudgeBatcher, completion_logprobs, to_policy_tokens
-from trl_token_ext.scorers.quality import REDUCE_MODES, _CausalLMScorer
+from trl_token_ext.scorers.quality import _CausalLMScorer
 
 
 class TeacherDistillReward(_CausalLMScorer):
@@ -22,17 +26,16 @@ class TeacherDistillReward(_CausalLMScorer):
 
     Args:
         teacher: a causal LM id/path or model object, loaded through `trl_token_ext.models.load_scorer_model`
-            (frozen; ``load_in_4bit=True`` or a ``quantization_config`` for a 4-bit teacher).
+            (frozen; ``model_init_kwargs={"load_in_4bit": True}`` for a 4-bit teacher).
         tokenizer: the teacher tokenizer (default: the one saved with ``teacher``, else the policy's). With another
             vocabulary than the policy's, the decoded completion is re-tokenized and each teacher token's log-prob is
-            divided over the policy tokens sharing its characters (``reduce="split"``: the completion's total
+            divided over the policy tokens sharing its characters (``placement="split"``: the completion's total
             log π_T(y) is conserved; "sum"/"mean" as in `LogProbQuality`).
         subtract_student: subtract the student's log-prob of each policy token (temperature 1, no grad).
         student: the student model for ``subtract_student``; default: the policy of the trainer this reward is given
             to (`TokenGRPOTrainer`/`TokenRLOOTrainer` bind it), in its current state at each step.
         clip_min: lower clamp of the teacher's per-token log-prob (e.g. -10), against a few tokens dominating.
-        max_length, batch_size, max_batch_tokens, dtype, device, quantization_config, load_in_4bit, model_kwargs:
-            as in `LogProbQuality`.
+        max_length, batch_size, max_batch_tokens, model_init_kwargs: as in `LogProbQuality`.
     """
 
     default_name = "teacher_distill"
@@ -45,29 +48,18 @@ class TeacherDistillReward(_CausalLMScorer):
         subtract_student: bool = False,
         student: Any = None,
         clip_min: float | None = None,
-        reduce: str = "split",
+        placement: Placement = "split",
         max_length: int | None = None,
         batch_size: int = 16,
         max_batch_tokens: int = 16384,
-        dtype: Any = None,
-        device: Any = None,
-        quantization_config: Any = None,
-        load_in_4bit: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
+        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name)
-        if reduce not in REDUCE_MODES:
-            raise ValueError(f"{self.__name__}: reduce must be one of {REDUCE_MODES}, got {reduce!r}.")
-        self.subtract_student, self.student, self.clip_min, self.reduce = subtract_student, student, clip_min, reduce
-        load_kwargs = dict(
-            dtype=dtype,
-            device=device,
-            quantization_config=quantization_config,
-            load_in_4bit=load_in_4bit,
-            model_kwargs=model_kwargs,
-        )
-        self._setup_lm(teacher, tokenizer, max_length, batch_size, max_batch_tokens, load_kwargs)
+        placement = check_placement(placement, self.__name__)
+        self.subtract_student, self.student, self.clip_min = subtract_student, student, clip_min
+        self.placement = placement
+        self._setup_lm(teacher, tokenizer, max_length, batch_size, max_batch_tokens, model_init_kwargs)
         # The student always reads the policy's own tokens (no tokenizer of its own: the same-tokenizer path).
         self.student_batcher = JudgeBatcher(self.__name__, None, None, batch_size, max_batch_tokens)
         self._trainer_model: Any = None
@@ -98,7 +90,7 @@ class TeacherDistillReward(_CausalLMScorer):
         for sample, values, ids in zip(samples, teacher_logps, completion_ids):
             if self.clip_min is not None:
                 values = values.clamp(min=self.clip_min)
-            rewards.append(torch.tensor(to_policy_tokens(sample, values, self.reduce, len(ids))))
+            rewards.append(torch.tensor(to_policy_tokens(sample, values, self.placement, len(ids))))
         if self.subtract_student:
             student_samples, _ = self.student_batcher.prepare(prompts, completion_ids, policy_tokenizer)
             student_logps, _ = completion_logprobs(

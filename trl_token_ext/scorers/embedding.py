@@ -2,27 +2,26 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-from trl_token_ext.models import load_scorer_model
+from trl_token_ext.choices import Placement, check_choice
+from trl_token_ext.models import ScorerModelArgs, load_scorer_model
 from trl_token_ext.scorers._common import (
     TokenScorer,
-    check_spread,
+    check_placement,
     decode_with_spans,
     eval_mode,
     get_column,
-    last_user_message,
     load_tokenizer,
-    message_text,
     model_device,
-    sentence_spans,
     spread_scores,
 )
+from trl_token_ext.text import last_user_message, message_text, sentence_spans
 
-LEVELS = ("sentence", "completion", "sequence")
+EMBEDDING_LEVELS = ("sentence", "completion", "sequence")  # what one embedding covers
 
 
 def mean_pooled(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: int, max_length: int) -> torch.Tensor:
@@ -52,8 +51,9 @@ class EmbeddingConsistency(TokenScorer):
     The reference is the prompt's last user message (``column=None``) or a dataset column (a topic, a source
     document, a reference answer); e(·) is a mean-pooled, unit-norm sentence embedding (e.g. all-MiniLM-L6-v2).
     It rewards staying on the asked topic: "Avatar is a stunning film" is closer to "Write one sentence about the
-    movie Avatar." than "I'm so glad you enjoyed it!". With ``spread="split"`` a sentence's tokens share its score,
-    so a completion's total is Σ over its sentences (``level="completion"``: one score for the whole text).
+    movie Avatar." than "I'm so glad you enjoyed it!". With ``placement="even"`` (default) a sentence's tokens
+    share its score, so a completion's total is Σ over its sentences (``level="completion"``: one score for the
+    whole text).
     ``level="sequence"`` makes it an ordinary TRL reward function: one float per completion (the whole text's score,
     from ``completions``), e.g. to put topicality into the outcome reward next to a classifier.
 
@@ -63,12 +63,12 @@ class EmbeddingConsistency(TokenScorer):
         column: dataset column holding the reference text; None: the prompt's last user message.
         level: ``"sentence"`` (each sentence scored on its own), ``"completion"`` (the whole completion, on its
             tokens) or ``"sequence"`` (the whole completion, one float: a sequence-level reward function).
-        spread: "split" (default), "all" or "last": how a sentence's score reaches its tokens.
+        placement: how a sentence's score reaches its tokens (`trl_token_ext.choices.Placement`, default "even").
         scale, offset: score = scale·(cosine − offset); e.g. offset=0.3 makes off-topic sentences negative.
         batch_size, max_length: encoder batching and truncation (encoder tokens per text; at ``"completion"`` /
             ``"sequence"`` level a longer completion is judged by its first ``max_length`` encoder tokens only, so
             for long completions prefer ``"sentence"``, whose cost is linear in the length).
-        dtype, device, quantization_config, load_in_4bit, model_kwargs: how `load_scorer_model` loads ``model``.
+        model_init_kwargs: how `load_scorer_model` loads ``model`` (`ScorerModelArgs` or a dict of its fields).
 
     Returns per completion a list of ``len(completion_ids[i])`` floats (0 on tokens outside any sentence), with
     ``level="sequence"`` one float, or None when its reference is None.
@@ -83,34 +83,25 @@ class EmbeddingConsistency(TokenScorer):
         *,
         column: str | None = None,
         level: str = "sentence",
-        spread: str = "split",
+        placement: Placement = "even",
         scale: float = 1.0,
         offset: float = 0.0,
         batch_size: int = 64,
         max_length: int = 256,
-        dtype: Any = None,
-        device: Any = None,
-        quantization_config: Any = None,
-        load_in_4bit: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
+        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name)
-        if level not in LEVELS:
-            raise ValueError(f"{self.__name__}: level must be one of {LEVELS}, got {level!r}.")
+        check_choice(self.__name__, "level", level, EMBEDDING_LEVELS)
         if batch_size < 1 or max_length < 1:
             raise ValueError(f"{self.__name__}: batch_size and max_length must be >= 1.")
-        self.column, self.level, self.spread = column, level, check_spread(spread, self.__name__)
+        self.column, self.level, self.placement = column, level, check_placement(placement, self.__name__)
         self.scale, self.offset = float(scale), float(offset)
         self.batch_size, self.max_length = batch_size, max_length
         self.model = load_scorer_model(
             model,
+            model_init_kwargs,
             task="feature-extraction",
-            dtype=dtype,
-            device=device,
-            quantization_config=quantization_config,
-            load_in_4bit=load_in_4bit,
-            model_kwargs=model_kwargs,
             owner=self.__name__,
         )
         self.tokenizer = load_tokenizer(tokenizer, model)
@@ -169,6 +160,6 @@ class EmbeddingConsistency(TokenScorer):
         for (index, span, _), value in zip(pieces, values):
             items[index].append((span, value))
         return [
-            None if reference is None else spread_scores(spans, items[index], self.spread)
+            None if reference is None else spread_scores(spans, items[index], self.placement)
             for index, ((_, spans), reference) in enumerate(zip(decoded, references))
         ]

@@ -7,7 +7,10 @@ from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-from trl_token_ext.scorers._common import TokenScorer, check_spread, decode_with_spans, spread_scores, word_spans
+from trl_token_ext.choices import Placement
+from trl_token_ext.extras import missing_extra
+from trl_token_ext.scorers._common import TokenScorer, check_placement, decode_with_spans, spread_scores
+from trl_token_ext.text import word_spans
 
 
 class LexiconQuality(TokenScorer):
@@ -16,7 +19,8 @@ class LexiconQuality(TokenScorer):
     Args:
         lexicon: a mapping, or a path to a JSON object or to a ``word<TAB>score`` text file (extra columns ignored,
             as in VADER's ``vader_lexicon.txt``).
-        spread: "split" (a word's score divided over its tokens), "all" (each token gets it), "last".
+        placement: how a word's score reaches its tokens (`trl_token_ext.choices.Placement`): "even" (divided
+            equally, default), "sum" (each token gets it), "last", "split" (by shared characters), "mean".
         case_sensitive: match words as written (default: lower-cased).
     """
 
@@ -26,12 +30,12 @@ class LexiconQuality(TokenScorer):
         self,
         lexicon: Mapping[str, float] | str | Path,
         *,
-        spread: str = "split",
+        placement: Placement = "even",
         case_sensitive: bool = False,
         name: str | None = None,
     ) -> None:
         super().__init__(name)
-        self.spread = check_spread(spread, self.__name__)
+        self.placement = check_placement(placement, self.__name__)
         self.case_sensitive = case_sensitive
         if isinstance(lexicon, (str, Path)):
             lexicon = self._read(Path(lexicon))
@@ -56,12 +60,12 @@ class LexiconQuality(TokenScorer):
 
     @classmethod
     def from_vader(cls, **kwargs: Any) -> LexiconQuality:
-        """VADER's sentiment lexicon (``pip install vaderSentiment``; valence in [−4, 4])."""
+        """VADER's sentiment lexicon (the ``lexicon`` extra: vaderSentiment; valence in [−4, 4])."""
         import importlib.util
 
         spec = importlib.util.find_spec("vaderSentiment")
         if spec is None or not spec.submodule_search_locations:
-            raise ImportError("LexiconQuality.from_vader needs the vaderSentiment package: pip install vaderSentiment")
+            raise missing_extra("vaderSentiment", "lexicon", "LexiconQuality.from_vader")
         path = Path(next(iter(spec.submodule_search_locations))) / "vader_lexicon.txt"
         return cls(path, **{"name": "vader_lexicon_quality", **kwargs})
 
@@ -75,5 +79,5 @@ class LexiconQuality(TokenScorer):
                 value = self.lexicon.get(word if self.case_sensitive else word.lower())
                 if value is not None:
                     items.append((span, value))
-            results.append(spread_scores(spans, items, self.spread))
+            results.append(spread_scores(spans, items, self.placement))
         return results

@@ -7,11 +7,13 @@ batch at once. Usable as a stock TRL (sequence-level) reward function, and as a 
 
 from __future__ import annotations
 
-import importlib
 from collections.abc import Sequence
 from typing import Any
 
-from trl_token_ext.scorers._common import get_column, message_text
+from trl_token_ext.extras import require
+from trl_token_ext.scorers._common import get_column
+from trl_token_ext.scorers.shaping import PotentialShaping
+from trl_token_ext.text import message_text
 
 # metric -> (default output key, divisor) giving a per-sample reward in [0, 1].
 DEFAULT_KEYS: dict[str, tuple[str, float]] = {
@@ -24,15 +26,9 @@ DEFAULT_KEYS: dict[str, tuple[str, float]] = {
 }
 
 
-METRICS_HINT = 'pip install "trl-token-ext[metrics]"  (sacrebleu and rouge-score)'
-
-
 def _library(module: str) -> Any:
     """Import the metric library ``module``, with the install command when it is missing."""
-    try:
-        return importlib.import_module(module)
-    except ImportError as error:
-        raise ImportError(f"MetricReward's built-in metrics need the {module} package: {METRICS_HINT}") from error
+    return require(module, "metrics", "MetricReward's built-in metrics")
 
 
 class BatchMetric:
@@ -211,6 +207,4 @@ class MetricReward:
 
     def as_token_reward(self, gamma: float = 1.0, name: str | None = None):
         """A token reward: potential-based shaping of this metric on completion prefixes (see PotentialShaping)."""
-        from trl_token_ext.scorers.shaping import PotentialShaping
-
         return PotentialShaping(self, gamma=gamma, name=name or f"{self.__name__}_shaping")

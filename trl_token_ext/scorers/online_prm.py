@@ -14,15 +14,18 @@ from __future__ import annotations
 
 import math
 import os
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 import torch
 import torch.nn.functional as F
 
-from trl_token_ext.scorers._common import eval_mode, model_device
-from trl_token_ext.scorers._lm import JudgeSample, completion_logprobs, target_logprobs, to_policy_tokens
-from trl_token_ext.scorers.quality import REDUCE_MODES, _CausalLMScorer
+from trl_token_ext.choices import Placement
+from trl_token_ext.models import ScorerModelArgs
+from trl_token_ext.scorers._common import check_placement, eval_mode, model_device
+from trl_token_ext.scorers._lm import JudgeSample, target_logprobs
+from trl_token_ext.scorers._lm import implicit_rewards as implicit_process_rewards
+from trl_token_ext.scorers.quality import _CausalLMScorer
 from trl_token_ext.shared_base import SharedBaseModel, adapters_disabled, has_adapter
 
 UPDATE_MODES = ("before", "after", "none")
@@ -34,9 +37,10 @@ class OnlineImplicitPRM(_CausalLMScorer):
 
     Args:
         model: causal LM id/path or model object (loaded through `trl_token_ext.models.load_scorer_model`; 4-bit with
-            ``load_in_4bit``). Without an adapter, one is added from ``peft_config``; an adapter folder is trained on.
+            ``model_init_kwargs={"load_in_4bit": True}``). Without an adapter, one is added from ``peft_config``; an
+            adapter folder is trained on.
         tokenizer: the PRM's tokenizer (default: saved with ``model``, else the policy's); another vocabulary than the
-            policy's is aligned by characters (``reduce``, as in `LogProbQuality`; "split" keeps Σ_t r_t).
+            policy's is aligned by characters (``placement``, as in `LogProbQuality`; "split" keeps Σ_t r_t).
         peft_config: `peft.LoraConfig` of the adapter to add (default r=8, alpha=16, all linear layers, no dropout).
         beta: β of the implicit reward (PRIME uses 0.05).
         learning_rate, weight_decay, max_grad_norm: the PRM's own AdamW (PRIME: lr 1e-6 on a 7B model; tiny models need
@@ -52,8 +56,8 @@ class OnlineImplicitPRM(_CausalLMScorer):
         label_reward: name of the outcome reward function giving the label; None: TRL's weighted sum of all of them.
         update: "before" (PRIME's default: update on the batch, then score it with the updated PRM), "after" (score,
             then update) or "none" (a static implicit PRM).
-        reduce, max_length, batch_size, max_batch_tokens, dtype, device, quantization_config, load_in_4bit,
-            model_kwargs: as in `ImplicitPRMQuality` (batch_size, max_batch_tokens also bound the update's batches).
+        placement, max_length, batch_size, max_batch_tokens, model_init_kwargs: as in `ImplicitPRMQuality`
+            (batch_size, max_batch_tokens also bound the update's batches).
 
     The update runs only in training mode and only when ``outcome_rewards`` is passed (TokenGRPOTrainer /
     TokenRLOOTrainer do). With several processes every process updates on its own rows, gradients are summed across
@@ -80,45 +84,34 @@ class OnlineImplicitPRM(_CausalLMScorer):
         label_threshold: float | None = 0.5,
         label_reward: str | None = None,
         update: str = "before",
-        reduce: str = "split",
+        placement: Placement = "split",
         max_length: int | None = None,
         batch_size: int = 16,
         max_batch_tokens: int = 16384,
-        dtype: Any = None,
-        device: Any = None,
-        quantization_config: Any = None,
-        load_in_4bit: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
+        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name)
-        if reduce not in REDUCE_MODES:
-            raise ValueError(f"{self.__name__}: reduce must be one of {REDUCE_MODES}, got {reduce!r}.")
+        placement = check_placement(placement, self.__name__)
         if update not in UPDATE_MODES:
             raise ValueError(f"{self.__name__}: update must be one of {UPDATE_MODES}, got {update!r}.")
         if not (math.isfinite(beta) and beta > 0):
             raise ValueError(f"{self.__name__}: beta must be a finite number > 0, got {beta}.")
         if isinstance(update_epochs, bool) or not isinstance(update_epochs, int) or update_epochs < 1:
             raise ValueError(f"{self.__name__}: update_epochs must be an int ≥ 1, got {update_epochs!r}.")
-        self.beta, self.reduce, self.update_mode = float(beta), reduce, update
+        self.beta, self.placement, self.update_mode = float(beta), placement, update
         self.update_epochs = update_epochs
         self.label_threshold, self.label_reward = label_threshold, label_reward
         self.learning_rate, self.weight_decay, self.max_grad_norm = learning_rate, weight_decay, max_grad_norm
         self.optimizer_factory = optimizer_factory
-        self._device_given = device is not None or quantization_config is not None or load_in_4bit
-        load_kwargs = dict(
-            dtype=dtype,
-            device=device,
-            quantization_config=quantization_config,
-            load_in_4bit=load_in_4bit,
-            model_kwargs=model_kwargs,
-        )
+        init = ScorerModelArgs.coerce(model_init_kwargs, self.__name__)
+        self._device_given = init.device is not None or init.quantization_config is not None or init.load_in_4bit
         if isinstance(model, SharedBaseModel):
             raise ValueError(
                 f"{self.__name__}: model is a SharedBaseModel (the policy's weights), but this PRM trains its own "
                 "adapter on its model; pass the checkpoint (a path or Hub id) or a separate model object."
             )
-        self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, load_kwargs)
+        self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, model_init_kwargs)
         if not has_adapter(self.model):
             from peft import LoraConfig, get_peft_model
 
@@ -298,14 +291,10 @@ class OnlineImplicitPRM(_CausalLMScorer):
         return {key: float(value) for key, value in stats.items()}
 
     def implicit_rewards(self, samples: Sequence[JudgeSample], pad_id: int, lengths: Sequence[int]) -> list:
-        """r_t = β·(log π_φ − log π_ref) per policy token (no grad), one list per sample."""
-        logps, _ = completion_logprobs(self.model, self.batcher, samples, pad_id)
-        with adapters_disabled(self.model):
-            ref_logps, _ = completion_logprobs(self.model, self.batcher, samples, pad_id)
-        return [
-            to_policy_tokens(sample, self.beta * (lp - ref), self.reduce, length)
-            for sample, lp, ref, length in zip(samples, logps, ref_logps, lengths)
-        ]
+        """r_t = β·(log π_φ − log π_ref) per policy token (no grad), one list per sample (`_lm.implicit_rewards`)."""
+        return implicit_process_rewards(
+            self.model, None, self.batcher, samples, pad_id, self.beta, self.placement, lengths
+        )
 
     def _training(self) -> bool:
         trainer = self._trainer

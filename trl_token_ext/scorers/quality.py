@@ -2,36 +2,34 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 import torch
 
 from trl_token_ext.alignment import spread_span_scores
-from trl_token_ext.models import adapters_disabled, has_adapter, load_scorer_model
+from trl_token_ext.choices import SCORE_KINDS, Placement, ScoreKind, check_choice, label_scores
+from trl_token_ext.models import ScorerModelArgs, has_adapter, load_scorer_model
 from trl_token_ext.scorers._common import (
     TokenScorer,
+    check_placement,
     decode_with_spans,
     eval_mode,
     load_tokenizer,
     model_device,
     same_tokenizer,
 )
-from trl_token_ext.scorers._lm import JudgeBatcher, completion_logprobs, to_policy_tokens
+from trl_token_ext.scorers._lm import JudgeBatcher, completion_logprobs, implicit_rewards, to_policy_tokens
 
 CENTER_MODES = (None, "completion", "entropy")
-REDUCE_MODES = ("split", "sum", "mean")
-
-
-def scorer_load_kwargs(owner: str, dtype=None, task: str = "causal-lm", **kwargs: Any) -> dict[str, Any]:
-    """`load_scorer_model` keywords from a scorer's constructor arguments (dtype None: float32)."""
-    return dict(task=task, dtype=dtype, owner=owner, **kwargs)
 
 
 class _CausalLMScorer(TokenScorer):
     """Shared setup of scorers that run a causal LM over prompt + completion."""
 
-    def _setup_lm(self, model, tokenizer, max_length, batch_size, max_batch_tokens, load_kwargs) -> None:
-        self.model = load_scorer_model(model, **scorer_load_kwargs(self.__name__, **load_kwargs))
+    def _setup_lm(self, model, tokenizer, max_length, batch_size, max_batch_tokens, model_init_kwargs) -> None:
+        self.model_init_kwargs = ScorerModelArgs.coerce(model_init_kwargs, self.__name__)
+        self.model = load_scorer_model(model, self.model_init_kwargs, owner=self.__name__)
         self.tokenizer = load_tokenizer(tokenizer, model)
         if max_length is None:
             max_length = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
@@ -66,17 +64,19 @@ class LogProbQuality(_CausalLMScorer):
         model: a causal LM id/path (loaded with ``AutoModelForCausalLM.from_pretrained``) or a model object.
         tokenizer: the judge tokenizer (id/path/object); default: the one saved with ``model`` when it is an id/path,
             else the policy's. When it maps tokens like the policy's, completion ids are scored as they are;
-            otherwise the decoded text is re-tokenized and aligned by characters: ``reduce="split"`` (default)
-            divides each judge token's score over the policy tokens sharing its characters, in proportion to the
-            shared characters (totals conserved); "sum" / "mean" give each policy token the sum / mean of the judge
-            tokens overlapping it.
+            otherwise the decoded text is re-tokenized and aligned by characters: ``placement="split"``
+            (default) divides each judge token's score over the policy tokens sharing its characters, in proportion
+            to the shared characters (totals conserved); "sum" / "mean" give each policy token the sum / mean of the
+            judge tokens overlapping it ("even", "last": `trl_token_ext.choices.Placement`).
         clip_min, clip_max: clamp each judge token's log-prob (e.g. ``clip_min=-10``).
         center: None; ``"completion"`` subtracts the completion's mean score; ``"entropy"`` adds the judge's
             predictive entropy, i.e. log p(a_t) − E_{a~p}[log p(a)] (surprise relative to the expected surprise).
         max_length: judge context (default ``config.max_position_embeddings``); longer inputs are cut from the left.
         batch_size, max_batch_tokens: forward-pass batching.
-        dtype, device, quantization_config, load_in_4bit, model_kwargs: how `trl_token_ext.models.load_scorer_model`
-            (the loader of every model-backed scorer) loads ``model``; dtype None: float32.
+        model_init_kwargs: how `trl_token_ext.models.load_scorer_model` (the loader of every model-backed scorer)
+            loads ``model`` given by id or folder: a `trl_token_ext.models.ScorerModelArgs` or a dict of its fields
+            (``dtype``, ``device``, ``quantization_config``, ``load_in_4bit``, ``trust_remote_code``,
+            ``model_kwargs``); default float32 on CUDA when available.
     """
 
     default_name = "logprob_quality"
@@ -89,31 +89,19 @@ class LogProbQuality(_CausalLMScorer):
         clip_min: float | None = None,
         clip_max: float | None = None,
         center: str | None = None,
-        reduce: str = "split",
+        placement: Placement = "split",
         max_length: int | None = None,
         batch_size: int = 16,
         max_batch_tokens: int = 16384,
-        dtype: Any = None,
-        device: Any = None,
-        quantization_config: Any = None,
-        load_in_4bit: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
+        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name)
         if center not in CENTER_MODES:
             raise ValueError(f"{self.__name__}: center must be one of {CENTER_MODES}, got {center!r}.")
-        if reduce not in REDUCE_MODES:
-            raise ValueError(f"{self.__name__}: reduce must be one of {REDUCE_MODES}, got {reduce!r}.")
-        self.clip_min, self.clip_max, self.center, self.reduce = clip_min, clip_max, center, reduce
-        load_kwargs = dict(
-            dtype=dtype,
-            device=device,
-            quantization_config=quantization_config,
-            load_in_4bit=load_in_4bit,
-            model_kwargs=model_kwargs,
-        )
-        self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, load_kwargs)
+        placement = check_placement(placement, self.__name__)
+        self.clip_min, self.clip_max, self.center, self.placement = clip_min, clip_max, center, placement
+        self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, model_init_kwargs)
 
     def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
         samples, judge = self.batcher.prepare(
@@ -132,7 +120,7 @@ class LogProbQuality(_CausalLMScorer):
                 scored = values[~values.isnan()]
                 if scored.numel():
                     values = values - scored.mean()
-            results.append(to_policy_tokens(sample, values, self.reduce, len(completion_ids[index])))
+            results.append(to_policy_tokens(sample, values, self.placement, len(completion_ids[index])))
         return results
 
 
@@ -141,9 +129,8 @@ class ImplicitPRMQuality(_CausalLMScorer):
 
     When ``model`` carries a PEFT adapter (a ``PeftModel``, or an adapter folder loaded by id/path) and ``ref_model``
     is None, π_ref is the same model with its adapter disabled, so only one base model is in memory. Alignment to a
-    policy with another tokenizer works as in :class:`LogProbQuality` (``reduce`` of overlapping PRM tokens). The
-    loading arguments (``dtype``, ``device``, ``quantization_config``, ``load_in_4bit``, ``model_kwargs``) are
-    LogProbQuality's; ``ref_model`` loads the same way, unquantized, on the PRM's device.
+    policy with another tokenizer works as in :class:`LogProbQuality` (``placement`` of overlapping PRM tokens).
+    ``model_init_kwargs`` is LogProbQuality's; ``ref_model`` loads the same way, unquantized, on the PRM's device.
     """
 
     default_name = "implicit_prm_quality"
@@ -155,29 +142,17 @@ class ImplicitPRMQuality(_CausalLMScorer):
         beta: float = 0.05,
         tokenizer: Any = None,
         *,
-        reduce: str = "split",
+        placement: Placement = "split",
         max_length: int | None = None,
         batch_size: int = 16,
         max_batch_tokens: int = 16384,
-        dtype: Any = None,
-        device: Any = None,
-        quantization_config: Any = None,
-        load_in_4bit: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
+        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name)
-        if reduce not in REDUCE_MODES:
-            raise ValueError(f"{self.__name__}: reduce must be one of {REDUCE_MODES}, got {reduce!r}.")
-        self.beta, self.reduce = float(beta), reduce
-        load_kwargs = dict(
-            dtype=dtype,
-            device=device,
-            quantization_config=quantization_config,
-            load_in_4bit=load_in_4bit,
-            model_kwargs=model_kwargs,
-        )
-        self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, load_kwargs)
+        placement = check_placement(placement, self.__name__)
+        self.beta, self.placement = float(beta), placement
+        self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, model_init_kwargs)
         if ref_model is None:
             if not has_adapter(self.model):
                 raise ValueError(
@@ -186,32 +161,28 @@ class ImplicitPRMQuality(_CausalLMScorer):
                 )
             self.ref_model = None
         else:
-            load_kwargs.update(device=model_device(self.model), quantization_config=None, load_in_4bit=False)
-            self.ref_model = load_scorer_model(ref_model, **scorer_load_kwargs(self.__name__, **load_kwargs))
+            unquantized = self.model_init_kwargs.replace(
+                device=model_device(self.model), quantization_config=None, load_in_4bit=False
+            )
+            self.ref_model = load_scorer_model(ref_model, unquantized, owner=self.__name__)
 
     def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
         samples, judge = self.batcher.prepare(
             prompts, completion_ids, self._policy_tokenizer(processing_class, completion_ids)
         )
-        pad = self._pad_id(judge)
-        logps, _ = completion_logprobs(self.model, self.batcher, samples, pad)
-        if self.ref_model is None:
-            with adapters_disabled(self.model):
-                ref_logps, _ = completion_logprobs(self.model, self.batcher, samples, pad)
-        else:
-            ref_logps, _ = completion_logprobs(self.ref_model, self.batcher, samples, pad)
-        return [
-            to_policy_tokens(sample, self.beta * (lp - ref), self.reduce, len(ids))
-            for sample, lp, ref, ids in zip(samples, logps, ref_logps, completion_ids)
-        ]
+        lengths = [len(ids) for ids in completion_ids]
+        return implicit_rewards(
+            self.model, self.ref_model, self.batcher, samples, self._pad_id(judge), self.beta, self.placement, lengths
+        )
 
 
 class TokenClassifierQuality(TokenScorer):
     """Q(s_t, a_t) = score of label ``label`` from any ``AutoModelForTokenClassification`` on the completion text.
 
-    Classifier tokens are aligned to the policy's by character offsets (``reduce``: "mean" / "sum" of the overlapping
-    classifier tokens, or "split" by shared characters). ``score``: "prob" (softmax probability), "log_prob" or
-    "logit" of the label. Loading arguments as in :class:`LogProbQuality`.
+    Classifier tokens are aligned to the policy's by character offsets (``placement``: "mean" / "sum" of the
+    overlapping classifier tokens, "split" by shared characters, ...). ``output`` (`trl_token_ext.choices.ScoreKind`):
+    "prob" (softmax probability; sigmoid for a one-logit model), "log_prob" or "logit" of the label. Loading
+    arguments as in :class:`LogProbQuality`.
     """
 
     default_name = "token_classifier_quality"
@@ -222,34 +193,18 @@ class TokenClassifierQuality(TokenScorer):
         label: str,
         tokenizer: Any = None,
         *,
-        score: str = "prob",
-        reduce: str = "mean",
+        output: ScoreKind = "prob",
+        placement: Placement = "mean",
         max_length: int | None = None,
         batch_size: int = 16,
-        device: Any = None,
-        dtype: Any = None,
-        quantization_config: Any = None,
-        load_in_4bit: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
+        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(name)
-        if score not in ("prob", "log_prob", "logit"):
-            raise ValueError(f"{self.__name__}: score must be 'prob', 'log_prob' or 'logit', got {score!r}.")
-        if reduce not in REDUCE_MODES:
-            raise ValueError(f"{self.__name__}: reduce must be one of {REDUCE_MODES}, got {reduce!r}.")
-        self.model = load_scorer_model(
-            model,
-            **scorer_load_kwargs(
-                self.__name__,
-                dtype,
-                task="token-classification",
-                device=device,
-                quantization_config=quantization_config,
-                load_in_4bit=load_in_4bit,
-                model_kwargs=model_kwargs,
-            ),
-        )
+        self.output = check_choice(self.__name__, "output", output, SCORE_KINDS)
+        placement = check_placement(placement, self.__name__)
+        self.model_init_kwargs = ScorerModelArgs.coerce(model_init_kwargs, self.__name__)
+        self.model = load_scorer_model(model, self.model_init_kwargs, task="token-classification", owner=self.__name__)
         self.tokenizer = load_tokenizer(tokenizer, model)
         id2label = {int(k): v for k, v in getattr(self.model.config, "id2label", {}).items()}
         matches = [i for i, name_ in id2label.items() if name_ == label]
@@ -259,16 +214,9 @@ class TokenClassifierQuality(TokenScorer):
                 f"{[id2label[i] for i in sorted(id2label)]}."
             )
         self.label, self.label_id = label, matches[0]
-        self.score_kind, self.reduce, self.batch_size = score, reduce, batch_size
+        self.placement, self.batch_size = placement, batch_size
         self.max_length = max_length or getattr(self.model.config, "max_position_embeddings", None)
         self._warned_truncation = False
-
-    def _values(self, logits: torch.Tensor) -> torch.Tensor:
-        """(L, num_labels) logits → (L,) label scores."""
-        if self.score_kind == "logit":
-            return logits[:, self.label_id]
-        log_p = logits.float().log_softmax(-1)[:, self.label_id]
-        return log_p if self.score_kind == "log_prob" else log_p.exp()
 
     @torch.no_grad()
     def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
@@ -301,13 +249,13 @@ class TokenClassifierQuality(TokenScorer):
             with eval_mode(self.model):
                 logits = self.model(input_ids=input_ids.to(device), attention_mask=attention.to(device)).logits
             for i, ids in enumerate(chunk):
-                values = self._values(logits[i, : len(rows[i])]).cpu()
+                values = label_scores(logits[i, : len(rows[i])], self.label_id, self.output).cpu()
                 if same:
                     results.append(values.tolist() + [0.0] * (len(ids) - len(rows[i])))
                 else:
                     spans = [tuple(s) for s in offsets[i][: len(rows[i])]]
                     _, policy_spans = decoded[i]
-                    results.append(spread_span_scores(policy_spans, spans, values.tolist(), reduce=self.reduce))
+                    results.append(spread_span_scores(policy_spans, spans, values.tolist(), self.placement))
         return results
 
     def _truncate(self, row: list[int]) -> list[int]:

@@ -10,21 +10,14 @@ tokens. Each process scores its own completions; no collective is needed.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import torch
 
-from trl_token_ext.models import load_scorer_model
-from trl_token_ext.scorers._common import (
-    eval_mode,
-    get_column,
-    last_user_message,
-    load_tokenizer,
-    message_text,
-    model_device,
-    resolve_label,
-)
+from trl_token_ext.choices import Placement, resolve_label
+from trl_token_ext.models import ScorerModelArgs, load_scorer_model
+from trl_token_ext.scorers._common import eval_mode, get_column, load_tokenizer, model_device
 from trl_token_ext.scorers._lm import JudgeBatcher, _accepts_logits_to_keep
 from trl_token_ext.scorers.steps import StepReward
 from trl_token_ext.step_prm.inputs import (
@@ -35,6 +28,7 @@ from trl_token_ext.step_prm.inputs import (
     StepEncodingError,
     label_token_ids,
 )
+from trl_token_ext.text import last_user_message, message_text
 
 PRM_FORMATS = tuple(BUILDERS)
 # The Auto class each format loads by id/path: a token classifier, a causal LM, or Qwen2.5-Math-PRM's own model class
@@ -60,8 +54,8 @@ class StepPRMReward(StepReward):
 
     Args:
         model: the PRM: an id or folder (loaded with the format's Auto class through
-            `trl_token_ext.models.load_scorer_model`: dtype, device, 4-bit, adapter folders; Qwen2.5-Math-PRM needs
-            ``trust_remote_code=True``) or a model object (a `SharedBaseModel` too).
+            `trl_token_ext.models.load_scorer_model`: adapter folders too; Qwen2.5-Math-PRM needs
+            ``model_init_kwargs={"trust_remote_code": True}``) or a model object (a `SharedBaseModel` too).
         format: one of ``PRM_FORMATS``.
         tokenizer: the PRM's tokenizer (default: the one saved with ``model``; else the policy's).
         separator, placement, form: how completions split into steps, how a step's score reaches its tokens, and
@@ -78,9 +72,9 @@ class StepPRMReward(StepReward):
         max_length: PRM context (default ``config.max_position_embeddings``); longer inputs lose their earliest
             tokens; a completion whose first step tags are cut away is not scored (None).
         batch_size, max_batch_tokens: forward passes (completions sorted by length).
-        task, trust_remote_code, dtype, device, quantization_config, load_in_4bit, model_kwargs: loading of an id or
-            folder (``task`` overrides the format's Auto class, e.g. ``"token-classification"`` for a Qwen-style PRM
-            saved as a token classifier).
+        task, model_init_kwargs: loading of an id or folder (`trl_token_ext.models.ScorerModelArgs` or a dict of
+            its fields: dtype, device, 4-bit, trust_remote_code, ...; ``task`` overrides the format's Auto class, e.g.
+            ``"token-classification"`` for a Qwen-style PRM saved as a token classifier).
     """
 
     default_name = "step_prm"
@@ -92,7 +86,7 @@ class StepPRMReward(StepReward):
         tokenizer: Any = None,
         *,
         separator: str = "\n",
-        placement: str = "last",
+        placement: Placement = "last",
         form: str = "raw",
         step_tag: str | None = None,
         correct_label: int | str = 1,
@@ -103,12 +97,7 @@ class StepPRMReward(StepReward):
         batch_size: int = 8,
         max_batch_tokens: int = 16384,
         task: str | None = None,
-        trust_remote_code: bool = False,
-        dtype: Any = None,
-        device: Any = None,
-        quantization_config: Any = None,
-        load_in_4bit: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
+        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
         super().__init__(separator=separator, placement=placement, form=form, name=name)
@@ -122,13 +111,8 @@ class StepPRMReward(StepReward):
         self.system_prompt, self.question_column = system_prompt, question_column
         self.model = load_scorer_model(
             model,
+            model_init_kwargs,
             task=task or FORMAT_TASKS[format],
-            trust_remote_code=trust_remote_code,
-            dtype=dtype,
-            device=device,
-            quantization_config=quantization_config,
-            load_in_4bit=load_in_4bit,
-            model_kwargs=model_kwargs,
             owner=self.__name__,
         )
         self.tokenizer = load_tokenizer(tokenizer, model)

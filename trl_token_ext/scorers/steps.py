@@ -17,8 +17,10 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
-from trl_token_ext.alignment import PLACEMENTS, Span, spread_span_scores
-from trl_token_ext.scorers._common import TokenScorer, decode_with_spans, message_text
+from trl_token_ext.alignment import Span, spread_span_scores
+from trl_token_ext.choices import Placement
+from trl_token_ext.scorers._common import TokenScorer, check_placement, decode_with_spans, get_column
+from trl_token_ext.text import message_text
 
 STEP_SCORE_FORMS = ("raw", "min", "diff")
 StepScoreFn = Callable[..., Sequence[float | None]]
@@ -90,14 +92,13 @@ class StepReward(TokenScorer):
         self,
         score_steps: StepScoreFn | None = None,
         separator: str = "\n",
-        placement: str = "last",
+        placement: Placement = "last",
         form: str = "raw",
         columns: Sequence[str] = (),
         name: str | None = None,
     ) -> None:
         super().__init__(name or getattr(score_steps, "__name__", None))
-        if placement not in PLACEMENTS:
-            raise ValueError(f"{self.__name__}: placement must be one of {PLACEMENTS}, got {placement!r}.")
+        check_placement(placement, self.__name__)
         if form not in STEP_SCORE_FORMS:
             raise ValueError(f"{self.__name__}: form must be one of {STEP_SCORE_FORMS}, got {form!r}.")
         if not separator:
@@ -110,8 +111,6 @@ class StepReward(TokenScorer):
         columns) and ``processing_class``, the policy tokenizer. Default: ``score_steps`` on each completion."""
         if self.score_steps is None:
             raise NotImplementedError(f"{self.__name__}: pass score_steps=... or override step_scores.")
-        from trl_token_ext.scorers._common import get_column
-
         columns = {column: get_column(kwargs, column, self.__name__, len(prompts)) for column in self.columns}
         return [
             None if values is None else list(values)

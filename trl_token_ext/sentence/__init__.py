@@ -17,7 +17,8 @@ import importlib
 from typing import Any
 
 from trl_token_ext.sentence.reward import SentenceClassifierReward
-from trl_token_ext.sentence.split import SentenceAlignment, align_sentences, split_sentences
+from trl_token_ext.sentence.split import SentenceAlignment, align_sentences
+from trl_token_ext.text import split_sentences
 
 _LAZY = {
     "ClassificationMetrics": "trl_token_ext.sentence.metrics",

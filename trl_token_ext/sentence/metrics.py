@@ -3,12 +3,15 @@
 ``evaluate.load("accuracy")`` etc. download their scripts from the Hub. This module is itself a local ``evaluate``
 metric script (scikit-learn based, as the Hub scripts are): ``load_classification_metric()`` loads it with
 ``evaluate.load(<this file>)``; the module must stay importable on its own (no package-relative imports).
+scikit-learn comes with the ``classifier`` extra.
 """
 
 from __future__ import annotations
 
 import datasets
 import evaluate
+
+from trl_token_ext.extras import require
 
 _DESCRIPTION = "Accuracy, precision, recall and F1 of class predictions against references (scikit-learn)."
 _KWARGS_DESCRIPTION = """
@@ -50,5 +53,6 @@ class ClassificationMetrics(evaluate.Metric):
 
 
 def load_classification_metric(**kwargs) -> evaluate.Metric:
-    """This module loaded through ``evaluate.load`` from its local path (offline)."""
+    """This module loaded through ``evaluate.load`` from its local path (offline); needs scikit-learn."""
+    require("sklearn", "classifier", "Classifier metrics (train-classifier, train-prm)")
     return evaluate.load(__file__, **kwargs)

@@ -13,42 +13,28 @@ from __future__ import annotations
 
 import json
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 from typing import Any
 
 import torch
 
 from trl_token_ext.alignment import spread_span_scores
-from trl_token_ext.sentence.split import align_sentences, split_sentences
+from trl_token_ext.choices import (
+    PLACEMENTS,
+    SCORE_KINDS,
+    Placement,
+    ScoreKind,
+    check_choice,
+    label_scores,
+    resolve_label,
+)
+from trl_token_ext.models import ScorerModelArgs, load_scorer_model
+from trl_token_ext.sentence.split import align_sentences
+from trl_token_ext.text import completion_text, split_sentences
 
-OUTPUTS = ("prob", "logit", "logprob")
 AGGREGATES = ("mean", "min", "last")
-PLACEMENTS = ("end", "spread", "potential")
-LEVELS = ("auto", "sequence", "token")
-
-
-def completion_text(completion: Any) -> str:
-    """The text of a completion: a string, or the joined ``content`` of a conversational list of messages."""
-    if isinstance(completion, str):
-        return completion
-    if isinstance(completion, dict):
-        completion = [completion]
-    if isinstance(completion, (list, tuple)):
-        parts = []
-        for message in completion:
-            content = message.get("content", "") if isinstance(message, dict) else message
-            if isinstance(content, list):  # multimodal content parts
-                content = "".join(part.get("text", "") for part in content if isinstance(part, dict))
-            parts.append(content if isinstance(content, str) else "")
-        return "".join(parts)
-    raise TypeError(f"A completion must be a str or a list of message dicts, got {type(completion).__name__}.")
-
-
-def _check_choice(name: str, value: str, choices: Sequence[str]) -> str:
-    if value not in choices:
-        raise ValueError(f"SentenceClassifierReward: {name} must be one of {list(choices)}, got {value!r}.")
-    return value
+CALL_LEVELS = ("auto", "sequence", "token")  # what a call returns
 
 
 class SentenceClassifierReward:
@@ -60,22 +46,25 @@ class SentenceClassifierReward:
             ``name_or_path`` has one).
         label: the target label, by name from ``config.id2label`` (case-insensitive if unambiguous) or by index;
             optional for a one-logit model.
-        output: the score of a sentence: ``"prob"`` (softmax, sigmoid for one logit), ``"logit"`` or ``"logprob"``.
+        output: the score of a sentence (`trl_token_ext.choices.ScoreKind`): ``"prob"`` (softmax, sigmoid for one
+            logit), ``"log_prob"`` or ``"logit"``.
         aggregate: sequence-level reward of a completion from its sentence scores: ``"mean"``, ``"min"`` or
             ``"last"``.
-        placement: token-level rewards: ``"end"`` puts each sentence's score on its last token (Fine-Grained RLHF),
-            ``"spread"`` divides it equally among its tokens, ``"potential"`` puts Φ_k − Φ_{k−1} on sentence k's
-            last token where Φ_k scores the completion's prefix up to the end of sentence k (Φ_0 = 0), so the
-            rewards telescope to the score of the whole completion (potential-based shaping, γ = 1).
+        placement: how a sentence's score reaches its tokens at token level (`trl_token_ext.choices.Placement`):
+            ``"last"`` puts it on the sentence's last token (Fine-Grained RLHF), ``"even"`` divides it equally among
+            its tokens, ``"sum"`` gives each token the full score, ...
+        potential: score prefixes instead of sentences and place Φ_k − Φ_{k−1}, where Φ_k scores the completion's
+            prefix up to the end of sentence k (Φ_0 = 0), so the rewards telescope to the score of the whole
+            completion (potential-based shaping, γ = 1).
         level: ``"auto"`` (token-level when called with a ``processing_class``, as ``TokenGRPOTrainer`` does, else
             sequence-level), ``"sequence"`` or ``"token"``.
         tokenizer: the classifier's tokenizer (default: loaded from ``model``).
         policy_tokenizer: tokenizer decoding ``completion_ids`` at token level when no ``processing_class`` is passed.
         batch_size: sentences per forward pass. max_length: classifier tokens per sentence (longer ones are
             truncated, with one warning); default: the tokenizer's / model's maximum.
-        device: where the classifier runs (default: where it was loaded); results are always CPU floats.
-        load_in_4bit: load the classifier in 4-bit NF4 (bitsandbytes, CUDA). model_kwargs: more
-            ``from_pretrained`` arguments.
+        model_init_kwargs: how the classifier loads and where it runs (`trl_token_ext.models.ScorerModelArgs` or a
+            dict of its fields: ``device``, ``dtype``, ``load_in_4bit``, ``quantization_config``, ``model_kwargs``,
+            ...), as for every model-backed scorer; results are always CPU floats.
         language: pySBD language for sentence splitting.
         empty_reward: the reward of a completion with no sentence (empty or whitespace-only): a float (default 0.0;
             at token level it sits on the last token) or None (TRL treats None as "not scored").
@@ -86,25 +75,26 @@ class SentenceClassifierReward:
         self,
         model: Any,
         label: str | int | None = None,
-        output: str = "prob",
+        output: ScoreKind = "prob",
         aggregate: str = "mean",
-        placement: str = "end",
+        placement: Placement = "last",
+        potential: bool = False,
         level: str = "auto",
         tokenizer: Any = None,
         policy_tokenizer: Any = None,
         batch_size: int = 32,
         max_length: int | None = None,
-        device: str | torch.device | None = None,
-        load_in_4bit: bool = False,
-        model_kwargs: dict[str, Any] | None = None,
+        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
         language: str = "en",
         empty_reward: float | None = 0.0,
         name: str | None = None,
     ):
-        self.output = _check_choice("output", output, OUTPUTS)
-        self.aggregate = _check_choice("aggregate", aggregate, AGGREGATES)
-        self.placement = _check_choice("placement", placement, PLACEMENTS)
-        self.level = _check_choice("level", level, LEVELS)
+        owner = "SentenceClassifierReward"
+        self.output = check_choice(owner, "output", output, SCORE_KINDS)
+        self.aggregate = check_choice(owner, "aggregate", aggregate, AGGREGATES)
+        self.placement = check_choice(owner, "placement", placement, PLACEMENTS)
+        self.potential = bool(potential)
+        self.level = check_choice(owner, "level", level, CALL_LEVELS)
         if not isinstance(batch_size, int) or batch_size < 1:
             raise ValueError(f"SentenceClassifierReward: batch_size must be a positive int, got {batch_size!r}.")
         self.model_source = model
@@ -113,9 +103,7 @@ class SentenceClassifierReward:
         self.policy_tokenizer = policy_tokenizer
         self.batch_size = batch_size
         self.max_length = max_length
-        self.device = torch.device(device) if device is not None else None
-        self.load_in_4bit = load_in_4bit
-        self.model_kwargs = dict(model_kwargs or {})
+        self.model_init_kwargs = ScorerModelArgs.coerce(model_init_kwargs, "SentenceClassifierReward")
         self.language = language
         self.empty_reward = empty_reward
         self._model = None
@@ -132,14 +120,10 @@ class SentenceClassifierReward:
             return
         from transformers import AutoTokenizer
 
-        from trl_token_ext.models import load_scorer_model
-
         self._model = load_scorer_model(
             self.model_source,
+            self.model_init_kwargs,
             task="sequence-classification",
-            device=self.device,
-            load_in_4bit=self.load_in_4bit,
-            model_kwargs=self.model_kwargs,
             merge_adapter=True,  # unless 4-bit: quantized weights can't absorb the adapter
             owner="SentenceClassifierReward",
         )
@@ -164,8 +148,6 @@ class SentenceClassifierReward:
         return str(self.model_source)
 
     def _resolve_label(self) -> int:
-        from trl_token_ext.scorers._common import resolve_label
-
         return resolve_label(self._model.config, self.label, "SentenceClassifierReward")
 
     @property
@@ -177,8 +159,9 @@ class SentenceClassifierReward:
     @property
     def classifier_device(self) -> torch.device:
         """The device the classifier's inputs are sent to."""
-        if self.device is not None and not self.load_in_4bit:
-            return self.device
+        init = self.model_init_kwargs
+        if init.device is not None and not init.load_in_4bit and init.quantization_config is None:
+            return torch.device(init.device)
         return next(self._model.parameters()).device
 
     def __getstate__(self) -> dict[str, Any]:
@@ -203,16 +186,7 @@ class SentenceClassifierReward:
 
     def _transform(self, logits: torch.Tensor) -> torch.Tensor:
         """(N, C) logits → (N,) scores of the target label."""
-        logits = logits.float()
-        index = self._label_index
-        if logits.shape[-1] == 1:
-            x = logits[:, 0]
-            return {"prob": torch.sigmoid, "logprob": torch.nn.functional.logsigmoid}.get(self.output, lambda v: v)(x)
-        if self.output == "prob":
-            return logits.softmax(dim=-1)[:, index]
-        if self.output == "logprob":
-            return logits.log_softmax(dim=-1)[:, index]
-        return logits[:, index]
+        return label_scores(logits, self._label_index, self.output)
 
     def score_texts(self, texts: Sequence[str], truncation_side: str = "right") -> list[float]:
         """Classifier scores of ``texts`` (N,) → (N,) floats, in batched forward passes sorted by length.
@@ -292,7 +266,7 @@ class SentenceClassifierReward:
         """
         tokenizer = getattr(tokenizer, "tokenizer", tokenizer)  # a multimodal processor wraps its tokenizer
         alignments = [align_sentences(tokenizer, ids, self.language) for ids in completion_ids]
-        if self.placement == "potential":
+        if self.potential:
             texts = [a.text[a.sentence_spans[0][0] : end] for a in alignments for _, end in a.sentence_spans]
             flat = self.score_texts(texts, truncation_side="left")
         else:
@@ -311,10 +285,9 @@ class SentenceClassifierReward:
                     values[-1] = float(self.empty_reward)
                 rewards.append(values)
                 continue
-            if self.placement == "potential":  # Φ_k − Φ_{k−1}, Φ_0 = 0
+            if self.potential:  # Φ_k − Φ_{k−1}, Φ_0 = 0
                 scores = [score - previous for score, previous in zip(scores, [0.0] + scores[:-1])]
-            reduce = "even" if self.placement == "spread" else "last"
-            rewards.append(spread_span_scores(alignment.token_spans, alignment.sentence_spans, scores, reduce))
+            rewards.append(spread_span_scores(alignment.token_spans, alignment.sentence_spans, scores, self.placement))
         return rewards
 
     def __call__(
@@ -345,5 +318,6 @@ class SentenceClassifierReward:
         source = self.model_source if isinstance(self.model_source, (str, Path)) else type(self.model_source).__name__
         return (
             f"SentenceClassifierReward(model={source!r}, label={self.label_name!r}, output={self.output!r}, "
-            f"aggregate={self.aggregate!r}, placement={self.placement!r}, level={self.level!r})"
+            f"aggregate={self.aggregate!r}, placement={self.placement!r}, potential={self.potential}, "
+            f"level={self.level!r})"
         )

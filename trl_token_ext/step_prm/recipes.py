@@ -9,12 +9,11 @@
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from typing import Any
 
-from trl_token_ext.finetune import ClassifierTrainingResult
-from trl_token_ext.sentence.recipes import load_dataset_dict, train_eval_test
+from trl_token_ext.data import load_dataset_dict, train_eval_test
+from trl_token_ext.finetune import ClassifierTrainingResult, print_result, recipe_training
 from trl_token_ext.step_prm.data import check_stepwise_dataset
 from trl_token_ext.step_prm.train import train_step_prm
 
@@ -62,8 +61,7 @@ def run_train_prm(args: TrainPRMArguments, model_args: Any, splits=None) -> Clas
     if not model_args.model_name_or_path:
         raise ValueError("trl-token train-prm: --model_name_or_path is required (an encoder or LM id/folder).")
     train, evaluation, test = splits if splits is not None else load_prm_datasets(args)
-    if args.max_train_samples is not None and args.max_train_samples < len(train):
-        train = train.shuffle(seed=args.seed).select(range(args.max_train_samples))
+    train, overrides = recipe_training(args, train)
     return train_step_prm(
         model_args.model_name_or_path,
         train,
@@ -80,13 +78,7 @@ def run_train_prm(args: TrainPRMArguments, model_args: Any, splits=None) -> Clas
         load_in_4bit=model_args.load_in_4bit,
         metric_for_best_model=args.metric_for_best_model,
         early_stopping_patience=args.early_stopping_patience,
-        training_args={
-            "num_train_epochs": args.num_train_epochs,
-            "learning_rate": args.learning_rate,
-            "per_device_train_batch_size": args.per_device_train_batch_size,
-            "seed": args.seed,
-            "use_cpu": args.use_cpu,
-        },
+        training_args=overrides,
     )
 
 
@@ -101,6 +93,4 @@ def train_prm_main(argv: list[str] | None = None) -> ClassifierTrainingResult:
     """Entry point of ``trl-token train-prm`` (``argv`` without the command name). Prints the metrics JSON."""
     args, model_args = make_parser().parse_args_and_config(argv)
     result = run_train_prm(args, model_args)
-    print(json.dumps({key: value for key, value in result.metrics.items() if key != "labels"}, indent=2))
-    print(f"step PRM: {result.merged_dir or result.adapter_dir}")
-    return result
+    return print_result(result, f"step PRM: {result.merged_dir or result.adapter_dir}")

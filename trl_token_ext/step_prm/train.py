@@ -15,7 +15,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from trl_token_ext.compat import keep_bnb_4bit_trainable_on_cpu
 from trl_token_ext.finetune import ClassifierTrainingResult, classifier_lora_config, fit_and_save
+from trl_token_ext.models import default_device, nf4_config
 from trl_token_ext.step_prm.data import IGNORE_INDEX, check_stepwise_dataset, encode_stepwise
 from trl_token_ext.step_prm.metrics import majority_baseline, step_metrics, step_rows
 
@@ -141,8 +143,6 @@ def _load_token_classifier(auto_class, model_name_or_path: str, load_in_4bit: bo
     """Two labels (``PRM_LABELS``); NF4 with the head kept in full precision and PEFT's k-bit preparation."""
     kwargs: dict[str, Any] = {}
     if load_in_4bit:
-        from trl_token_ext.models import default_device, nf4_config
-
         kwargs = {
             "quantization_config": nf4_config(["classifier", "score"], double_quant=False),
             "device_map": {"": str(default_device())},
@@ -157,8 +157,6 @@ def _load_token_classifier(auto_class, model_name_or_path: str, load_in_4bit: bo
     )
     if load_in_4bit:
         from peft import prepare_model_for_kbit_training
-
-        from trl_token_ext.compat import keep_bnb_4bit_trainable_on_cpu
 
         keep_bnb_4bit_trainable_on_cpu(model)
         model = prepare_model_for_kbit_training(model, use_gradient_checkpointing=False)
