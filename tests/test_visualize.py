@@ -9,17 +9,15 @@ from html.parser import HTMLParser
 import pytest
 
 from tests.trainer_helpers import grpo_args, length_reward
+from trl_token_ext.curves import curve_title, plot_reward_curves, reward_curve_keys
 from trl_token_ext.visualize import (
     MIN_TINT,
     HeatmapRow,
     TokenHeatmapCallback,
     color_scale,
     completion_heatmap,
-    curve_title,
     heatmap_page,
     page_scales,
-    plot_reward_curves,
-    reward_curve_keys,
     token_heatmap_html,
     value_color,
 )
@@ -165,8 +163,7 @@ def test_callback_shows_the_recorded_step_values(tmp_path):
 
     callback = TokenHeatmapCallback(tmp_path, value="reward")
     assert callback.combined_values() is None  # nothing recorded yet
-    funcs = [lambda **kw: None]
-    assert callback.watch(funcs) == funcs  # kept for compatibility: the functions, unchanged
+    assert not hasattr(callback, "watch")  # removed: the trainer reports what it used
     record = TokenStepRecord(
         prompts=["a", "a"],
         completion_ids=[[5, 6, 7], [8]],
@@ -236,6 +233,22 @@ def test_reward_curves_png(tmp_path):
     assert curve_title("rewards/f/mean") == "outcome reward f"
     assert curve_title("token_rewards/g/mean") == "token reward g (mean per token)"
     assert curve_title("reward") == "outcome reward (weighted sum)" and curve_title("loss") == "loss"
+
+
+def test_reward_curves_leave_matplotlib_global_state_alone(tmp_path):
+    """The plot is drawn on a Figure of its own: a script's backend (svg here) is kept; no pyplot figure."""
+    matplotlib = pytest.importorskip("matplotlib")
+    original = matplotlib.get_backend()
+    matplotlib.use("svg", force=True)
+    try:
+        plot_reward_curves([{"step": 1, "reward": 0.5}, {"step": 2, "reward": 0.7}], tmp_path / "one.png")
+        assert matplotlib.get_backend() == "svg"
+    finally:
+        matplotlib.use(original, force=True)
+    import sys
+
+    if "matplotlib.pyplot" in sys.modules:  # pyplot imported elsewhere: no figure of ours left open in it
+        assert sys.modules["matplotlib.pyplot"].get_fignums() == []
 
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser") or shutil.which("google-chrome")

@@ -13,6 +13,7 @@ __version__ = "0.1.0.dev0"
 # (`trl_token_ext.demo`) and the test builders (`trl_token_ext.testing`) are imported by whoever uses them.
 _EXPORTS: dict[str, tuple[str, ...]] = {
     "trl_token_ext.config": ("TokenRewardConfigMixin", "with_token_fields"),
+    "trl_token_ext.curves": ("plot_reward_curves",),
     "trl_token_ext.models": ("SharedBaseModel", "load_policy", "load_scorer_model"),
     "trl_token_ext.registry": ("build_reward_func", "register_reward"),
     "trl_token_ext.scorers": (
@@ -50,7 +51,7 @@ _EXPORTS: dict[str, tuple[str, ...]] = {
     ),
     "trl_token_ext.trainers.records": ("OutcomeRewards", "TokenStepRecord"),
     "trl_token_ext.trainers.rloo": ("TokenRLOOConfig", "TokenRLOOTrainer"),
-    "trl_token_ext.visualize": ("TokenHeatmapCallback", "heatmap_page", "plot_reward_curves", "token_heatmap_html"),
+    "trl_token_ext.visualize": ("TokenHeatmapCallback", "heatmap_page", "token_heatmap_html"),
 }
 _LAZY: dict[str, str] = {name: module for module, names in _EXPORTS.items() for name in names}
 __all__ = sorted(_LAZY)

@@ -9,7 +9,8 @@
 * :class:`TokenHeatmapCallback`: every ``every_n_steps`` writes a heatmap page of a few of the latest completions with
   the values the trainer recorded for them (weighted token reward, the advantage the loss used, or A_tok) and logs it
   to Weights & Biases / MLflow when those report.
-* :func:`plot_reward_curves`: a PNG of reward curves from ``trainer.state.log_history`` (matplotlib).
+
+Reward-curve plots are in :mod:`trl_token_ext.curves`.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from __future__ import annotations
 import html
 import math
 import statistics
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -294,15 +295,11 @@ class TokenHeatmapCallback(TrainerCallback):
         self.written: list[Path] = []
         self.latest: Any = None
 
-    def watch(self, funcs: Sequence[Callable[..., Any]]) -> list[Callable[..., Any]]:
-        """The token reward functions, unchanged (kept for compatibility: the trainer now reports what it used)."""
-        return list(funcs)
-
     def on_token_step(self, args: Any, state: Any, record: Any) -> None:
         """Called by the token trainers with the `TokenStepRecord` of each generation batch; keeps the latest."""
         self.latest = record
 
-    def combined_values(self, args: Any = None) -> tuple[list, list, list[list[float]]] | None:
+    def combined_values(self) -> tuple[list, list, list[list[float]]] | None:
         """(prompts, completion_ids, per-token values) of the latest recorded batch, each value list as long as its
         completion (``value`` picks rewards, advantages or token advantages; ``"all"``: a mapping of the three per
         completion); None before any batch."""
@@ -322,7 +319,7 @@ class TokenHeatmapCallback(TrainerCallback):
 
     def write(self, args: Any, step: int, tokenizer: Any) -> Path | None:
         """Write the page of the latest batch for ``step``; returns its path (None before any complete batch)."""
-        combined = self.combined_values(args)
+        combined = self.combined_values()
         if combined is None or tokenizer is None:
             return None
         prompts, completion_ids, values = combined
@@ -390,69 +387,3 @@ class TokenHeatmapCallback(TrainerCallback):
         if state.is_world_process_zero and (step % self.every_n_steps == 0 or step == state.max_steps):
             self.write(args, step, processing_class)
         return control
-
-
-def reward_curve_keys(log_history: Sequence[dict]) -> list[str]:
-    """Reward keys found in a log history: ``reward``, ``rewards/<f>/mean``, ``token_rewards/<f>/mean``."""
-    keys: list[str] = []
-    for entry in log_history:
-        for key in entry:
-            wanted = key == "reward" or (key.startswith(("rewards/", "token_rewards/")) and key.endswith("/mean"))
-            if wanted and key not in keys:
-                keys.append(key)
-    return keys
-
-
-def curve_title(key: str) -> str:
-    """A readable panel title for a log key: ``rewards/f/mean`` → ``outcome reward f``, ``token_rewards/g/mean`` →
-    ``token reward g (mean per token)``, ``reward`` → ``outcome reward (weighted sum)``; others unchanged."""
-    if key == "reward":
-        return "outcome reward (weighted sum)"
-    parts = key.split("/")
-    if len(parts) == 3 and parts[2] == "mean" and parts[0] in ("rewards", "token_rewards"):
-        return f"outcome reward {parts[1]}" if parts[0] == "rewards" else f"token reward {parts[1]} (mean per token)"
-    return key
-
-
-def plot_reward_curves(
-    log_history: Sequence[dict] | dict[str, Sequence[dict]],
-    path: str | Path,
-    keys: Sequence[str] | None = None,
-    title: str = "Rewards",
-) -> Path:
-    """Plot each key of ``log_history`` (a trainer's ``state.log_history``, or a mapping label → log history to
-    draw several runs on the same axes) against ``step``, one panel per key titled by :func:`curve_title`, and save
-    a PNG at ``path`` (7 × 2.2·len(keys) inches at 100 dpi). Default keys: :func:`reward_curve_keys` of every
-    history."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    histories = dict(log_history) if isinstance(log_history, dict) else {"": log_history}
-    if keys is None:
-        keys = [k for history in histories.values() for k in reward_curve_keys(history)]
-    keys = list(dict.fromkeys(keys))
-    if not keys:
-        raise ValueError("plot_reward_curves: the log history has no reward keys to plot.")
-    figure, axes = plt.subplots(len(keys), 1, figsize=(7, 2.2 * len(keys)), sharex=True, squeeze=False)
-    for axis, key in zip(axes[:, 0], keys):
-        for label, history in histories.items():
-            points = [(e["step"], e[key]) for e in history if key in e and "step" in e]
-            if points:
-                axis.plot(
-                    [p[0] for p in points], [p[1] for p in points], marker="o", markersize=3, label=label or None
-                )
-        axis.set_title(curve_title(key), fontsize=9, loc="left")
-        axis.tick_params(labelsize=8)
-        axis.grid(alpha=0.3)
-        if len(histories) > 1:
-            axis.legend(fontsize=8, loc="best")
-    axes[-1, 0].set_xlabel("step")
-    figure.suptitle(title)
-    figure.tight_layout()
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(path, dpi=100)
-    plt.close(figure)
-    return path

@@ -144,7 +144,8 @@ def heatmap_rows(task: str, arms: dict[str, Any], per_prompt: int, limit: int = 
 
 def write_task_report(folder: Path, task: str, task_summary: dict[str, Any], arms: dict[str, Any]) -> list[str]:
     """``comparison.png``, ``heatmap.html`` and ``samples.md`` of one task in ``folder``; returns the file names."""
-    from trl_token_ext.visualize import plot_reward_curves, write_heatmap_page
+    from trl_token_ext.curves import plot_reward_curves
+    from trl_token_ext.visualize import write_heatmap_page
 
     folder.mkdir(parents=True, exist_ok=True)
     present = [arm for arm in ("token", "control") if arm in arms]
