@@ -79,12 +79,21 @@ def reference_reward_to_go(rewards: torch.Tensor, mask: torch.Tensor, gamma: flo
 
 
 def advantage_pieces(batch: int) -> dict[str, Callable[[torch.Tensor, torch.Tensor], object]]:
-    from trl_token_ext.advantages import token_advantages
+    from trl_token_ext.advantages import length_neutral_token_advantages, token_advantages
 
     def run(**kwargs):
         return lambda r, m: token_advantages(r, m, group_size=4, **kwargs)
 
+    def position(**kwargs):  # the default baseline ("position"): one reward function, rows (B, 1, T)
+        def call(r, m):
+            present, weights = torch.ones(r.shape[0], 1), torch.ones(1)
+            return length_neutral_token_advantages(r.unsqueeze(1), present, m, weights, group_size=4, **kwargs)
+
+        return call
+
     return {
+        "advantages position baseline, reward_to_go (default)": position(mode="reward_to_go"),
+        "advantages position baseline, RLOO leave-one-out": position(mode="reward_to_go", leave_one_out=True),
         "advantages reward_to_go γ=1": run(mode="reward_to_go", gamma=1.0),
         "advantages reward_to_go γ=0.99": run(mode="reward_to_go", gamma=0.99),
         "advantages immediate": run(mode="immediate"),
