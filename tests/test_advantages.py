@@ -165,3 +165,119 @@ def test_rloo_token_advantages_by_hand():
     # reward-to-go first (γ = 1), then the baseline of the others' reward-to-go
     rtg = token_advantages(rewards, mask, 3, mode="reward_to_go", normalization="none", leave_one_out=True)
     assert rtg[0].tolist() == pytest.approx([6 - (7 + 5) / 2, 5 - 4, 3 - 0])
+
+
+def test_group_without_any_token_reward_is_zero_not_nan():
+    # group 1 (rows 0-1): valid {1, 2, 3}, mean 2, std 1; group 2 (rows 2-3) has no valid token at all
+    rewards = torch.tensor([[1.0, 2], [3, 4], [5, 6], [7, 8]])
+    mask = torch.tensor([[1, 1], [1, 0], [0, 0], [0, 0]])
+    expected = torch.tensor([[-1 / 1.5, 0], [1 / 1.5, 0], [0, 0], [0, 0]])
+    torch.testing.assert_close(normalize_token_rewards(rewards, mask, 2, "group", eps=0.5), expected)
+    torch.testing.assert_close(normalize_token_rewards(rewards, torch.zeros_like(mask), 2, "batch"), torch.zeros(4, 2))
+
+
+@pytest.mark.parametrize("normalization", ["group", "batch"])
+def test_constant_rewards_with_default_eps_are_zero_not_nan(normalization):
+    rewards = torch.full((4, 3), 3.0)
+    mask = torch.ones(4, 3)
+    torch.testing.assert_close(normalize_token_rewards(rewards, mask, 2, normalization), torch.zeros(4, 3))
+
+
+def test_batch_normalization_adds_eps_to_the_std():
+    # valid {0, 2, 4}: mean 2, std 2; ε = 0.5 → (r − 2) / 2.5
+    rewards = torch.tensor([[0.0, 2], [4, 9]])
+    mask = torch.tensor([[1, 1], [1, 0]])
+    result = normalize_token_rewards(rewards, mask, group_size=1, normalization="batch", eps=0.5)
+    torch.testing.assert_close(result, torch.tensor([[-0.8, 0], [0.8, 0]]))
+
+
+def test_scale_divides_a_std_below_one_too():
+    result = token_advantages(
+        torch.tensor([[0.0, 1.0]]), torch.ones(1, 2), 1, "immediate", "none", eps=0.5, scale=True
+    )
+    torch.testing.assert_close(result, torch.tensor([[0.0, 1 / (math.sqrt(0.5) + 0.5)]]))
+
+
+def test_scale_adds_eps_to_the_std():
+    # 'none' + immediate keeps {0, 2, 4} (std 2); scale divides by 2 + 0.5
+    rewards = torch.tensor([[0.0, 2], [4, 9]])
+    mask = torch.tensor([[1, 1], [1, 0]])
+    result = token_advantages(rewards, mask, 1, "immediate", "none", eps=0.5, scale=True)
+    torch.testing.assert_close(result, torch.tensor([[0.0, 0.8], [1.6, 0]]))
+
+
+@pytest.mark.parametrize(
+    ("rewards", "mask"),
+    [
+        ([[2.0, 2], [2, 2]], [[1, 1], [1, 1]]),  # all equal: std 0
+        ([[2.0, 7], [9, 9]], [[1, 0], [0, 0]]),  # a single valid token: std 0
+    ],
+)
+def test_scale_leaves_constant_advantages_unchanged(rewards, mask):
+    """No spread to rescale: dividing by ε alone would multiply the advantages by 1/ε (×1e4)."""
+    rewards, mask = torch.tensor(rewards), torch.tensor(mask)
+    result = token_advantages(rewards, mask, 1, "immediate", "none", scale=True)
+    torch.testing.assert_close(result, rewards * mask)
+
+
+def test_scale_of_a_fully_masked_batch_is_zero():
+    result = token_advantages(torch.ones(2, 2), torch.zeros(2, 2), 2, "reward_to_go", "group", scale=True)
+    torch.testing.assert_close(result, torch.zeros(2, 2))
+
+
+def test_sequence_level_advantage_of_a_fully_masked_row_is_zero():
+    advantages = torch.tensor([[1.0, 2], [3, 4]])
+    mask = torch.tensor([[0, 0], [1, 0]])
+    torch.testing.assert_close(sequence_level_advantages(advantages, mask), torch.tensor([[0.0], [3.0]]))
+
+
+def test_leave_one_out_after_group_normalization_and_reward_to_go():
+    # one group of 2: valid {1, 3, 5}: mean 3, std 2; ε = 1 → r̃ = (r − 3) / 3 = [[-2/3, 0], [2/3, *]]
+    # reward-to-go (γ = 1): [[-2/3, 0], [2/3, 0]]; baseline = the other row at the same position (if valid there)
+    rewards = torch.tensor([[1.0, 3], [5, 100]])
+    mask = torch.tensor([[1, 1], [1, 0]])
+    result = token_advantages(rewards, mask, 2, "reward_to_go", "group", eps=1.0, leave_one_out=True)
+    torch.testing.assert_close(result, torch.tensor([[-2 / 3 - 2 / 3, 0], [2 / 3 + 2 / 3, 0]]))
+
+
+def test_defaults_are_group_normalization_eps_1e4_and_gamma_one():
+    rewards = torch.tensor([[0.0, 2], [4, 9]])
+    mask = torch.tensor([[1, 1], [1, 0]])
+    normalized = [[-2 / (2 + 1e-4), 0], [2 / (2 + 1e-4), 0]]  # valid {0, 2, 4}: mean 2, std 2
+    torch.testing.assert_close(normalize_token_rewards(rewards, mask, 2), torch.tensor(normalized))
+    # reward-to-go with γ = 1: row 0 is [-1 + 0, 0]
+    expected = torch.tensor([[normalized[0][0], 0], [normalized[1][0], 0]])
+    torch.testing.assert_close(token_advantages(rewards, mask, 2), expected)
+    torch.testing.assert_close(discounted_reward_to_go(rewards, torch.ones(2, 2)), torch.tensor([[2.0, 2], [13, 9]]))
+
+
+def test_two_valid_tokens_use_the_bessel_corrected_std():
+    # valid {1, 3}: mean 2, unbiased std sqrt(2)
+    result = normalize_token_rewards(torch.tensor([[1.0, 3]]), torch.tensor([[1, 1]]), 1, "group", eps=0.0)
+    torch.testing.assert_close(result, torch.tensor([[-1 / math.sqrt(2), 1 / math.sqrt(2)]]))
+
+
+def test_float64_rewards_and_boolean_masks():
+    rewards = torch.tensor([[1.0, 2, 3], [4, 5, 6]], dtype=torch.float64)
+    mask = torch.tensor([[True, True, False], [True, False, False]])
+    rtg = discounted_reward_to_go(rewards, mask, 0.5)
+    assert rtg.dtype == torch.float64
+    torch.testing.assert_close(rtg, torch.tensor([[2.0, 2, 0], [4, 0, 0]], dtype=torch.float64))
+    baseline = leave_one_out_baseline(rewards, mask, group_size=2)
+    torch.testing.assert_close(baseline, torch.tensor([[4.0, 0, 0], [1, 0, 0]], dtype=torch.float64))
+    result = token_advantages(rewards, mask, 2, "immediate", "none", leave_one_out=True)
+    torch.testing.assert_close(result, torch.tensor([[-3.0, 2, 0], [3, 0, 0]], dtype=torch.float64))
+
+
+def test_every_function_stays_on_the_input_device():
+    """On the meta device (no data): a helper tensor created on the default device instead would raise."""
+    rewards = torch.empty(4, 3, device="meta")
+    mask = torch.empty(4, 3, device="meta")
+    for mode in ("reward_to_go", "immediate", "min"):
+        result = token_advantages(rewards, mask, 2, mode, scale=True, leave_one_out=True)
+        assert result.device.type == "meta" and result.shape == (4, 3)
+
+
+def test_group_size_errors_name_the_sizes():
+    with pytest.raises(ValueError, match="Batch of 3 completions is not a multiple of the group size 2"):
+        leave_one_out_baseline(torch.zeros(3, 2), torch.ones(3, 2), 2)
