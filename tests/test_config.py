@@ -82,3 +82,38 @@ def test_help_lists_token_options(capsys):
     text = capsys.readouterr().out
     for name in TOKEN_FIELDS:
         assert f"--{name}" in text
+
+
+def make_config(tmp_path, **kwargs):
+    return TokenGRPOConfig(output_dir=str(tmp_path), use_cpu=True, report_to="none", **kwargs)
+
+
+@pytest.mark.parametrize("gamma", [0.0, 1.0, 0.5])
+def test_gamma_bounds_are_inclusive(tmp_path, gamma):
+    assert make_config(tmp_path, token_reward_gamma=gamma).token_reward_gamma == gamma
+
+
+@pytest.mark.parametrize("gamma", [-0.1, 1.0001])
+def test_gamma_outside_the_unit_interval_is_rejected(tmp_path, gamma):
+    with pytest.raises(ValueError, match=rf"token_reward_gamma must be in \[0, 1\], got {gamma}"):
+        make_config(tmp_path, token_reward_gamma=gamma)
+
+
+def test_token_field_defaults(tmp_path):
+    config = make_config(tmp_path)
+    assert config.token_reward_weights is None
+    assert config.token_advantage_coef == 1.0
+    assert config.token_reward_gamma == 1.0
+    assert config.token_advantage_mode == "reward_to_go"
+    assert config.token_reward_normalization == "group"
+    assert config.token_advantage_scale is False
+    assert config.token_reward_epsilon == 1e-4
+
+
+def test_negative_epsilon_and_infinite_coef_are_rejected(tmp_path):
+    with pytest.raises(ValueError, match=r"token_reward_epsilon must be a finite number > 0, got -0.0001"):
+        make_config(tmp_path, token_reward_epsilon=-1e-4)
+    with pytest.raises(ValueError, match="token_advantage_coef must be a finite number, got inf"):
+        make_config(tmp_path, token_advantage_coef=float("inf"))
+    config = make_config(tmp_path, token_advantage_coef=-0.5, token_reward_weights=[-1.0, 2])
+    assert (config.token_advantage_coef, config.token_reward_weights) == (-0.5, [-1.0, 2])
