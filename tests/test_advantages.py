@@ -9,13 +9,16 @@ import math
 
 import pytest
 import torch
+from trainer_helpers import LOWEST
 
 from trl_token_ext.advantages import (
+    _masked_mean_std,
     combine_advantages,
     discounted_reward_to_go,
     leave_one_out_baseline,
     min_reward_to_go,
     normalize_token_rewards,
+    overflow_safe_scale,
     sequence_level_advantages,
     token_advantages,
 )
@@ -281,3 +284,43 @@ def test_every_function_stays_on_the_input_device():
 def test_group_size_errors_name_the_sizes():
     with pytest.raises(ValueError, match="Batch of 3 completions is not a multiple of the group size 2"):
         leave_one_out_baseline(torch.zeros(3, 2), torch.ones(3, 2), 2)
+
+
+HIGHEST = torch.finfo(torch.float32).max
+
+
+# ------------------------------------------------------------------ 1. huge but finite token rewards
+def test_overflow_safe_scale_is_a_power_of_two_only_for_large_values():
+    values = torch.tensor([[0.5, -1.5], [3.0, 0.0], [LOWEST, 1.0]])
+    scale = overflow_safe_scale(values, torch.ones_like(values), dim=1)
+    assert scale.flatten().tolist() == [1.0, 2.0, 2.0**127]  # 3 = 0.75·2², so s = 2; max|v/s| < 2
+    assert overflow_safe_scale(values, torch.tensor([[1, 1], [0, 1], [0, 1]]), dim=1).flatten().tolist() == [1, 1, 1]
+
+
+def test_normalization_of_float32_extremes_is_finite_and_hand_computed():
+    rewards = torch.tensor([[LOWEST, 0.0, 0.0], [0.0, 0.0, 0.0]])
+    mask = torch.ones_like(rewards)
+    # the group is one -L among five zeros: mean -L/6, std L·sqrt(1/6) (unbiased: sqrt((25/36 + 5/36)/5) = sqrt(1/6))
+    expected_low, expected_zero = -(5 / 6) / math.sqrt(1 / 6), (1 / 6) / math.sqrt(1 / 6)
+    for normalization in ("group", "batch"):
+        out = normalize_token_rewards(rewards, mask, group_size=2, normalization=normalization)
+        assert torch.isfinite(out).all()
+        assert out[0, 0].item() == pytest.approx(expected_low, rel=1e-5)
+        assert out[1].tolist() == pytest.approx([expected_zero] * 3, rel=1e-5)
+    both_ends = torch.tensor([[LOWEST, HIGHEST, 1.0, 2.0]])
+    out = normalize_token_rewards(both_ends, torch.ones_like(both_ends), group_size=1)
+    assert torch.isfinite(out).all() and out[0, 0] < 0 < out[0, 1]
+    mean, std = _masked_mean_std(both_ends, torch.ones_like(both_ends), dim=1)
+    assert mean.item() == pytest.approx(0.75) and std.item() == pytest.approx(math.sqrt(2 / 3) * HIGHEST, rel=1e-6)
+    mean, std = _masked_mean_std(both_ends[:, :2], torch.ones(1, 2), dim=1)
+    assert mean.item() == 0.0 and std.item() == math.inf  # the true std, sqrt(2)·3.4e38, exceeds float32
+
+
+def test_normalization_of_ordinary_rewards_is_unchanged_bit_for_bit():
+    rewards = torch.tensor([[3.0, 1.0, 2.0], [0.0, 1.0, 5.0]])
+    mask = torch.tensor([[1.0, 1.0, 0.0], [1.0, 1.0, 1.0]])
+    valid = rewards[mask.bool()]
+    expected = (rewards - valid.mean()) / (valid.std() + 1e-4) * mask
+    assert torch.equal(normalize_token_rewards(rewards, mask, group_size=2), expected)
+    scaled = rewards * 2.0**100  # power-of-two scaling is exact: the same normalized rewards (eps scaled too)
+    assert torch.allclose(normalize_token_rewards(scaled, mask, 2, eps=1e-4 * 2.0**100), expected, atol=0, rtol=1e-6)

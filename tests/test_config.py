@@ -1,6 +1,7 @@
 """TokenGRPOConfig: validation at creation, help metadata, YAML round trip through TrlParser."""
 
 import dataclasses
+import math
 
 import pytest
 import yaml
@@ -117,3 +118,30 @@ def test_negative_epsilon_and_infinite_coef_are_rejected(tmp_path):
         make_config(tmp_path, token_advantage_coef=float("inf"))
     config = make_config(tmp_path, token_advantage_coef=-0.5, token_reward_weights=[-1.0, 2])
     assert (config.token_advantage_coef, config.token_reward_weights) == (-0.5, [-1.0, 2])
+
+
+# ------------------------------------------------------------------ 5. config fields and reward dtypes
+def test_config_coerces_scalars_and_numeric_strings(tmp_path):
+    args = TokenGRPOConfig(
+        output_dir=str(tmp_path),
+        use_cpu=True,
+        token_reward_weights=1.0,
+        token_advantage_coef="0.5",
+        token_reward_gamma="1",
+    )
+    assert args.token_reward_weights == [1.0] and args.token_advantage_coef == 0.5 and args.token_reward_gamma == 1.0
+
+
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"token_advantage_coef": "half"}, r"token_advantage_coef must be a real number, got str 'half'"),
+        ({"token_reward_weights": [1.0, "x"]}, r"token_reward_weights\[1\] must be a real number, got str 'x'"),
+        ({"token_reward_epsilon": math.inf}, r"token_reward_epsilon must be a finite number > 0, got inf"),
+        ({"token_reward_gamma": None}, r"token_reward_gamma must be a real number, got None"),
+        ({"token_advantage_coef": True}, r"token_advantage_coef must be a real number, got True"),
+    ],
+)
+def test_config_errors_name_the_field(tmp_path, kwargs, message):
+    with pytest.raises(ValueError, match=message):
+        TokenGRPOConfig(output_dir=str(tmp_path), use_cpu=True, **kwargs)

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import math
+
 import pytest
 import torch
 from trainer_helpers import (
     favour_target_tokens,
     grpo_args,
     length_reward,
+    masked_sample,
     max_param_diff,
     parity_token_reward,
     snapshot,
@@ -351,3 +354,38 @@ def test_reward_funcs_is_optional_as_in_trl(tiny_model_dir, prompt_dataset, tmp_
     """TRL 1.16 lets the reward come from an environment; without any reward source it raises its own error."""
     with pytest.raises(ValueError, match="No reward source provided"):
         TokenGRPOTrainer(model=tiny_model_dir, args=grpo_args(tmp_path), train_dataset=prompt_dataset)
+
+
+@pytest.mark.parametrize("normalization", ["group", "batch"])
+def test_lowest_float32_token_reward_trains_finite(tiny_model_dir, prompt_dataset, tmp_path, normalization):
+    trainer = TokenGRPOTrainer(
+        model=tiny_model_dir,
+        reward_funcs=length_reward,
+        token_reward_funcs=[masked_sample],
+        args=grpo_args(tmp_path, max_steps=2, token_reward_normalization=normalization),
+        train_dataset=prompt_dataset,
+    )
+    before = snapshot(trainer.model)
+    trainer.train()
+    after = snapshot(trainer.model)
+    assert all(torch.isfinite(p).all() for p in after.values())
+    assert max_param_diff(before, after) > 0
+    logs = [log for log in trainer.state.log_history if "loss" in log]
+    assert all(math.isfinite(log["token_rewards/masked_sample/mean"]) for log in logs)
+    assert all(math.isfinite(log["grad_norm"]) and math.isfinite(log["token_advantages/std"]) for log in logs)
+
+
+def test_lowest_float32_token_reward_without_normalization_raises(tiny_model_dir, prompt_dataset, tmp_path):
+    trainer = TokenGRPOTrainer(
+        model=tiny_model_dir,
+        reward_funcs=length_reward,
+        token_reward_funcs=[masked_sample],
+        args=grpo_args(tmp_path, token_reward_normalization="none", token_advantage_mode="immediate"),
+        train_dataset=prompt_dataset,
+    )
+    before = snapshot(trainer.model)
+    # the per-position baseline carries sample 1's value to the rest of its group
+    match = r"sample\(s\) \[0, 1, 2\].*'masked_sample' \(sample 1, token 0: -3\.403e\+38"
+    with pytest.raises(ValueError, match=match):
+        trainer.train()
+    assert max_param_diff(before, snapshot(trainer.model)) == 0.0

@@ -5,8 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from trainer_helpers import LOWEST
 
 from trl_token_ext.token_rewards import (
+    check_token_advantages,
     check_token_reward_funcs,
     compute_token_rewards,
     masked_stats,
@@ -185,3 +187,57 @@ def test_check_token_reward_funcs_accepts_any_iterable_and_rejects_async_callabl
         check_token_reward_funcs([f, AsyncScorer()], None)
     with pytest.raises(TypeError, match="is called like a TRL reward function and returns one per-token list per"):
         check_token_reward_funcs([3], None)
+
+
+def test_logged_stats_of_float32_extremes_are_finite():
+    mean, std = masked_stats(torch.tensor([LOWEST, 0.0, 0.0, 0.0]), torch.ones(4))
+    assert mean == pytest.approx(float(LOWEST) / 4) and std == pytest.approx(-float(LOWEST) / 2)  # sqrt(3/4·L²/3)
+
+
+def test_advantage_check_names_function_sample_and_token():
+    rewards = torch.zeros(4, 2, 3)
+    rewards[2, 1, 1] = LOWEST
+    rewards[0, 0, 0] = 5.0
+    present = torch.ones(4, 2, dtype=torch.bool)
+    valid = torch.ones(4, 3)
+    weights = torch.tensor([1.0, 0.5])
+    advantages = torch.zeros(4, 3)
+    check_token_advantages(advantages, valid, rewards, present, weights, ["quality", "masked"], 1.0)  # fine
+    advantages[2, 1] = LOWEST / 2
+    with pytest.raises(
+        ValueError, match=r"sample\(s\) \[2\].*'masked' \(sample 2, token 1: -3\.403e\+38, weight 0\.5"
+    ):
+        check_token_advantages(advantages, valid, rewards, present, weights, ["quality", "masked"], 1.0)
+    advantages[2, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"not finite or too large .*sample\(s\) \[2\]"):
+        check_token_advantages(advantages, valid, rewards, present, weights, ["quality", "masked"], 1.0)
+    check_token_advantages(advantages, valid * 0, rewards, present, weights, ["quality", "masked"], 1.0)  # masked
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.int16, torch.uint8, torch.int32, torch.int64])
+def test_integer_token_rewards_are_accepted(dtype):
+    (values,) = validate_token_rewards([torch.tensor([1, 0, 2], dtype=dtype)], "f", [[5, 6, 7]])
+    assert values.dtype == torch.float32 and values.tolist() == [1.0, 0.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "entry", [torch.tensor([True, False]), [True, False], torch.tensor([1j, 2j])], ids=["bool", "bools", "complex"]
+)
+def test_bool_or_complex_token_rewards_name_the_dtype(entry):
+    with pytest.raises(ValueError, match=r"'f' returned dtype torch\.(bool|complex64) for sample 1; .*real numbers"):
+        validate_token_rewards([[0.0, 1.0], entry], "f", [[5, 6], [7, 8]])
+
+
+def test_weighted_sum_overflowing_float32_names_both_functions():
+    from trl_token_ext.advantages import token_advantages
+    from trl_token_ext.token_rewards import weighted_token_rewards
+
+    rewards = torch.zeros(2, 2, 3)
+    rewards[1, :, 0] = LOWEST  # each value is finite; their sum is not
+    present, weights, mask = torch.ones(2, 2, dtype=torch.bool), torch.tensor([1.0, 1.0]), torch.ones(2, 3)
+    weighted, _ = weighted_token_rewards(rewards, present, weights)
+    advantages = token_advantages(weighted, mask, group_size=2)
+    with pytest.raises(
+        ValueError, match=r"'f' \(sample 1, token 0: -3\.403e\+38, weight 1\), 'g' \(sample 1, token 0"
+    ):
+        check_token_advantages(advantages, mask, rewards, present, weights, ["f", "g"], 1.0)
