@@ -1,6 +1,6 @@
 """`trl_token_ext.demo.arithmetic`: the multi-step addition task's per-line verifier (`check_lines`, `LineVerifier`,
 `AnswerCorrect`, `LineAccuracy`, `evaluate_texts`), its seeded problem streams and its prompt, by hand. (Built
-solutions for PRM training data: test_arithmetic_synthetic.py.)"""
+solutions for PRM training data: test_demo_arithmetic_synthetic.py.)"""
 
 import pytest
 
