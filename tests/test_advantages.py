@@ -290,7 +290,7 @@ def test_group_size_errors_name_the_sizes():
 HIGHEST = torch.finfo(torch.float32).max
 
 
-# ------------------------------------------------------------------ 1. huge but finite token rewards
+# --- huge but finite token rewards (issue 13) ---------------------------------------------------------------------
 def test_overflow_safe_scale_is_a_power_of_two_only_for_large_values():
     values = torch.tensor([[0.5, -1.5], [3.0, 0.0], [LOWEST, 1.0]])
     scale = overflow_safe_scale(values, torch.ones_like(values), dim=1)

@@ -362,7 +362,7 @@ def test_yaml_scalar_weight_through_the_parser(tmp_path):
     assert parsed[2].token_reward_weights == [1.0] and parsed[2].token_advantage_coef == 0.5
 
 
-# ------------------------------------------------------------------ 4. output_dir holding another run's checkpoints
+# --- output_dir holding another run's checkpoints (issue 13) -----------------------------------------------------
 def _grpo_argv(output_dir, *extra):
     return ["grpo", "--output_dir", str(output_dir), "--use_cpu", "true", "--token_reward_funcs", "repetition",
             "--model_name_or_path", "no-such-model", "--dataset_name", "no-such-dataset", *extra]  # fmt: skip

@@ -120,7 +120,7 @@ def test_negative_epsilon_and_infinite_coef_are_rejected(tmp_path):
     assert (config.token_advantage_coef, config.token_reward_weights) == (-0.5, [-1.0, 2])
 
 
-# ------------------------------------------------------------------ 5. config fields and reward dtypes
+# --- numbers in config fields (issue 13) -------------------------------------------------------------------------
 def test_config_coerces_scalars_and_numeric_strings(tmp_path):
     args = TokenGRPOConfig(
         output_dir=str(tmp_path),

@@ -104,7 +104,7 @@ def test_real_smollm2_conversion_generates_text(tmp_path, monkeypatch):
     assert "Paris" in tokenizer.decode(output[0, inputs.shape[1] :])
 
 
-# ------------------------------------------------------------------ 5. staging folders of a killed SmolLM2 conversion
+# --- staging folders of a killed SmolLM2 conversion (issue 13) ---------------------------------------------------
 def test_staging_folders_of_killed_conversions_are_removed(tmp_path, monkeypatch):
     import os
     import subprocess

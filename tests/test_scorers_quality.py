@@ -353,7 +353,7 @@ def test_target_logprobs_equals_log_softmax_gather_values_and_gradients(dtype, a
         target_logprobs(full[0], targets[0])
 
 
-# ------------------------------------------------------------------ 5. LogProbQuality without processing_class
+# --- LogProbQuality without processing_class (issue 13) ----------------------------------------------------------
 def test_logprob_quality_without_processing_class_names_the_sample():
     from scorer_fixtures import char_tokenizer, encode, successor_bigram
 

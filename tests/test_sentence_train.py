@@ -136,7 +136,7 @@ def test_real_sentiment_classifier_heldout_accuracy():
     assert good > 0.8 and bad < 0.2
 
 
-# ------------------------------------------------------------------ 2. classifier training data
+# --- classifier training data checked before a model is loaded (issue 13) ----------------------------------------
 def _split(texts, labels):
     from datasets import Dataset
 
