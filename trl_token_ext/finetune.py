@@ -180,6 +180,41 @@ def recipe_training(args: Any, train: Any) -> tuple[Any, dict[str, Any]]:
     return train, overrides
 
 
+LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")  # same names in trl.ModelConfig
+
+
+def run_recipe(
+    train_fn: Callable[..., ClassifierTrainingResult],
+    model_name_or_path: str,
+    args: Any,
+    splits: tuple[Any, Any, Any] | None,
+    load_splits: Callable[[Any], tuple[Any, Any, Any]],
+    *,
+    use_lora: bool,
+    lora_source: Any,
+    **options: Any,
+) -> ClassifierTrainingResult:
+    """Run a fine-tuning recipe (``trl-token train-classifier`` / ``train-prm`` arguments ``args``): ``splits`` =
+    ``(train, eval, test)`` or ``load_splits(args)``, cut and overridden by `recipe_training`, then ``train_fn``
+    (`train_sentence_classifier` / `train_step_prm`) with the arguments every recipe has, the LoRA shape
+    (`LORA_FIELDS`) read from ``lora_source`` (the recipe's arguments or a ``trl.ModelConfig``) and ``options``."""
+    train, evaluation, test = splits if splits is not None else load_splits(args)
+    train, overrides = recipe_training(args, train)
+    return train_fn(
+        model_name_or_path,
+        train,
+        evaluation,
+        args.output_dir,
+        test_dataset=test,
+        max_length=args.max_length,
+        use_lora=use_lora,
+        early_stopping_patience=args.early_stopping_patience,
+        training_args=overrides,
+        **{name: getattr(lora_source, name) for name in LORA_FIELDS},
+        **options,
+    )
+
+
 def print_result(result: ClassifierTrainingResult, saved: str) -> ClassifierTrainingResult:
     """Print a fine-tuning command's metrics JSON (labels left out) and where the model went (``saved``)."""
     print(json.dumps({key: value for key, value in result.metrics.items() if key != "labels"}, indent=2))

@@ -12,7 +12,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trl_token_ext.data import load_dataset_dict, train_eval_test
-from trl_token_ext.finetune import ClassifierTrainingResult, print_result, recipe_training
+from trl_token_ext.finetune import ClassifierTrainingResult, print_result, run_recipe
 from trl_token_ext.sentence.train import check_labels, check_texts, train_sentence_classifier
 
 
@@ -73,25 +73,17 @@ def run_train_classifier(
 ) -> ClassifierTrainingResult:
     """Train and evaluate a sentence classifier as described by ``args``; ``splits`` = ``(train, eval, test)``
     datasets to use instead of loading ``args.dataset_name``."""
-    train, evaluation, test = splits if splits is not None else load_classifier_datasets(args)
-    train, overrides = recipe_training(args, train)
-    return train_sentence_classifier(
+    return run_recipe(
+        train_sentence_classifier,
         args.model_name_or_path,
-        train,
-        evaluation,
-        args.output_dir,
-        test_dataset=test,
+        args,
+        splits,
+        load_classifier_datasets,
+        use_lora=args.use_lora,
+        lora_source=args,
         labels=args.labels,
         text_column=args.text_column,
         label_column=args.label_column,
-        max_length=args.max_length,
-        use_lora=args.use_lora,
-        lora_r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        lora_target_modules=args.lora_target_modules,
-        early_stopping_patience=args.early_stopping_patience,
-        training_args=overrides,
     )
 
 
