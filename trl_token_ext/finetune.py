@@ -185,32 +185,30 @@ LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")  #
 
 def run_recipe(
     train_fn: Callable[..., ClassifierTrainingResult],
-    model_name_or_path: str,
     args: Any,
+    model: Any,
     splits: tuple[Any, Any, Any] | None,
     load_splits: Callable[[Any], tuple[Any, Any, Any]],
-    *,
-    use_lora: bool,
-    lora_source: Any,
     **options: Any,
 ) -> ClassifierTrainingResult:
-    """Run a fine-tuning recipe (``trl-token train-classifier`` / ``train-prm`` arguments ``args``): ``splits`` =
-    ``(train, eval, test)`` or ``load_splits(args)``, cut and overridden by `recipe_training`, then ``train_fn``
-    (`train_sentence_classifier` / `train_step_prm`) with the arguments every recipe has, the LoRA shape
-    (`LORA_FIELDS`) read from ``lora_source`` (the recipe's arguments or a ``trl.ModelConfig``) and ``options``."""
+    """Run a fine-tuning recipe: ``args`` (`TrainClassifierArguments` / `TrainPRMArguments`), ``model`` (whatever
+    holds ``model_name_or_path`` and the LoRA shape `LORA_FIELDS`: the same arguments, or a ``trl.ModelConfig``).
+
+    ``splits`` = ``(train, eval, test)``, or ``load_splits(args)``, cut and overridden by `recipe_training`, go to
+    ``train_fn`` (`train_sentence_classifier` / `train_step_prm`) with the arguments every recipe has, the recipe's
+    own ones named in ``args.train_options``, and ``options``."""
     train, evaluation, test = splits if splits is not None else load_splits(args)
     train, overrides = recipe_training(args, train)
+    own = ("max_length", "early_stopping_patience") + tuple(args.train_options)
     return train_fn(
-        model_name_or_path,
+        model.model_name_or_path,
         train,
         evaluation,
         args.output_dir,
         test_dataset=test,
-        max_length=args.max_length,
-        use_lora=use_lora,
-        early_stopping_patience=args.early_stopping_patience,
         training_args=overrides,
-        **{name: getattr(lora_source, name) for name in LORA_FIELDS},
+        **{name: getattr(model, name) for name in LORA_FIELDS},
+        **{name: getattr(args, name) for name in own},
         **options,
     )
 

@@ -9,7 +9,7 @@ and the data are always given by the user (the demo's cached sentiment classifie
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from trl_token_ext.data import load_dataset_dict, train_eval_test
 from trl_token_ext.finetune import ClassifierTrainingResult, print_result, run_recipe
@@ -52,6 +52,9 @@ class TrainClassifierArguments:
     seed: int = field(default=42, metadata={"help": "Seed of the data split and the training."})
     use_cpu: bool = field(default=False, metadata={"help": "Train on the CPU even if a GPU is available."})
 
+    # passed to `train_sentence_classifier` as they are (besides the model, data, LoRA and training fields)
+    train_options: ClassVar[tuple[str, ...]] = ("labels", "text_column", "label_column", "use_lora")
+
 
 def load_classifier_datasets(args: TrainClassifierArguments):
     """``(train, eval, test)`` for ``args.dataset_name``, with texts and labels checked (errors name split and row).
@@ -73,18 +76,7 @@ def run_train_classifier(
 ) -> ClassifierTrainingResult:
     """Train and evaluate a sentence classifier as described by ``args``; ``splits`` = ``(train, eval, test)``
     datasets to use instead of loading ``args.dataset_name``."""
-    return run_recipe(
-        train_sentence_classifier,
-        args.model_name_or_path,
-        args,
-        splits,
-        load_classifier_datasets,
-        use_lora=args.use_lora,
-        lora_source=args,
-        labels=args.labels,
-        text_column=args.text_column,
-        label_column=args.label_column,
-    )
+    return run_recipe(train_sentence_classifier, args, args, splits, load_classifier_datasets)
 
 
 def make_parser():

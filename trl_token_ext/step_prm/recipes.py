@@ -10,7 +10,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from trl_token_ext.data import load_dataset_dict, train_eval_test
 from trl_token_ext.finetune import ClassifierTrainingResult, print_result, run_recipe
@@ -45,6 +45,9 @@ class TrainPRMArguments:
     seed: int = field(default=42, metadata={"help": "Seed of the data split and the training."})
     use_cpu: bool = field(default=False, metadata={"help": "Train on the CPU even if a GPU is available."})
 
+    # passed to `train_step_prm` as they are (besides the data and training fields; the model and LoRA: ModelConfig)
+    train_options: ClassVar[tuple[str, ...]] = ("step_separator", "metric_for_best_model")
+
 
 def load_prm_datasets(args: TrainPRMArguments):
     """``(train, eval, test)`` for ``args.dataset_name``, every split checked row by row (errors name the split,
@@ -62,15 +65,12 @@ def run_train_prm(args: TrainPRMArguments, model_args: Any, splits=None) -> Clas
         raise ValueError("trl-token train-prm: --model_name_or_path is required (an encoder or LM id/folder).")
     return run_recipe(
         train_step_prm,
-        model_args.model_name_or_path,
         args,
+        model_args,
         splits,
         load_prm_datasets,
         use_lora=model_args.use_peft,
-        lora_source=model_args,
-        step_separator=args.step_separator,
         load_in_4bit=model_args.load_in_4bit,
-        metric_for_best_model=args.metric_for_best_model,
     )
 
 
