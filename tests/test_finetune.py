@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from types import SimpleNamespace
 
+import pytest
 from datasets import Dataset
 
 from trl_token_ext.finetune import run_recipe
@@ -90,3 +91,17 @@ def test_prm_recipe_takes_model_and_lora_from_the_model_config_and_loads_when_no
     }
     assert (kwargs["step_separator"], kwargs["metric_for_best_model"], kwargs["max_length"]) == (" ;", "error_f1", 99)
     assert (kwargs["use_lora"], kwargs["load_in_4bit"]) == (True, True)
+
+
+def test_check_splits_names_the_empty_split_and_checks_each_given_one():
+    from trl_token_ext.finetune import check_splits
+
+    seen = []
+    train, evaluation, _ = _splits()
+    splits = check_splits("fit", train, evaluation, None, lambda dataset, name: seen.append((name, len(dataset))))
+    assert list(splits) == ["train_dataset", "eval_dataset"] and splits["train_dataset"] is train
+    assert seen == [("train_dataset", 10), ("eval_dataset", 2)]
+    empty = Dataset.from_dict({"x": []})
+    for args, culprit in [((train, None, None), "eval_dataset"), ((train, evaluation, empty), "test_dataset")]:
+        with pytest.raises(ValueError, match=f"^fit: {culprit} is empty\\.$"):
+            check_splits("fit", *args, lambda dataset, name: None)

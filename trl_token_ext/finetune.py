@@ -62,6 +62,31 @@ def classifier_lora_config(
     )
 
 
+def check_splits(owner: str, train: Any, evaluation: Any, test: Any, check: Callable[[Any, str], None]) -> dict:
+    """The given splits by name (``train_dataset``, ``eval_dataset``, and ``test_dataset`` unless None), each checked
+    by ``check(dataset, name)``; a ValueError naming ``owner`` and the split when train or eval is None or a split is
+    empty."""
+    splits = {"train_dataset": train, "eval_dataset": evaluation, "test_dataset": test}
+    for name, dataset in list(splits.items()):
+        if dataset is None and name == "test_dataset":
+            del splits[name]
+            continue
+        if dataset is None or len(dataset) == 0:
+            raise ValueError(f"{owner}: {name} is empty.")
+        check(dataset, name)
+    return splits
+
+
+def padded_tokenizer(model_name_or_path: str) -> Any:
+    """The checkpoint's tokenizer, with the end-of-sequence (else unknown) token as pad token when it has none."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
 def fit_and_save(
     model,
     tokenizer,

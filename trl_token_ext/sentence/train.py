@@ -12,7 +12,13 @@ from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from trl_token_ext.finetune import ClassifierTrainingResult, classifier_lora_config, fit_and_save
+from trl_token_ext.finetune import (
+    ClassifierTrainingResult,
+    check_splits,
+    classifier_lora_config,
+    fit_and_save,
+    padded_tokenizer,
+)
 from trl_token_ext.sentence.metrics import load_classification_metric
 
 
@@ -153,16 +159,16 @@ def train_sentence_classifier(
     Returns:
         a ``ClassifierTrainingResult``; ``metrics`` holds ``eval_*`` (best checkpoint) and ``test_*`` values.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
     output_dir = Path(output_dir)
-    splits = {"train_dataset": train_dataset, "eval_dataset": eval_dataset, "test_dataset": test_dataset}
-    for name, dataset in splits.items():
-        if dataset is None and name == "test_dataset":
-            continue
-        if dataset is None or len(dataset) == 0:
-            raise ValueError(f"train_sentence_classifier: {name} is empty.")
-        check_texts(dataset, text_column, name)
+    check_splits(
+        "train_sentence_classifier",
+        train_dataset,
+        eval_dataset,
+        test_dataset,
+        lambda dataset, name: check_texts(dataset, text_column, name),
+    )
     train_dataset, labels = encode_labels(train_dataset, label_column, labels, "train_dataset")
     present = sorted(set(train_dataset["labels"]))
     if len(present) < 2:
@@ -174,9 +180,7 @@ def train_sentence_classifier(
     if test_dataset is not None:
         test_dataset, _ = encode_labels(test_dataset, label_column, labels, "test_dataset")
 
-    tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    tokenizer = padded_tokenizer(model_name_or_path)
 
     def tokenize(dataset):
         columns = [c for c in dataset.column_names if c != "labels"]
