@@ -22,6 +22,8 @@ def make(tmp_path, **kwargs):
     [
         ({"token_advantage_mode": "sum"}, r"token_advantage_mode='sum' is not supported.*reward_to_go"),
         ({"token_reward_normalization": "prompt"}, r"token_reward_normalization='prompt' is not supported"),
+        ({"token_advantage_baseline": "mean"}, r"token_advantage_baseline='mean' is not supported.*'position'"),
+        ({"token_kl_estimator": "k4"}, r"token_kl_estimator='k4' is not supported.*'k3'"),
         ({"token_reward_gamma": 1.5}, r"token_reward_gamma must be in \[0, 1\], got 1.5"),
         ({"token_advantage_coef": float("nan")}, r"token_advantage_coef must be a finite number"),
         ({"token_reward_epsilon": 0.0}, r"token_reward_epsilon must be a finite number > 0"),

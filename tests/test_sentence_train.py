@@ -60,6 +60,28 @@ def test_encode_labels_checks_one_label_per_example():
         encode_labels(_dataset(1), "stars", None)
 
 
+def test_text_and_label_checks_name_split_column_and_row():
+    from datasets import Dataset
+
+    from trl_token_ext.sentence.train import check_labels, check_texts
+
+    rows = Dataset.from_dict({"text": ["fine", "  ", "ok"], "label": ["a", "b", None]})
+    with pytest.raises(
+        ValueError, match=r"^train: column 'text', example 1: expected a non-empty string, got str '  '"
+    ):
+        check_texts(rows, "text", "train")
+    with pytest.raises(ValueError, match=r"^train: column 'label', example 2: missing label \(None\)"):
+        check_labels(rows, "label", "train")
+    with pytest.raises(
+        ValueError, match=r"^eval: text column 'sentence' not found; the dataset has \['text', 'label'\]"
+    ):
+        check_texts(rows, "sentence", "eval")
+    with pytest.raises(ValueError, match=r"^eval: label column 'y' not found"):
+        check_labels(rows, "y", "eval")
+    check_texts(rows.select([0, 2]), "text")
+    check_labels(rows.select([0, 1]), "label")
+
+
 def test_train_tiny_classifier_with_lora_saves_adapter_merged_and_metrics(tiny_classifier_dir, tmp_path):
     import torch
     from safetensors.torch import load_file
