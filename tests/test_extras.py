@@ -164,5 +164,7 @@ def test_wheel_installs_with_core_dependencies_trains_and_names_extras():
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "wheel_check: ok" in result.stdout
-    for extra in ("sentences", "classifier", "quantization", "lexicon", "metrics"):
+    for extra in ("sentences", "classifier", "quantization", "lexicon", "metrics", "demo"):
         assert f"pip install 'trl-token-ext[{extra}]'" in result.stdout
+    assert "core import: TokenGRPOTrainer" in result.stdout  # the library without the demo's packages
+    assert "[demo]: trl-token demo is not available: " in result.stdout

@@ -21,7 +21,7 @@ from typing import Any
 
 from trl_token_ext.extras import require_extra
 
-require_extra("demo", "trl_token_ext.demo (the `trl-token demo` command)")
+require_extra("demo", "trl_token_ext.demo")
 
 __all__ = ["main"]
 
