@@ -349,3 +349,49 @@ def test_cli_online_prm_on_the_policys_checkpoint_gets_its_own_copy(tmp_path, ti
 
     with pytest.raises(ValueError, match=r"online_implicit_prm: model is a SharedBaseModel"):
         OnlineImplicitPRM(SharedBaseModel(trainer.model.get_base_model()))
+
+
+def test_yaml_scalar_weight_through_the_parser(tmp_path):
+    from trl_token_ext.cli import make_parser
+
+    recipe = tmp_path / "recipe.yaml"
+    recipe.write_text(
+        f"output_dir: {tmp_path}\nuse_cpu: true\ntoken_reward_weights: 1.0\ntoken_advantage_coef: '0.5'\n"
+    )
+    parsed = make_parser("grpo").parse_args_and_config(["--config", str(recipe)])
+    assert parsed[2].token_reward_weights == [1.0] and parsed[2].token_advantage_coef == 0.5
+
+
+# --- output_dir holding another run's checkpoints (issue 13) -----------------------------------------------------
+def _grpo_argv(output_dir, *extra):
+    return ["grpo", "--output_dir", str(output_dir), "--use_cpu", "true", "--token_reward_funcs", "repetition",
+            "--model_name_or_path", "no-such-model", "--dataset_name", "no-such-dataset", *extra]  # fmt: skip
+
+
+def test_cli_refuses_output_dir_with_checkpoints_of_another_run(tmp_path):
+    from trl_token_ext.cli import main
+
+    for step in (10, 2):
+        (tmp_path / f"checkpoint-{step}").mkdir()
+    expected = (
+        rf"output_dir '{tmp_path}' already holds checkpoints of another run \(checkpoint-2, checkpoint-10\).*"
+        rf"--resume_from_checkpoint {tmp_path}/checkpoint-10.*--overwrite_output_dir true"
+    )
+    with pytest.raises(ValueError, match=expected):
+        main(_grpo_argv(tmp_path))
+    assert (tmp_path / "checkpoint-10").is_dir()
+
+
+def test_check_output_dir_allows_resume_empty_or_overwrite(tmp_path):
+    from trl_token_ext.cli import check_output_dir
+
+    check_output_dir(str(tmp_path / "new"), None, False)  # does not exist yet
+    (tmp_path / "logs").mkdir()
+    check_output_dir(str(tmp_path), None, False)  # no checkpoints
+    (tmp_path / "checkpoint-3").mkdir()
+    check_output_dir(str(tmp_path), str(tmp_path / "checkpoint-3"), False)  # resuming
+    check_output_dir(str(tmp_path), True, False)
+    check_output_dir(str(tmp_path), None, True, is_main_process=False)  # only the main process deletes
+    assert (tmp_path / "checkpoint-3").is_dir()
+    check_output_dir(str(tmp_path), None, True)
+    assert not (tmp_path / "checkpoint-3").exists() and (tmp_path / "logs").is_dir()

@@ -311,6 +311,10 @@ COMMANDS: dict[str, Check] = {
     "python benchmarks/real_ab.py --model Qwen/Qwen2-0.5B-Instruct --device cuda --out reports/real_ab_qwen": Check(
         why="a Hub model on a GPU (neither exists here); the same script runs with --tiny in tests/test_real_ab.py"
     ),
+    "python benchmarks/verifier_report.py --out docs/evidence/verifier_study": Check(
+        why="aggregates the study's result files as they land (hours of runs); tests/test_verifier_study.py reports a "
+        "tiny study's files"
+    ),
     "make mutation": Check(why="mutmut over the math core (~6 min); run before each release, report in testing.md"),
     "python -m pytest": Check(why=CI),
     "python -m trl_token_ext.demo": Check(run="python -m trl_token_ext.demo --tiny --output_dir demo"),

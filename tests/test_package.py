@@ -29,3 +29,21 @@ def test_unknown_attribute_raises():
         assert "NotAThing" in str(error)
     else:
         raise AssertionError("expected AttributeError")
+
+
+def test_lazy_exports_import_on_first_access_cache_and_list_the_names():
+    namespace = {"__name__": "pkg", "__all__": ["eager"], "eager": 1}
+    trl_token_ext._lazy_exports(namespace, {"json": ("dumps", "loads"), "textwrap": ("dedent",)})
+    assert namespace["__all__"] == ["dedent", "dumps", "eager", "loads"]
+    assert "dumps" not in namespace  # nothing imported yet
+    import json
+
+    assert namespace["__getattr__"]("dumps") is json.dumps
+    assert namespace["dumps"] is json.dumps  # cached: the next lookup does not reach __getattr__
+    assert namespace["__dir__"]() == sorted({*namespace, "dedent", "loads"})
+    try:
+        namespace["__getattr__"]("nope")
+    except AttributeError as error:
+        assert str(error) == "module 'pkg' has no attribute 'nope'"
+    else:
+        raise AssertionError("expected AttributeError")

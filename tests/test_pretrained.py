@@ -102,3 +102,46 @@ def test_real_smollm2_conversion_generates_text(tmp_path, monkeypatch):
     inputs = inputs if isinstance(inputs, torch.Tensor) else inputs["input_ids"]
     output = model.generate(inputs, max_new_tokens=12, do_sample=False)
     assert "Paris" in tokenizer.decode(output[0, inputs.shape[1] :])
+
+
+# --- staging folders of a killed SmolLM2 conversion (issue 13) ---------------------------------------------------
+def test_staging_folders_of_killed_conversions_are_removed(tmp_path, monkeypatch):
+    import os
+    import subprocess
+    import sys
+
+    from trl_token_ext.demo import pretrained
+
+    finished = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
+    dead_pid = int(finished.stdout)
+    name = pretrained.SMOLLM2_FOLDER
+    legacy = tmp_path / f".{name}-k2j4h5g6"  # the name used before the pid was added
+    killed = tmp_path / f".{name}-staging-{dead_pid}-a1b2c3"
+    running = tmp_path / f".{name}-staging-{os.getpid()}-d4e5f6"  # a live conversion: kept
+    other = tmp_path / ".other-staging-1-x"
+    for folder in (legacy, killed, running, other):
+        folder.mkdir()
+        (folder / "model.safetensors").write_bytes(b"partial")
+    monkeypatch.setenv("TRL_TOKEN_EXT_CACHE", str(tmp_path))
+    monkeypatch.setattr(pretrained, "locate_smollm2_gguf", lambda: tmp_path / "S.gguf")
+    monkeypatch.setattr(pretrained, "convert_gguf", lambda gguf, target: Path(target))
+    pretrained.smollm2_path(verbose=False)
+    assert not legacy.exists() and not killed.exists()
+    assert running.is_dir() and other.is_dir()
+
+
+def test_failed_conversion_removes_its_staging_folder(tmp_path, monkeypatch):
+    import transformers
+
+    from trl_token_ext.demo import pretrained
+
+    class Interrupted:
+        def save_pretrained(self, folder):
+            (Path(folder) / "model.safetensors").write_bytes(b"partial")
+            raise KeyboardInterrupt
+
+    monkeypatch.setattr(transformers.AutoModelForCausalLM, "from_pretrained", lambda *a, **k: Interrupted())
+    monkeypatch.setattr(transformers.AutoTokenizer, "from_pretrained", lambda *a, **k: None)
+    with pytest.raises(KeyboardInterrupt):
+        pretrained.convert_gguf(tmp_path / "S.gguf", tmp_path / "converted")
+    assert list(tmp_path.iterdir()) == []

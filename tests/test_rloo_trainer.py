@@ -8,6 +8,7 @@ from trainer_helpers import (
     favour_target_tokens,
     grpo_args,
     length_reward,
+    masked_sample,
     max_param_diff,
     parity_token_reward,
     snapshot,
@@ -173,3 +174,27 @@ def test_token_path_runs_no_log_prob_pass_beyond_stock_rloos(tiny_model_dir, pro
     kl_copy_pass = 0 if beta else 1  # without TRL's reference, the KL's frozen copy of the initial policy needs one
     assert counts == {"stock": trl_passes, "token": trl_passes + kl_copy_pass}
     torch.testing.assert_close((batch["old_per_token_logps"] * batch["completion_mask"]).sum(1), batch["old_logps"])
+
+
+@pytest.mark.parametrize("normalization", ["group", "none"])
+def test_rloo_lowest_float32_token_reward(tiny_model_dir, prompt_dataset, tmp_path, normalization):
+    from trl_token_ext import TokenRLOOConfig, TokenRLOOTrainer
+
+    trainer = TokenRLOOTrainer(
+        model=tiny_model_dir,
+        reward_funcs=length_reward,
+        token_reward_funcs=[masked_sample],
+        args=grpo_args(tmp_path, TokenRLOOConfig, max_steps=2, token_reward_normalization=normalization),
+        train_dataset=prompt_dataset,
+    )
+    before = snapshot(trainer.model)
+    if normalization == "none":
+        # the leave-one-out baseline carries sample 1's value to the rest of its group
+        match = r"sample\(s\) \[0, 1, 2\].*'masked_sample' \(sample 1, token 0: -3\.403e\+38"
+        with pytest.raises(ValueError, match=match):
+            trainer.train()
+        assert max_param_diff(before, snapshot(trainer.model)) == 0.0
+    else:
+        trainer.train()
+        after = snapshot(trainer.model)
+        assert all(torch.isfinite(p).all() for p in after.values()) and max_param_diff(before, after) > 0

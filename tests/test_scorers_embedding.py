@@ -154,8 +154,10 @@ def test_bad_arguments_and_missing_column_name_the_culprit(scorer_factory, tiny_
         ValueError, match=r"placement must be one of \['sum', 'mean', 'split', 'even', 'last'\], got 'all'"
     ):
         scorer_factory(placement="all")
-    with pytest.raises(ValueError, match="batch_size and max_length"):
+    with pytest.raises(ValueError, match=r"batch_size must be an int >= 1, got 0\."):
         scorer_factory(batch_size=0)
+    with pytest.raises(ValueError, match=r"max_length must be an int >= 1, got 0\."):
+        scorer_factory(max_length=0)
     with pytest.raises(ValueError, match="topic_c: the dataset column 'topic' is missing"):
         scorer_factory(column="topic", name="topic_c")(
             prompts=["p"], completion_ids=[[1, 2]], processing_class=tiny_tokenizer, reference=["x"]

@@ -351,3 +351,18 @@ def test_target_logprobs_equals_log_softmax_gather_values_and_gradients(dtype, a
     assert leaf.grad[:, -1].abs().sum() == 0  # the last position is not scored
     with pytest.raises(ValueError, match=r"logits \(B, L, V\) and targets \(B, L\)"):
         target_logprobs(full[0], targets[0])
+
+
+# --- LogProbQuality without processing_class (issue 13) ----------------------------------------------------------
+def test_logprob_quality_without_processing_class_names_the_sample():
+    from scorer_fixtures import char_tokenizer, encode, successor_bigram
+
+    from trl_token_ext.scorers import LogProbQuality
+
+    judge = LogProbQuality(successor_bigram(len(char_tokenizer())), tokenizer=char_tokenizer())
+    ascii_ids = char_tokenizer()("ab", add_special_tokens=False)["input_ids"]
+    assert len(judge(prompts=["x"], completions=["ab"], completion_ids=[ascii_ids])[0]) == 2  # judge ids: fine
+    policy_ids = encode(" wonderful wonderful")
+    assert max(policy_ids) >= len(char_tokenizer())
+    with pytest.raises(ValueError, match=r"logprob_quality: completion_ids of sample 1 hold token id \d+, outside"):
+        judge(prompts=["x", "x"], completions=["ab", "w"], completion_ids=[ascii_ids, policy_ids])

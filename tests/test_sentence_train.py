@@ -60,6 +60,28 @@ def test_encode_labels_checks_one_label_per_example():
         encode_labels(_dataset(1), "stars", None)
 
 
+def test_text_and_label_checks_name_split_column_and_row():
+    from datasets import Dataset
+
+    from trl_token_ext.sentence.train import check_labels, check_texts
+
+    rows = Dataset.from_dict({"text": ["fine", "  ", "ok"], "label": ["a", "b", None]})
+    with pytest.raises(
+        ValueError, match=r"^train: column 'text', example 1: expected a non-empty string, got str '  '"
+    ):
+        check_texts(rows, "text", "train")
+    with pytest.raises(ValueError, match=r"^train: column 'label', example 2: missing label \(None\)"):
+        check_labels(rows, "label", "train")
+    with pytest.raises(
+        ValueError, match=r"^eval: text column 'sentence' not found; the dataset has \['text', 'label'\]"
+    ):
+        check_texts(rows, "sentence", "eval")
+    with pytest.raises(ValueError, match=r"^eval: label column 'y' not found"):
+        check_labels(rows, "y", "eval")
+    check_texts(rows.select([0, 2]), "text")
+    check_labels(rows.select([0, 1]), "label")
+
+
 def test_train_tiny_classifier_with_lora_saves_adapter_merged_and_metrics(tiny_classifier_dir, tmp_path):
     import torch
     from safetensors.torch import load_file
@@ -134,3 +156,48 @@ def test_real_sentiment_classifier_heldout_accuracy():
     reward = SentenceClassifierReward(str(path), label="positive")
     good, bad = reward.sequence_rewards(["What a wonderful, moving film.", "This was a dull and awful mess."])
     assert good > 0.8 and bad < 0.2
+
+
+# --- classifier training data checked before a model is loaded (issue 13) ----------------------------------------
+def _split(texts, labels):
+    from datasets import Dataset
+
+    return Dataset.from_dict({"text": texts, "label": labels})
+
+
+GOOD = _split(["good film", "bad film", "nice", "awful"], ["pos", "neg", "pos", "neg"])
+
+
+@pytest.mark.parametrize(
+    ("train", "evaluation", "message"),
+    [
+        (_split(["a", "b", "c"], ["pos"] * 3), GOOD, r"train_dataset: column 'label' has a single class \['pos'\]"),
+        (_split(["a", "b"], [0, 0]), GOOD, r"train_dataset: column 'label' has a single class \['0'\] in all 2"),
+        (_split(["a", "b", "c"], ["pos", None, "neg"]), GOOD, r"train_dataset: column 'label', example 1: missing"),
+        (_split(["a", "b", "c"], ["pos", " ", "neg"]), GOOD, r"train_dataset: column 'label', example 1: missing"),
+        (_split(["a", None, "c"], ["pos", "neg", "neg"]), GOOD, r"train_dataset: column 'text', example 1: .*None"),
+        (GOOD, GOOD.rename_column("text", "sentence"), r"eval_dataset: text column 'text' not found"),
+        (GOOD, _split(["a", "b"], ["pos", None]), r"eval_dataset: column 'label', example 1: missing label"),
+    ],
+    ids=["one-class", "all-zero", "none-label", "blank-label", "none-text", "eval-no-text", "eval-none-label"],
+)
+def test_classifier_data_is_validated_before_loading_a_model(train, evaluation, message, tmp_path):
+    from trl_token_ext.sentence.train import train_sentence_classifier
+
+    with pytest.raises(ValueError, match=message):
+        train_sentence_classifier("no-such-model", train, evaluation, tmp_path)
+
+
+def test_single_class_among_given_labels_is_rejected(tmp_path):
+    from trl_token_ext.sentence.train import train_sentence_classifier
+
+    train = _split(["a", "b", "c"], ["pos"] * 3)
+    with pytest.raises(ValueError, match=r"train_dataset: column 'label' holds the single class 'pos' in all 3"):
+        train_sentence_classifier("no-such-model", train, GOOD, tmp_path, labels=["neg", "pos"])
+
+
+def test_test_split_without_text_column_is_named(tmp_path):
+    from trl_token_ext.sentence.train import train_sentence_classifier
+
+    with pytest.raises(ValueError, match=r"test_dataset: text column 'text' not found"):
+        train_sentence_classifier("no-such-model", GOOD, GOOD, tmp_path, test_dataset=GOOD.remove_columns("text"))

@@ -1,12 +1,17 @@
 """`trl_token_ext.text`: the text of prompts and completions, words and sentences, by hand."""
 
+from types import SimpleNamespace
+
 import pytest
+from scorer_fixtures import policy_tokenizer
 
 from trl_token_ext.text import (
     chat_transcript,
     completion_text,
+    is_conversational,
     last_user_message,
     message_text,
+    prompt_text,
     sentence_spans,
     split_sentences,
 )
@@ -64,3 +69,29 @@ def test_split_sentences_spans_and_errors():
     assert sentence_spans("Hi. Bye.") == [("Hi.", (0, 3)), ("Bye.", (4, 8))]
     with pytest.raises(TypeError, match=r"^split_sentences expects a str, got int\.$"):
         split_sentences(3)
+
+
+def test_message_text_joins_multi_part_messages():
+    parts = [{"type": "text", "text": "Hello "}, {"type": "image"}, {"type": "text", "text": "world"}]
+    assert message_text([{"role": "user", "content": parts}]) == "Hello world"
+    assert message_text([{"role": "user", "content": "a"}, {"role": "assistant", "content": "b"}]) == "ab"
+    assert message_text(None) == "" and message_text(3) == "3"
+    assert message_text([{"type": "text"}, {"role": "user"}]) == ""  # missing text / content
+
+
+def test_prompt_text_without_chat_template_joins_messages_by_line():
+    messages = [{"role": "system", "content": "Be kind."}, {"role": "user", "content": "Hi"}]
+    assert prompt_text(messages, SimpleNamespace(chat_template=None)) == "Be kind.\nHi"
+    assert prompt_text("plain", SimpleNamespace(chat_template=None)) == "plain"
+    assert prompt_text(messages, policy_tokenizer()) == "<|system|>Be kind.<|end|><|user|>Hi<|end|><|assistant|>"
+
+
+def test_is_conversational_needs_role_dicts():
+    assert is_conversational([{"role": "user", "content": "a"}])
+    assert not is_conversational(["a", "b"]) and not is_conversational([]) and not is_conversational("a")
+    assert not is_conversational([{"content": "a"}])
+
+
+def test_prompt_text_of_an_object_without_chat_template():
+    messages = [{"role": "user", "content": "Hi"}, {"role": "user", "content": "there"}]
+    assert prompt_text(messages, object()) == "Hi\nthere"

@@ -5,8 +5,10 @@ import math
 import numpy as np
 import pytest
 import torch
+from trainer_helpers import LOWEST
 
 from trl_token_ext.token_rewards import (
+    check_token_advantages,
     check_token_reward_funcs,
     compute_token_rewards,
     masked_stats,
@@ -122,3 +124,120 @@ def test_masked_stats():
     mean, std = masked_stats(torch.tensor([[1.0, 3, 100]]), torch.tensor([[1, 1, 0]]))
     assert (mean, std) == pytest.approx((2.0, math.sqrt(2)))
     assert math.isnan(masked_stats(torch.tensor([1.0]), torch.tensor([0]))[0])
+
+
+def test_too_short_token_reward_list_is_rejected():
+    with pytest.raises(ValueError, match="'short' returned 2 token rewards for sample 1, whose completion has 3"):
+        validate_token_rewards([[1.0], [1.0, 2.0]], "short", [[5], [5, 6, 7]])
+
+
+def test_masked_stats_of_one_valid_token_has_nan_std():
+    mean, std = masked_stats(torch.tensor([[2.0, 5.0]]), torch.tensor([[1, 0]]))
+    assert mean == 2.0 and math.isnan(std)
+    mean, std = masked_stats(torch.tensor([[2.0, 5.0]]), torch.tensor([[1, 1]]))
+    assert (mean, std) == (3.5, pytest.approx(math.sqrt(4.5)))
+
+
+def test_negative_weights_are_applied_with_their_sign():
+    rewards = torch.tensor(
+        [[[1.0, 2], [10, 20]], [[3, 4], [30, 40]], [[5, 6], [50, 60]]]  # (B=3, K=2, T=2)
+    )
+    present = torch.tensor([[True, True], [False, True], [False, False]])
+    weighted, has_reward = weighted_token_rewards(rewards, present, torch.tensor([-1.0, 0.5]))
+    torch.testing.assert_close(weighted, torch.tensor([[-1 + 5.0, -2 + 10.0], [15.0, 20], [0, 0]]))
+    assert has_reward.tolist() == [True, True, False]
+
+
+def test_entries_without_a_length_are_rejected_even_if_iterable():
+    entries = (x for x in [1.0, 2.0])
+    with pytest.raises(ValueError, match="'gen' returned generator for sample 0; expected a per-token list of 2"):
+        validate_token_rewards([entries], "gen", [[5, 6]])
+
+
+def test_compute_token_rewards_of_no_completions_and_errors_name_the_function():
+    def none_reward(completion_ids, **kwargs):
+        return [None] * len(completion_ids)
+
+    batch = compute_token_rewards([none_reward], ["none_reward"], [], [], [], {})
+    assert batch.rewards.shape == (0, 1, 0) and batch.present.dtype == torch.bool
+    batch = compute_token_rewards([none_reward], ["none_reward"], ["p"], ["c"], [[7, 8]], {})
+    assert batch.present.dtype == torch.bool and batch.present.tolist() == [[False]]
+    with pytest.raises(ValueError, match="Token reward function 'bad' returned 1 token rewards for sample 0"):
+        compute_token_rewards([lambda **kwargs: [[1.0]]], ["bad"], ["p"], ["c"], [[7, 8]], {})
+
+
+def test_weights_of_another_dtype_are_cast_to_the_rewards():
+    weighted, _ = weighted_token_rewards(
+        torch.ones(1, 2, 2), torch.ones(1, 2, dtype=torch.bool), torch.tensor([0.5, 2.0], dtype=torch.float64)
+    )
+    assert weighted.dtype == torch.float32 and weighted.tolist() == [[2.5, 2.5]]
+
+
+def test_check_token_reward_funcs_accepts_any_iterable_and_rejects_async_callables():
+    def f(**kwargs):
+        return []
+
+    assert check_token_reward_funcs(iter([f]), None) == [f]
+
+    class AsyncScorer:
+        async def __call__(self, **kwargs):
+            return []
+
+    with pytest.raises(TypeError, match=r"token_reward_funcs\[1\] \(AsyncScorer\) is async; .* must be synchronous\."):
+        check_token_reward_funcs([f, AsyncScorer()], None)
+    with pytest.raises(TypeError, match="is called like a TRL reward function and returns one per-token list per"):
+        check_token_reward_funcs([3], None)
+
+
+def test_logged_stats_of_float32_extremes_are_finite():
+    mean, std = masked_stats(torch.tensor([LOWEST, 0.0, 0.0, 0.0]), torch.ones(4))
+    assert mean == pytest.approx(float(LOWEST) / 4) and std == pytest.approx(-float(LOWEST) / 2)  # sqrt(3/4·L²/3)
+
+
+def test_advantage_check_names_function_sample_and_token():
+    rewards = torch.zeros(4, 2, 3)
+    rewards[2, 1, 1] = LOWEST
+    rewards[0, 0, 0] = 5.0
+    present = torch.ones(4, 2, dtype=torch.bool)
+    valid = torch.ones(4, 3)
+    weights = torch.tensor([1.0, 0.5])
+    advantages = torch.zeros(4, 3)
+    check_token_advantages(advantages, valid, rewards, present, weights, ["quality", "masked"], 1.0)  # fine
+    advantages[2, 1] = LOWEST / 2
+    with pytest.raises(
+        ValueError, match=r"sample\(s\) \[2\].*'masked' \(sample 2, token 1: -3\.403e\+38, weight 0\.5"
+    ):
+        check_token_advantages(advantages, valid, rewards, present, weights, ["quality", "masked"], 1.0)
+    advantages[2, 1] = float("nan")
+    with pytest.raises(ValueError, match=r"not finite or too large .*sample\(s\) \[2\]"):
+        check_token_advantages(advantages, valid, rewards, present, weights, ["quality", "masked"], 1.0)
+    check_token_advantages(advantages, valid * 0, rewards, present, weights, ["quality", "masked"], 1.0)  # masked
+
+
+@pytest.mark.parametrize("dtype", [torch.int8, torch.int16, torch.uint8, torch.int32, torch.int64])
+def test_integer_token_rewards_are_accepted(dtype):
+    (values,) = validate_token_rewards([torch.tensor([1, 0, 2], dtype=dtype)], "f", [[5, 6, 7]])
+    assert values.dtype == torch.float32 and values.tolist() == [1.0, 0.0, 2.0]
+
+
+@pytest.mark.parametrize(
+    "entry", [torch.tensor([True, False]), [True, False], torch.tensor([1j, 2j])], ids=["bool", "bools", "complex"]
+)
+def test_bool_or_complex_token_rewards_name_the_dtype(entry):
+    with pytest.raises(ValueError, match=r"'f' returned dtype torch\.(bool|complex64) for sample 1; .*real numbers"):
+        validate_token_rewards([[0.0, 1.0], entry], "f", [[5, 6], [7, 8]])
+
+
+def test_weighted_sum_overflowing_float32_names_both_functions():
+    from trl_token_ext.advantages import token_advantages
+    from trl_token_ext.token_rewards import weighted_token_rewards
+
+    rewards = torch.zeros(2, 2, 3)
+    rewards[1, :, 0] = LOWEST  # each value is finite; their sum is not
+    present, weights, mask = torch.ones(2, 2, dtype=torch.bool), torch.tensor([1.0, 1.0]), torch.ones(2, 3)
+    weighted, _ = weighted_token_rewards(rewards, present, weights)
+    advantages = token_advantages(weighted, mask, group_size=2)
+    with pytest.raises(
+        ValueError, match=r"'f' \(sample 1, token 0: -3\.403e\+38, weight 1\), 'g' \(sample 1, token 0"
+    ):
+        check_token_advantages(advantages, mask, rewards, present, weights, ["f", "g"], 1.0)

@@ -64,3 +64,11 @@ def target_mass(model, tokenizer) -> float:
     with torch.no_grad():
         probs = model(**inputs).logits[:, -1].softmax(-1)
     return probs[:, sorted(TARGET_TOKENS)].sum(-1).mean().item()
+
+
+LOWEST = torch.finfo(torch.float32).min
+
+
+def masked_sample(completion_ids, **kwargs):
+    """Token reward: 0 everywhere but float32's lowest value (a common "masked" value) on every token of sample 1."""
+    return [[LOWEST if index == 1 else 0.0] * len(ids) for index, ids in enumerate(completion_ids)]

@@ -150,6 +150,19 @@ def min_reward_to_go(rewards: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
     return torch.where(valid, suffix_min, torch.zeros_like(rewards))
 
 
+def _by_group(values: torch.Tensor, mask: torch.Tensor, group_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(values · mask, mask) as (B/G, G, T) tensors of the mask's float type: one slice per prompt's group.
+
+    Raises:
+        ValueError: B is not a multiple of ``group_size``.
+    """
+    batch, length = values.shape
+    if batch % group_size != 0:
+        raise ValueError(f"Batch of {batch} completions is not a multiple of the group size {group_size}.")
+    mask = mask.to(values.dtype)
+    return (values * mask).reshape(-1, group_size, length), mask.reshape(-1, group_size, length)
+
+
 def leave_one_out_baseline(values: torch.Tensor, mask: torch.Tensor, group_size: int) -> torch.Tensor:
     """b_{i,t} = mean of ``values[j, t]`` over the other completions j ≠ i of i's group that are valid at position t.
 
@@ -161,16 +174,11 @@ def leave_one_out_baseline(values: torch.Tensor, mask: torch.Tensor, group_size:
     Returns:
         (B, T), zero where ``mask`` is zero.
     """
-    batch, length = values.shape
-    if batch % group_size != 0:
-        raise ValueError(f"Batch of {batch} completions is not a multiple of the group size {group_size}.")
-    mask = mask.to(values.dtype)
-    grouped = (values * mask).reshape(-1, group_size, length)
-    counts = mask.reshape(-1, group_size, length)
+    grouped, counts = _by_group(values, mask, group_size)
     others_sum = grouped.sum(dim=1, keepdim=True) - grouped
     others_count = counts.sum(dim=1, keepdim=True) - counts
     baseline = torch.where(others_count > 0, others_sum / others_count.clamp(min=1), torch.zeros_like(others_sum))
-    return baseline.reshape(batch, length) * mask
+    return (baseline * counts).reshape(values.shape)
 
 
 def token_advantages(
@@ -232,16 +240,12 @@ def position_centered(values: torch.Tensor, mask: torch.Tensor, group_size: int,
     Returns:
         (B, T), zero where ``mask`` is zero.
     """
-    batch, length = values.shape
-    if batch % group_size != 0:
-        raise ValueError(f"Batch of {batch} completions is not a multiple of the group size {group_size}.")
-    mask = mask.to(values.dtype)
-    grouped = (values * mask).reshape(-1, group_size, length)
-    counts = mask.reshape(-1, group_size, length).sum(dim=1, keepdim=True)
+    grouped, valid = _by_group(values, mask, group_size)
+    counts = valid.sum(dim=1, keepdim=True)
     mean = grouped.sum(dim=1, keepdim=True) / counts.clamp(min=1)
     factor = counts / (counts - 1).clamp(min=1) if leave_one_out else torch.ones_like(counts)
     centred = torch.where(counts > 1, (grouped - mean) * factor, torch.zeros_like(grouped))
-    return centred.reshape(batch, length) * mask
+    return (centred * valid).reshape(values.shape)
 
 
 def _divide_by_std(values: torch.Tensor, mask: torch.Tensor, group_size: int, normalization: str, eps: float):

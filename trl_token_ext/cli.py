@@ -23,7 +23,7 @@ from typing import Any
 
 from trl_token_ext import registry
 from trl_token_ext.data import DATA_FILE_BUILDERS, load_data_file
-from trl_token_ext.registry import name_list, options_for, parse_options
+from trl_token_ext.registry import parse_reward_args
 from trl_token_ext.script_args import TokenRewardScriptArguments
 
 COMMANDS = {
@@ -71,9 +71,9 @@ class TokenRewardArguments(TokenRewardScriptArguments):
     )
 
     def __post_init__(self):
-        self.reward_funcs = name_list(self.reward_funcs) or None
-        self.reward_kwargs = parse_options(self.reward_kwargs, "reward_kwargs")
-        options_for(self.reward_funcs or [], self.reward_kwargs, "reward_kwargs")
+        self.reward_funcs, self.reward_kwargs = parse_reward_args(
+            self.reward_funcs, self.reward_kwargs, "reward_kwargs"
+        )
         super().__post_init__()
 
 

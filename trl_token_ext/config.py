@@ -15,6 +15,14 @@ TOKEN_ADVANTAGE_BASELINES = ("position", "token_mean")
 TOKEN_KL_ESTIMATORS = ("k1", "k2", "k3")
 
 
+def _choice_field(default: str, choices: tuple[str, ...], help: str) -> Any:
+    """A string field limited to ``choices``: listed for the parser (``--help``, argparse's check) and checked by
+    `TokenRewardConfigMixin` when set in Python."""
+    if default not in choices:
+        raise ValueError(f"_choice_field: default {default!r} is not among {choices}.")
+    return field(default=default, metadata={"help": help, "choices": list(choices)})
+
+
 @dataclass
 class TokenRewardConfigMixin:
     """Fields shared by `TokenGRPOConfig` and `TokenRLOOConfig`.
@@ -87,34 +95,28 @@ class TokenRewardConfigMixin:
             "help": "Discount γ in [0, 1] of the `reward_to_go` token advantage: A_tok_t = Σ_{j≥t} γ^(j-t) r̃_j."
         },
     )
-    token_advantage_mode: str = field(
-        default="reward_to_go",
-        metadata={
-            "help": "How normalized token rewards r̃ become token advantages: 'reward_to_go' (Σ_{j≥t} γ^(j-t) r̃_j, "
-            "the policy-gradient credit), 'immediate' (r̃_t), or 'min' (min_{j≥t} r̃_j, min-form credit).",
-            "choices": list(TOKEN_ADVANTAGE_MODES),
-        },
+    token_advantage_mode: str = _choice_field(
+        "reward_to_go",
+        TOKEN_ADVANTAGE_MODES,
+        "How normalized token rewards r̃ become token advantages: 'reward_to_go' (Σ_{j≥t} γ^(j-t) r̃_j, "
+        "the policy-gradient credit), 'immediate' (r̃_t), or 'min' (min_{j≥t} r̃_j, min-form credit).",
     )
-    token_advantage_baseline: str = field(
-        default="position",
-        metadata={
-            "help": "What token credit is compared with. 'position' (length-neutral): per function, accumulate the "
-            "raw rewards by token_advantage_mode, subtract the mean credit of the group's completions at the same "
-            "position, divide by the std of token_reward_normalization, then weight: tokens with reward 0 add nothing "
-            "and equal-return completions get equal credit whatever their length. 'token_mean' (before 0.1.0): "
-            "standardize sum_k w_k * g_k over all tokens of the group, then accumulate (pushes short completions up).",
-            "choices": list(TOKEN_ADVANTAGE_BASELINES),
-        },
+    token_advantage_baseline: str = _choice_field(
+        "position",
+        TOKEN_ADVANTAGE_BASELINES,
+        "What token credit is compared with. 'position' (length-neutral): per function, accumulate the "
+        "raw rewards by token_advantage_mode, subtract the mean credit of the group's completions at the same "
+        "position, divide by the std of token_reward_normalization, then weight: tokens with reward 0 add nothing "
+        "and equal-return completions get equal credit whatever their length. 'token_mean' (before 0.1.0): "
+        "standardize sum_k w_k * g_k over all tokens of the group, then accumulate (pushes short completions up).",
     )
-    token_reward_normalization: str = field(
-        default="group",
-        metadata={
-            "help": "The std that puts token credit on the outcome advantage's scale: over the valid tokens of a "
-            "prompt's group ('group'), of the whole batch across processes ('batch'), or none ('none': raw reward "
-            "units). With token_advantage_baseline='token_mean': (r - mean) / (std + eps) of the weighted rewards "
-            "before accumulation.",
-            "choices": list(TOKEN_REWARD_NORMALIZATIONS),
-        },
+    token_reward_normalization: str = _choice_field(
+        "group",
+        TOKEN_REWARD_NORMALIZATIONS,
+        "The std that puts token credit on the outcome advantage's scale: over the valid tokens of a "
+        "prompt's group ('group'), of the whole batch across processes ('batch'), or none ('none': raw reward "
+        "units). With token_advantage_baseline='token_mean': (r - mean) / (std + eps) of the weighted rewards "
+        "before accumulation.",
     )
     token_advantage_scale: bool = field(
         default=False,
@@ -137,13 +139,11 @@ class TokenRewardConfigMixin:
             "initial policy. See docs/kl_in_reward.md."
         },
     )
-    token_kl_estimator: str = field(
-        default="k1",
-        metadata={
-            "help": "Estimator k of the per-token KL in the reward: 'k1' (log-ratio), 'k2' (½ log-ratio²) or 'k3' "
-            "(exp(-log-ratio) - 1 + log-ratio).",
-            "choices": list(TOKEN_KL_ESTIMATORS),
-        },
+    token_kl_estimator: str = _choice_field(
+        "k1",
+        TOKEN_KL_ESTIMATORS,
+        "Estimator k of the per-token KL in the reward: 'k1' (log-ratio), 'k2' (½ log-ratio²) or 'k3' "
+        "(exp(-log-ratio) - 1 + log-ratio).",
     )
 
     def __init_subclass__(cls, **kwargs):
@@ -176,21 +176,10 @@ class TokenRewardConfigMixin:
             self.token_reward_weights = [
                 _real_number(f"token_reward_weights[{index}]", weight) for index, weight in enumerate(weights)
             ]
-        if self.token_advantage_mode not in TOKEN_ADVANTAGE_MODES:
-            raise ValueError(
-                f"token_advantage_mode={self.token_advantage_mode!r} is not supported; choose one of "
-                f"{list(TOKEN_ADVANTAGE_MODES)}."
-            )
-        if self.token_advantage_baseline not in TOKEN_ADVANTAGE_BASELINES:
-            raise ValueError(
-                f"token_advantage_baseline={self.token_advantage_baseline!r} is not supported; choose one of "
-                f"{list(TOKEN_ADVANTAGE_BASELINES)}."
-            )
-        if self.token_reward_normalization not in TOKEN_REWARD_NORMALIZATIONS:
-            raise ValueError(
-                f"token_reward_normalization={self.token_reward_normalization!r} is not supported; choose one of "
-                f"{list(TOKEN_REWARD_NORMALIZATIONS)}."
-            )
+        for choice in dataclasses.fields(TokenRewardConfigMixin):
+            choices, value = choice.metadata.get("choices"), getattr(self, choice.name)
+            if choices is not None and value not in choices:
+                raise ValueError(f"{choice.name}={value!r} is not supported; choose one of {choices}.")
         if not (0.0 <= self.token_reward_gamma <= 1.0):
             raise ValueError(f"token_reward_gamma must be in [0, 1], got {self.token_reward_gamma}.")
         if not math.isfinite(self.token_advantage_coef):
@@ -199,11 +188,6 @@ class TokenRewardConfigMixin:
             raise ValueError(f"token_reward_epsilon must be a finite number > 0, got {self.token_reward_epsilon}.")
         if not (math.isfinite(self.token_kl_coef) and self.token_kl_coef >= 0.0):
             raise ValueError(f"token_kl_coef must be a finite number >= 0, got {self.token_kl_coef}.")
-        if self.token_kl_estimator not in TOKEN_KL_ESTIMATORS:
-            raise ValueError(
-                f"token_kl_estimator={self.token_kl_estimator!r} is not supported; choose one of "
-                f"{list(TOKEN_KL_ESTIMATORS)}."
-            )
         bad = [w for w in self.token_reward_weights or [] if not math.isfinite(w)]
         if bad:
             raise ValueError(f"token_reward_weights must be finite numbers, got {self.token_reward_weights}.")

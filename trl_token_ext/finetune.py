@@ -62,6 +62,31 @@ def classifier_lora_config(
     )
 
 
+def check_splits(owner: str, train: Any, evaluation: Any, test: Any, check: Callable[[Any, str], None]) -> dict:
+    """The given splits by name (``train_dataset``, ``eval_dataset``, and ``test_dataset`` unless None), each checked
+    by ``check(dataset, name)``; a ValueError naming ``owner`` and the split when train or eval is None or a split is
+    empty."""
+    splits = {"train_dataset": train, "eval_dataset": evaluation, "test_dataset": test}
+    for name, dataset in list(splits.items()):
+        if dataset is None and name == "test_dataset":
+            del splits[name]
+            continue
+        if dataset is None or len(dataset) == 0:
+            raise ValueError(f"{owner}: {name} is empty.")
+        check(dataset, name)
+    return splits
+
+
+def padded_tokenizer(model_name_or_path: str) -> Any:
+    """The checkpoint's tokenizer, with the end-of-sequence (else unknown) token as pad token when it has none."""
+    from transformers import AutoTokenizer
+
+    tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
+    if tokenizer.pad_token is None:
+        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    return tokenizer
+
+
 def fit_and_save(
     model,
     tokenizer,
@@ -178,6 +203,39 @@ def recipe_training(args: Any, train: Any) -> tuple[Any, dict[str, Any]]:
         "use_cpu": args.use_cpu,
     }
     return train, overrides
+
+
+LORA_FIELDS = ("lora_r", "lora_alpha", "lora_dropout", "lora_target_modules")  # same names in trl.ModelConfig
+
+
+def run_recipe(
+    train_fn: Callable[..., ClassifierTrainingResult],
+    args: Any,
+    model: Any,
+    splits: tuple[Any, Any, Any] | None,
+    load_splits: Callable[[Any], tuple[Any, Any, Any]],
+    **options: Any,
+) -> ClassifierTrainingResult:
+    """Run a fine-tuning recipe: ``args`` (`TrainClassifierArguments` / `TrainPRMArguments`), ``model`` (whatever
+    holds ``model_name_or_path`` and the LoRA shape `LORA_FIELDS`: the same arguments, or a ``trl.ModelConfig``).
+
+    ``splits`` = ``(train, eval, test)``, or ``load_splits(args)``, cut and overridden by `recipe_training`, go to
+    ``train_fn`` (`train_sentence_classifier` / `train_step_prm`) with the arguments every recipe has, the recipe's
+    own ones named in ``args.train_options``, and ``options``."""
+    train, evaluation, test = splits if splits is not None else load_splits(args)
+    train, overrides = recipe_training(args, train)
+    own = ("max_length", "early_stopping_patience") + tuple(args.train_options)
+    return train_fn(
+        model.model_name_or_path,
+        train,
+        evaluation,
+        args.output_dir,
+        test_dataset=test,
+        training_args=overrides,
+        **{name: getattr(model, name) for name in LORA_FIELDS},
+        **{name: getattr(args, name) for name in own},
+        **options,
+    )
 
 
 def print_result(result: ClassifierTrainingResult, saved: str) -> ClassifierTrainingResult:

@@ -285,6 +285,15 @@ def options_for(names: Sequence[str], options: dict | list | None, flag: str) ->
     return [dict(opts) for opts in result]
 
 
+def parse_reward_args(names: Any, options: Any, flag: str) -> tuple[list[str] | None, dict | list | None]:
+    """A recipe's function names (None when there are none) and their options (``flag``, parsed by `parse_options`),
+    checked against each other by `options_for`, so that a mismatch fails when the arguments are parsed."""
+    names = name_list(names) or None
+    options = parse_options(options, flag)
+    options_for(names or [], options, flag)
+    return names, options
+
+
 def check_reward_names(
     names: str | Sequence[str] | None, registry: Mapping[str, Any] | None = None, kind: str | None = None
 ) -> list[Any]:

@@ -17,7 +17,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from trl_token_ext.config import require_token_fields
-from trl_token_ext.registry import build_reward_funcs, name_list, options_for, parse_options, resolve
+from trl_token_ext.registry import build_reward_funcs, parse_reward_args, resolve
 
 
 @dataclass
@@ -53,9 +53,9 @@ class TokenRewardScriptArguments:
     )
 
     def __post_init__(self):
-        self.token_reward_funcs = name_list(self.token_reward_funcs) or None
-        self.token_reward_kwargs = parse_options(self.token_reward_kwargs, "token_reward_kwargs")
-        options_for(self.token_reward_funcs or [], self.token_reward_kwargs, "token_reward_kwargs")  # fail at parse
+        self.token_reward_funcs, self.token_reward_kwargs = parse_reward_args(
+            self.token_reward_funcs, self.token_reward_kwargs, "token_reward_kwargs"
+        )
         parent = getattr(super(), "__post_init__", None)
         if parent is not None:  # a script's own arguments after this class in the bases
             parent()

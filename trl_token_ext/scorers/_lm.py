@@ -5,7 +5,7 @@ from __future__ import annotations
 import inspect
 import warnings
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any
 
 import torch
@@ -37,24 +37,25 @@ class JudgeSample:
     policy_spans: list[Span] | None = None
 
 
+@dataclass(eq=False)
 class JudgeBatcher:
     """Builds judge inputs and runs batched forward passes (right padding, sorted by length, token budget).
 
     Args:
+        owner: the scorer's name, used in warnings and errors.
         tokenizer: the judge tokenizer, or None to use the policy's (same-tokenizer fast path).
         max_length: judge context; longer prompt + completion is truncated from the left (one warning).
         batch_size: completions per forward pass. max_batch_tokens: cap on batch_size × padded length.
     """
 
-    def __init__(self, owner: str, tokenizer: Any, max_length: int | None, batch_size: int, max_batch_tokens: int):
-        self.owner = owner
-        self.tokenizer = tokenizer
-        self.max_length = max_length
-        self.batch_size = batch_size
-        self.max_batch_tokens = max_batch_tokens
-        self._warned_truncation = False
-        self._same_for: Any = None
-        self._same = True
+    owner: str
+    tokenizer: Any
+    max_length: int | None
+    batch_size: int
+    max_batch_tokens: int
+    _warned_truncation: bool = field(default=False, init=False, repr=False)
+    _same_for: Any = field(default=None, init=False, repr=False)
+    _same: bool = field(default=True, init=False, repr=False)
 
     def prepare(self, prompts: Sequence[Any], completion_ids: Sequence[Sequence[int]], policy_tokenizer: Any):
         judge = self.tokenizer if self.tokenizer is not None else policy_tokenizer

@@ -9,18 +9,16 @@ is −KL(π_θ ‖ π_T): maximizing it is reverse-KL distillation on the policy
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import torch
 
-from trl_token_ext.choices import Placement
-from trl_token_ext.models import ScorerModelArgs
-from trl_token_ext.scorers._common import check_placement
 from trl_token_ext.scorers._lm import JudgeBatcher, completion_logprobs, to_policy_tokens
 from trl_token_ext.scorers.quality import _CausalLMScorer
 
 
+@dataclass(eq=False, repr=False)
 class TeacherDistillReward(_CausalLMScorer):
     """Teacher log-prob (or teacher − student log-prob) per policy token.
 
@@ -40,28 +38,17 @@ class TeacherDistillReward(_CausalLMScorer):
 
     default_name = "teacher_distill"
 
-    def __init__(
-        self,
-        teacher: Any,
-        tokenizer: Any = None,
-        *,
-        subtract_student: bool = False,
-        student: Any = None,
-        clip_min: float | None = None,
-        placement: Placement = "split",
-        max_length: int | None = None,
-        batch_size: int = 16,
-        max_batch_tokens: int = 16384,
-        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(name)
-        placement = check_placement(placement, self.__name__)
-        self.subtract_student, self.student, self.clip_min = subtract_student, student, clip_min
-        self.placement = placement
-        self._setup_lm(teacher, tokenizer, max_length, batch_size, max_batch_tokens, model_init_kwargs)
+    teacher: Any
+    tokenizer: Any = None
+    _: KW_ONLY
+    subtract_student: bool = False
+    student: Any = None
+    clip_min: float | None = None
+
+    def _load(self) -> None:
+        self._setup_lm(self.teacher, self.tokenizer)  # the loaded teacher is ``self.model``
         # The student always reads the policy's own tokens (no tokenizer of its own: the same-tokenizer path).
-        self.student_batcher = JudgeBatcher(self.__name__, None, None, batch_size, max_batch_tokens)
+        self.student_batcher = JudgeBatcher(self.__name__, None, None, self.batch_size, self.max_batch_tokens)
         self._trainer_model: Any = None
 
     def bind_trainer(self, trainer: Any) -> None:

@@ -2,16 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import torch
 
 from trl_token_ext.choices import Placement, check_choice
-from trl_token_ext.models import ScorerModelArgs, load_scorer_model
+from trl_token_ext.models import load_scorer_model
 from trl_token_ext.scorers._common import (
-    TokenScorer,
-    check_placement,
     decode_with_spans,
     eval_mode,
     get_column,
@@ -19,6 +18,7 @@ from trl_token_ext.scorers._common import (
     model_device,
     spread_scores,
 )
+from trl_token_ext.scorers._model import ModelScorer
 from trl_token_ext.text import last_user_message, message_text, sentence_spans
 
 EMBEDDING_LEVELS = ("sentence", "completion", "sequence")  # what one embedding covers
@@ -45,7 +45,8 @@ def mean_pooled(model: Any, tokenizer: Any, texts: Sequence[str], batch_size: in
     return torch.cat(rows) if rows else torch.zeros(0, 0)
 
 
-class EmbeddingConsistency(TokenScorer):
+@dataclass(eq=False, repr=False)
+class EmbeddingConsistency(ModelScorer):
     """C(s_t, a_t) = scale·(cos(e(sentence of a_t), e(reference)) − offset), spread over the sentence's tokens.
 
     The reference is the prompt's last user message (``column=None``) or a dataset column (a topic, a source
@@ -76,35 +77,27 @@ class EmbeddingConsistency(TokenScorer):
 
     default_name = "embedding_consistency"
 
-    def __init__(
-        self,
-        model: Any,
-        tokenizer: Any = None,
-        *,
-        column: str | None = None,
-        level: str = "sentence",
-        placement: Placement = "even",
-        scale: float = 1.0,
-        offset: float = 0.0,
-        batch_size: int = 64,
-        max_length: int = 256,
-        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(name)
-        check_choice(self.__name__, "level", level, EMBEDDING_LEVELS)
-        if batch_size < 1 or max_length < 1:
-            raise ValueError(f"{self.__name__}: batch_size and max_length must be >= 1.")
-        self.column, self.level, self.placement = column, level, check_placement(placement, self.__name__)
-        self.scale, self.offset = float(scale), float(offset)
-        self.batch_size, self.max_length = batch_size, max_length
-        self.model = load_scorer_model(
-            model,
-            model_init_kwargs,
-            task="feature-extraction",
-            owner=self.__name__,
-        )
-        self.tokenizer = load_tokenizer(tokenizer, model)
+    model: Any
+    tokenizer: Any = None
+    _: KW_ONLY
+    column: str | None = None
+    level: str = "sentence"
+    placement: Placement = "even"
+    scale: float = 1.0
+    offset: float = 0.0
+    batch_size: int = 64
+    max_length: int = 256
+
+    def _check(self) -> None:
+        check_choice(self.__name__, "level", self.level, EMBEDDING_LEVELS)
+        if isinstance(self.max_length, bool) or not isinstance(self.max_length, int) or self.max_length < 1:
+            raise ValueError(f"{self.__name__}: max_length must be an int >= 1, got {self.max_length!r}.")
+        self.scale, self.offset = float(self.scale), float(self.offset)
+
+    def _load(self) -> None:
+        model = self.model
+        self.model = load_scorer_model(model, self.model_init_kwargs, task="feature-extraction", owner=self.__name__)
+        self.tokenizer = load_tokenizer(self.tokenizer, model)
         if self.tokenizer is None:
             raise ValueError(f"{self.__name__}: pass tokenizer= (the encoder's) with a model object.")
 

@@ -22,7 +22,7 @@ import torch.nn.functional as F
 
 from trl_token_ext.choices import Placement
 from trl_token_ext.models import ScorerModelArgs
-from trl_token_ext.scorers._common import check_placement, eval_mode, model_device
+from trl_token_ext.scorers._common import eval_mode, model_device
 from trl_token_ext.scorers._lm import JudgeSample, target_logprobs
 from trl_token_ext.scorers._lm import implicit_rewards as implicit_process_rewards
 from trl_token_ext.scorers.quality import _CausalLMScorer
@@ -91,31 +91,45 @@ class OnlineImplicitPRM(_CausalLMScorer):
         model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
         name: str | None = None,
     ) -> None:
-        super().__init__(name)
-        placement = check_placement(placement, self.__name__)
-        if update not in UPDATE_MODES:
-            raise ValueError(f"{self.__name__}: update must be one of {UPDATE_MODES}, got {update!r}.")
-        if not (math.isfinite(beta) and beta > 0):
-            raise ValueError(f"{self.__name__}: beta must be a finite number > 0, got {beta}.")
-        if isinstance(update_epochs, bool) or not isinstance(update_epochs, int) or update_epochs < 1:
-            raise ValueError(f"{self.__name__}: update_epochs must be an int ≥ 1, got {update_epochs!r}.")
-        self.beta, self.placement, self.update_mode = float(beta), placement, update
-        self.update_epochs = update_epochs
+        # Not a dataclass (its ``update`` argument and method share a name): the shared keyword arguments go to
+        # `ModelScorer`, whose construction runs `_check`, then `_load`.
+        self.model, self.tokenizer, self.peft_config = model, tokenizer, peft_config
+        self.beta, self.update_mode, self.update_epochs, self.logit_bias = beta, update, update_epochs, logit_bias
         self.label_threshold, self.label_reward = label_threshold, label_reward
         self.learning_rate, self.weight_decay, self.max_grad_norm = learning_rate, weight_decay, max_grad_norm
         self.optimizer_factory = optimizer_factory
-        init = ScorerModelArgs.coerce(model_init_kwargs, self.__name__)
-        self._device_given = init.device is not None or init.quantization_config is not None or init.load_in_4bit
-        if isinstance(model, SharedBaseModel):
+        super().__init__(
+            placement=placement,
+            max_length=max_length,
+            batch_size=batch_size,
+            max_batch_tokens=max_batch_tokens,
+            model_init_kwargs=model_init_kwargs,
+            name=name,
+        )
+
+    def _check(self) -> None:
+        if self.update_mode not in UPDATE_MODES:
+            raise ValueError(f"{self.__name__}: update must be one of {UPDATE_MODES}, got {self.update_mode!r}.")
+        if not (math.isfinite(self.beta) and self.beta > 0):
+            raise ValueError(f"{self.__name__}: beta must be a finite number > 0, got {self.beta}.")
+        self.beta = float(self.beta)
+        epochs = self.update_epochs
+        if isinstance(epochs, bool) or not isinstance(epochs, int) or epochs < 1:
+            raise ValueError(f"{self.__name__}: update_epochs must be an int ≥ 1, got {epochs!r}.")
+        if isinstance(self.model, SharedBaseModel):
             raise ValueError(
                 f"{self.__name__}: model is a SharedBaseModel (the policy's weights), but this PRM trains its own "
                 "adapter on its model; pass the checkpoint (a path or Hub id) or a separate model object."
             )
-        self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, model_init_kwargs)
+
+    def _load(self) -> None:
+        init = self.model_init_kwargs
+        self._device_given = init.device is not None or init.quantization_config is not None or init.load_in_4bit
+        super()._load()
         if not has_adapter(self.model):
             from peft import LoraConfig, get_peft_model
 
-            config = peft_config or LoraConfig(
+            config = self.peft_config or LoraConfig(
                 r=8, lora_alpha=16, lora_dropout=0.0, target_modules="all-linear", task_type="CAUSAL_LM"
             )
             self.model = get_peft_model(self.model, config)
@@ -123,7 +137,9 @@ class OnlineImplicitPRM(_CausalLMScorer):
             param.requires_grad_("lora_" in param_name or "modules_to_save" in param_name)
         self.model.eval()  # no dropout; gradients still flow through the adapter
         # b of z_i = b + β·Σ_t log-ratio (a trainable scalar, listed with the adapter's parameters), or None
-        self.logit_bias = torch.nn.Parameter(torch.zeros((), device=model_device(self.model))) if logit_bias else None
+        self.logit_bias = (
+            torch.nn.Parameter(torch.zeros((), device=model_device(self.model))) if self.logit_bias else None
+        )
         self.optimizer: torch.optim.Optimizer | None = None
         self.num_updates = 0
         self._accelerator: Any = None

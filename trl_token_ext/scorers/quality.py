@@ -2,17 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from dataclasses import KW_ONLY, dataclass
 from typing import Any
 
 import torch
 
 from trl_token_ext.alignment import spread_span_scores
 from trl_token_ext.choices import SCORE_KINDS, Placement, ScoreKind, check_choice, label_scores
-from trl_token_ext.models import ScorerModelArgs, has_adapter, load_scorer_model
+from trl_token_ext.models import has_adapter, load_scorer_model
 from trl_token_ext.scorers._common import (
-    TokenScorer,
-    check_placement,
     decode_with_spans,
     eval_mode,
     load_tokenizer,
@@ -20,22 +18,31 @@ from trl_token_ext.scorers._common import (
     same_tokenizer,
 )
 from trl_token_ext.scorers._lm import JudgeBatcher, completion_logprobs, implicit_rewards, to_policy_tokens
+from trl_token_ext.scorers._model import ModelScorer
 
 CENTER_MODES = (None, "completion", "entropy")
 
 
-class _CausalLMScorer(TokenScorer):
-    """Shared setup of scorers that run a causal LM over prompt + completion."""
+@dataclass(eq=False, repr=False)
+class _CausalLMScorer(ModelScorer):
+    """Shared setup of scorers that run a causal LM over prompt + completion (``max_batch_tokens``: the cap on
+    batch_size × padded length of a forward pass)."""
 
-    def _setup_lm(self, model, tokenizer, max_length, batch_size, max_batch_tokens, model_init_kwargs) -> None:
-        self.model_init_kwargs = ScorerModelArgs.coerce(model_init_kwargs, self.__name__)
+    _: KW_ONLY
+    max_batch_tokens: int = 16384
+
+    def _load(self) -> None:
+        self._setup_lm(self.model, self.tokenizer)
+
+    def _setup_lm(self, model: Any, tokenizer: Any) -> None:
+        """Load ``model`` (id, folder or object) and its tokenizer; the batcher with the resolved ``max_length``."""
         self.model = load_scorer_model(model, self.model_init_kwargs, owner=self.__name__)
         self.tokenizer = load_tokenizer(tokenizer, model)
-        if max_length is None:
-            max_length = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
-        if batch_size < 1:
-            raise ValueError(f"{self.__name__}: batch_size must be >= 1, got {batch_size}.")
-        self.batcher = JudgeBatcher(self.__name__, self.tokenizer, max_length, batch_size, max_batch_tokens)
+        if self.max_length is None:
+            self.max_length = getattr(getattr(self.model, "config", None), "max_position_embeddings", None)
+        self.batcher = JudgeBatcher(
+            self.__name__, self.tokenizer, self.max_length, self.batch_size, self.max_batch_tokens
+        )
 
     def _policy_tokenizer(self, processing_class: Any, completion_ids: list[list[int]]) -> Any:
         """The policy tokenizer; without one, the judge's own (then completion ids must be judge ids: checked)."""
@@ -57,6 +64,7 @@ class _CausalLMScorer(TokenScorer):
         return pad if pad is not None else (judge_tokenizer.eos_token_id or 0)
 
 
+@dataclass(eq=False, repr=False)
 class LogProbQuality(_CausalLMScorer):
     """Q(s_t, a_t) = log p_judge(a_t | prompt, a_<t): how likely a reference/judge LM finds each generated token.
 
@@ -77,31 +85,22 @@ class LogProbQuality(_CausalLMScorer):
             loads ``model`` given by id or folder: a `trl_token_ext.models.ScorerModelArgs` or a dict of its fields
             (``dtype``, ``device``, ``quantization_config``, ``load_in_4bit``, ``trust_remote_code``,
             ``model_kwargs``); default float32 on CUDA when available.
+        name: ``__name__`` in the logs. The keyword arguments shared by every model-backed scorer are
+            `trl_token_ext.scorers._model.ModelScorer`'s.
     """
 
     default_name = "logprob_quality"
 
-    def __init__(
-        self,
-        model: Any,
-        tokenizer: Any = None,
-        *,
-        clip_min: float | None = None,
-        clip_max: float | None = None,
-        center: str | None = None,
-        placement: Placement = "split",
-        max_length: int | None = None,
-        batch_size: int = 16,
-        max_batch_tokens: int = 16384,
-        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(name)
-        if center not in CENTER_MODES:
-            raise ValueError(f"{self.__name__}: center must be one of {CENTER_MODES}, got {center!r}.")
-        placement = check_placement(placement, self.__name__)
-        self.clip_min, self.clip_max, self.center, self.placement = clip_min, clip_max, center, placement
-        self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, model_init_kwargs)
+    model: Any
+    tokenizer: Any = None
+    _: KW_ONLY
+    clip_min: float | None = None
+    clip_max: float | None = None
+    center: str | None = None
+
+    def _check(self) -> None:
+        if self.center not in CENTER_MODES:
+            raise ValueError(f"{self.__name__}: center must be one of {CENTER_MODES}, got {self.center!r}.")
 
     def score(self, prompts, completions, completion_ids, processing_class, **kwargs):
         samples, judge = self.batcher.prepare(
@@ -124,6 +123,7 @@ class LogProbQuality(_CausalLMScorer):
         return results
 
 
+@dataclass(eq=False, repr=False)
 class ImplicitPRMQuality(_CausalLMScorer):
     """Implicit process reward (PRIME): r_t = β·(log π_φ(a_t|s_t) − log π_ref(a_t|s_t)).
 
@@ -135,24 +135,17 @@ class ImplicitPRMQuality(_CausalLMScorer):
 
     default_name = "implicit_prm_quality"
 
-    def __init__(
-        self,
-        model: Any,
-        ref_model: Any = None,
-        beta: float = 0.05,
-        tokenizer: Any = None,
-        *,
-        placement: Placement = "split",
-        max_length: int | None = None,
-        batch_size: int = 16,
-        max_batch_tokens: int = 16384,
-        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(name)
-        placement = check_placement(placement, self.__name__)
-        self.beta, self.placement = float(beta), placement
-        self._setup_lm(model, tokenizer, max_length, batch_size, max_batch_tokens, model_init_kwargs)
+    model: Any
+    ref_model: Any = None
+    beta: float = 0.05
+    tokenizer: Any = None
+
+    def _check(self) -> None:
+        self.beta = float(self.beta)
+
+    def _load(self) -> None:
+        super()._load()
+        ref_model = self.ref_model
         if ref_model is None:
             if not has_adapter(self.model):
                 raise ValueError(
@@ -176,7 +169,8 @@ class ImplicitPRMQuality(_CausalLMScorer):
         )
 
 
-class TokenClassifierQuality(TokenScorer):
+@dataclass(eq=False, repr=False)
+class TokenClassifierQuality(ModelScorer):
     """Q(s_t, a_t) = score of label ``label`` from any ``AutoModelForTokenClassification`` on the completion text.
 
     Classifier tokens are aligned to the policy's by character offsets (``placement``: "mean" / "sum" of the
@@ -187,25 +181,20 @@ class TokenClassifierQuality(TokenScorer):
 
     default_name = "token_classifier_quality"
 
-    def __init__(
-        self,
-        model: Any,
-        label: str,
-        tokenizer: Any = None,
-        *,
-        output: ScoreKind = "prob",
-        placement: Placement = "mean",
-        max_length: int | None = None,
-        batch_size: int = 16,
-        model_init_kwargs: ScorerModelArgs | Mapping[str, Any] | None = None,
-        name: str | None = None,
-    ) -> None:
-        super().__init__(name)
-        self.output = check_choice(self.__name__, "output", output, SCORE_KINDS)
-        placement = check_placement(placement, self.__name__)
-        self.model_init_kwargs = ScorerModelArgs.coerce(model_init_kwargs, self.__name__)
+    model: Any
+    label: str
+    tokenizer: Any = None
+    _: KW_ONLY
+    output: ScoreKind = "prob"
+    placement: Placement = "mean"
+
+    def _check(self) -> None:
+        self.output = check_choice(self.__name__, "output", self.output, SCORE_KINDS)
+
+    def _load(self) -> None:
+        model, label = self.model, self.label
         self.model = load_scorer_model(model, self.model_init_kwargs, task="token-classification", owner=self.__name__)
-        self.tokenizer = load_tokenizer(tokenizer, model)
+        self.tokenizer = load_tokenizer(self.tokenizer, model)
         id2label = {int(k): v for k, v in getattr(self.model.config, "id2label", {}).items()}
         matches = [i for i, name_ in id2label.items() if name_ == label]
         if not matches:
@@ -213,9 +202,8 @@ class TokenClassifierQuality(TokenScorer):
                 f"{self.__name__}: unknown label {label!r}; the classifier's labels (id2label) are "
                 f"{[id2label[i] for i in sorted(id2label)]}."
             )
-        self.label, self.label_id = label, matches[0]
-        self.placement, self.batch_size = placement, batch_size
-        self.max_length = max_length or getattr(self.model.config, "max_position_embeddings", None)
+        self.label_id = matches[0]
+        self.max_length = self.max_length or getattr(self.model.config, "max_position_embeddings", None)
         self._warned_truncation = False
 
     @torch.no_grad()

@@ -13,41 +13,17 @@ Training and metric helpers are imported on first use (they pull in ``datasets``
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
-
+from trl_token_ext import _lazy_exports
 from trl_token_ext.sentence.reward import SentenceClassifierReward
 from trl_token_ext.sentence.split import SentenceAlignment, align_sentences
 from trl_token_ext.text import split_sentences
 
-_LAZY = {
-    "ClassificationMetrics": "trl_token_ext.sentence.metrics",
-    "load_classification_metric": "trl_token_ext.sentence.metrics",
-    "ClassifierTrainingResult": "trl_token_ext.sentence.train",
-    "train_sentence_classifier": "trl_token_ext.sentence.train",
-    "TrainClassifierArguments": "trl_token_ext.sentence.recipes",
-    "train_classifier_main": "trl_token_ext.sentence.recipes",
-}
-
-__all__ = [
-    "ClassificationMetrics",
-    "ClassifierTrainingResult",
-    "SentenceAlignment",
-    "SentenceClassifierReward",
-    "TrainClassifierArguments",
-    "align_sentences",
-    "load_classification_metric",
-    "split_sentences",
-    "train_classifier_main",
-    "train_sentence_classifier",
-]
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'trl_token_ext.sentence' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+__all__ = ["SentenceAlignment", "SentenceClassifierReward", "align_sentences", "split_sentences"]
+_lazy_exports(
+    globals(),
+    {
+        "trl_token_ext.sentence.metrics": ("ClassificationMetrics", "load_classification_metric"),
+        "trl_token_ext.sentence.recipes": ("TrainClassifierArguments", "train_classifier_main"),
+        "trl_token_ext.sentence.train": ("ClassifierTrainingResult", "train_sentence_classifier"),
+    },
+)

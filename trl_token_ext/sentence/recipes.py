@@ -9,10 +9,10 @@ and the data are always given by the user (the demo's cached sentiment classifie
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from trl_token_ext.data import load_dataset_dict, train_eval_test
-from trl_token_ext.finetune import ClassifierTrainingResult, print_result, recipe_training
+from trl_token_ext.finetune import ClassifierTrainingResult, print_result, run_recipe
 from trl_token_ext.sentence.train import check_labels, check_texts, train_sentence_classifier
 
 
@@ -52,6 +52,9 @@ class TrainClassifierArguments:
     seed: int = field(default=42, metadata={"help": "Seed of the data split and the training."})
     use_cpu: bool = field(default=False, metadata={"help": "Train on the CPU even if a GPU is available."})
 
+    # passed to `train_sentence_classifier` as they are (besides the model, data, LoRA and training fields)
+    train_options: ClassVar[tuple[str, ...]] = ("labels", "text_column", "label_column", "use_lora")
+
 
 def load_classifier_datasets(args: TrainClassifierArguments):
     """``(train, eval, test)`` for ``args.dataset_name``, with texts and labels checked (errors name split and row).
@@ -73,26 +76,7 @@ def run_train_classifier(
 ) -> ClassifierTrainingResult:
     """Train and evaluate a sentence classifier as described by ``args``; ``splits`` = ``(train, eval, test)``
     datasets to use instead of loading ``args.dataset_name``."""
-    train, evaluation, test = splits if splits is not None else load_classifier_datasets(args)
-    train, overrides = recipe_training(args, train)
-    return train_sentence_classifier(
-        args.model_name_or_path,
-        train,
-        evaluation,
-        args.output_dir,
-        test_dataset=test,
-        labels=args.labels,
-        text_column=args.text_column,
-        label_column=args.label_column,
-        max_length=args.max_length,
-        use_lora=args.use_lora,
-        lora_r=args.lora_r,
-        lora_alpha=args.lora_alpha,
-        lora_dropout=args.lora_dropout,
-        lora_target_modules=args.lora_target_modules,
-        early_stopping_patience=args.early_stopping_patience,
-        training_args=overrides,
-    )
+    return run_recipe(train_sentence_classifier, args, args, splits, load_classifier_datasets)
 
 
 def make_parser():

@@ -8,11 +8,17 @@ tokenizer and the labelled config), ``merged/`` (a plain model that ``SentenceCl
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
-from trl_token_ext.finetune import ClassifierTrainingResult, classifier_lora_config, fit_and_save
+from trl_token_ext.finetune import (
+    ClassifierTrainingResult,
+    check_splits,
+    classifier_lora_config,
+    fit_and_save,
+    padded_tokenizer,
+)
 from trl_token_ext.sentence.metrics import load_classification_metric
 
 
@@ -25,20 +31,41 @@ def is_missing(value: Any) -> bool:
     )
 
 
+def _check_column(dataset, column: str, kind: str, split: str, problem: Callable[[Any], str | None]) -> None:
+    """Check ``dataset`` has ``column`` and that ``problem(value)`` is None for every example; else a ValueError
+    naming ``split``, the column (a ``kind`` column when it is missing) and the example (row) index."""
+    if column not in dataset.column_names:
+        raise ValueError(f"{split}: {kind} column {column!r} not found; the dataset has {dataset.column_names}.")
+    for index, value in enumerate(dataset[column]):
+        message = problem(value)
+        if message is not None:
+            raise ValueError(f"{split}: column {column!r}, example {index}: {message}")
+
+
+def _text_problem(value: Any) -> str | None:
+    if is_missing(value) or not isinstance(value, str):
+        return f"expected a non-empty string, got {type(value).__name__} {value!r}."
+    return None
+
+
+def _label_problem(value: Any) -> str | None:
+    if is_missing(value):
+        return f"missing label ({value!r}); every example needs exactly one label."
+    if isinstance(value, (list, tuple, dict)):
+        return (
+            f"a sentence classifier takes ONE label per example, got {type(value).__name__} {value!r} (per-token "
+            "labels belong to a token classifier)."
+        )
+    return None
+
+
 def check_texts(dataset, text_column: str, split: str = "dataset") -> None:
     """Check ``dataset`` has ``text_column`` and one non-empty string per example.
 
     Raises:
         ValueError: naming ``split``, the column and the example (row) index.
     """
-    if text_column not in dataset.column_names:
-        raise ValueError(f"{split}: text column {text_column!r} not found; the dataset has {dataset.column_names}.")
-    for index, value in enumerate(dataset[text_column]):
-        if is_missing(value) or not isinstance(value, str):
-            raise ValueError(
-                f"{split}: column {text_column!r}, example {index}: expected a non-empty string, got "
-                f"{type(value).__name__} {value!r}."
-            )
+    _check_column(dataset, text_column, "text", split, _text_problem)
 
 
 def check_labels(dataset, label_column: str, split: str = "dataset") -> None:
@@ -47,19 +74,7 @@ def check_labels(dataset, label_column: str, split: str = "dataset") -> None:
     Raises:
         ValueError: naming ``split``, the column and the example (row) index.
     """
-    if label_column not in dataset.column_names:
-        raise ValueError(f"{split}: label column {label_column!r} not found; the dataset has {dataset.column_names}.")
-    for index, value in enumerate(dataset[label_column]):
-        if is_missing(value):
-            raise ValueError(
-                f"{split}: column {label_column!r}, example {index}: missing label ({value!r}); every example needs "
-                "exactly one label."
-            )
-        if isinstance(value, (list, tuple, dict)):
-            raise ValueError(
-                f"{split}: column {label_column!r}, example {index}: a sentence classifier takes ONE label per "
-                f"example, got {type(value).__name__} {value!r} (per-token labels belong to a token classifier)."
-            )
+    _check_column(dataset, label_column, "label", split, _label_problem)
 
 
 def encode_labels(
@@ -144,16 +159,16 @@ def train_sentence_classifier(
     Returns:
         a ``ClassifierTrainingResult``; ``metrics`` holds ``eval_*`` (best checkpoint) and ``test_*`` values.
     """
-    from transformers import AutoModelForSequenceClassification, AutoTokenizer, DataCollatorWithPadding
+    from transformers import AutoModelForSequenceClassification, DataCollatorWithPadding
 
     output_dir = Path(output_dir)
-    splits = {"train_dataset": train_dataset, "eval_dataset": eval_dataset, "test_dataset": test_dataset}
-    for name, dataset in splits.items():
-        if dataset is None and name == "test_dataset":
-            continue
-        if dataset is None or len(dataset) == 0:
-            raise ValueError(f"train_sentence_classifier: {name} is empty.")
-        check_texts(dataset, text_column, name)
+    check_splits(
+        "train_sentence_classifier",
+        train_dataset,
+        eval_dataset,
+        test_dataset,
+        lambda dataset, name: check_texts(dataset, text_column, name),
+    )
     train_dataset, labels = encode_labels(train_dataset, label_column, labels, "train_dataset")
     present = sorted(set(train_dataset["labels"]))
     if len(present) < 2:
@@ -165,9 +180,7 @@ def train_sentence_classifier(
     if test_dataset is not None:
         test_dataset, _ = encode_labels(test_dataset, label_column, labels, "test_dataset")
 
-    tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    tokenizer = padded_tokenizer(model_name_or_path)
 
     def tokenize(dataset):
         columns = [c for c in dataset.column_names if c != "labels"]

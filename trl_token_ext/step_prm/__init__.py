@@ -11,25 +11,14 @@ Training helpers are imported on first use (they pull in ``datasets``/``evaluate
 
 from __future__ import annotations
 
-import importlib
-from typing import Any
+from trl_token_ext import _lazy_exports
 
-_LAZY = {
-    "check_stepwise_dataset": "trl_token_ext.step_prm.data",
-    "step_metrics": "trl_token_ext.step_prm.metrics",
-    "train_step_prm": "trl_token_ext.step_prm.train",
-    "TrainPRMArguments": "trl_token_ext.step_prm.recipes",
-    "train_prm_main": "trl_token_ext.step_prm.recipes",
-}
-
-__all__ = sorted(_LAZY)
-
-
-def __getattr__(name: str) -> Any:
-    if name in _LAZY:
-        return getattr(importlib.import_module(_LAZY[name]), name)
-    raise AttributeError(f"module 'trl_token_ext.step_prm' has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return __all__
+_lazy_exports(
+    globals(),
+    {
+        "trl_token_ext.step_prm.data": ("check_stepwise_dataset",),
+        "trl_token_ext.step_prm.metrics": ("step_metrics",),
+        "trl_token_ext.step_prm.recipes": ("TrainPRMArguments", "train_prm_main"),
+        "trl_token_ext.step_prm.train": ("train_step_prm",),
+    },
+)

@@ -10,10 +10,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, ClassVar
 
 from trl_token_ext.data import load_dataset_dict, train_eval_test
-from trl_token_ext.finetune import ClassifierTrainingResult, print_result, recipe_training
+from trl_token_ext.finetune import ClassifierTrainingResult, print_result, run_recipe
 from trl_token_ext.step_prm.data import check_stepwise_dataset
 from trl_token_ext.step_prm.train import train_step_prm
 
@@ -45,6 +45,9 @@ class TrainPRMArguments:
     seed: int = field(default=42, metadata={"help": "Seed of the data split and the training."})
     use_cpu: bool = field(default=False, metadata={"help": "Train on the CPU even if a GPU is available."})
 
+    # passed to `train_step_prm` as they are (besides the data and training fields; the model and LoRA: ModelConfig)
+    train_options: ClassVar[tuple[str, ...]] = ("step_separator", "metric_for_best_model")
+
 
 def load_prm_datasets(args: TrainPRMArguments):
     """``(train, eval, test)`` for ``args.dataset_name``, every split checked row by row (errors name the split,
@@ -60,25 +63,14 @@ def run_train_prm(args: TrainPRMArguments, model_args: Any, splits=None) -> Clas
     ``splits`` = ``(train, eval, test)`` datasets to use instead of loading ``args.dataset_name``."""
     if not model_args.model_name_or_path:
         raise ValueError("trl-token train-prm: --model_name_or_path is required (an encoder or LM id/folder).")
-    train, evaluation, test = splits if splits is not None else load_prm_datasets(args)
-    train, overrides = recipe_training(args, train)
-    return train_step_prm(
-        model_args.model_name_or_path,
-        train,
-        evaluation,
-        args.output_dir,
-        test_dataset=test,
-        step_separator=args.step_separator,
-        max_length=args.max_length,
+    return run_recipe(
+        train_step_prm,
+        args,
+        model_args,
+        splits,
+        load_prm_datasets,
         use_lora=model_args.use_peft,
-        lora_r=model_args.lora_r,
-        lora_alpha=model_args.lora_alpha,
-        lora_dropout=model_args.lora_dropout,
-        lora_target_modules=model_args.lora_target_modules,
         load_in_4bit=model_args.load_in_4bit,
-        metric_for_best_model=args.metric_for_best_model,
-        early_stopping_patience=args.early_stopping_patience,
-        training_args=overrides,
     )
 
 

@@ -16,7 +16,13 @@ from pathlib import Path
 from typing import Any
 
 from trl_token_ext.compat import keep_bnb_4bit_trainable_on_cpu
-from trl_token_ext.finetune import ClassifierTrainingResult, classifier_lora_config, fit_and_save
+from trl_token_ext.finetune import (
+    ClassifierTrainingResult,
+    check_splits,
+    classifier_lora_config,
+    fit_and_save,
+    padded_tokenizer,
+)
 from trl_token_ext.models import default_device, nf4_config
 from trl_token_ext.step_prm.data import IGNORE_INDEX, check_stepwise_dataset, encode_stepwise
 from trl_token_ext.step_prm.metrics import majority_baseline, step_metrics, step_rows
@@ -64,15 +70,9 @@ def train_step_prm(
         ValueError: an empty split, a malformed row (split, row, field and step named), a training set with one
             class only, or ``load_in_4bit`` without ``use_lora``.
     """
-    from transformers import AutoModelForTokenClassification, AutoTokenizer, DataCollatorForTokenClassification
+    from transformers import AutoModelForTokenClassification, DataCollatorForTokenClassification
 
-    splits = {"train_dataset": train_dataset, "eval_dataset": eval_dataset, "test_dataset": test_dataset}
-    for name, dataset in splits.items():
-        if dataset is None and name == "test_dataset":
-            continue
-        if dataset is None or len(dataset) == 0:
-            raise ValueError(f"train_step_prm: {name} is empty.")
-        check_stepwise_dataset(dataset, name)
+    splits = check_splits("train_step_prm", train_dataset, eval_dataset, test_dataset, check_stepwise_dataset)
     train_labels = [[int(label) for label in row] for row in train_dataset["labels"]]
     if len({label for row in train_labels for label in row}) < 2:
         raise ValueError(
@@ -82,13 +82,9 @@ def train_step_prm(
     if load_in_4bit and not use_lora:
         raise ValueError("train_step_prm: load_in_4bit=True needs use_lora=True (4-bit weights cannot be trained).")
 
-    tokenizer = AutoTokenizer.from_pretrained(model_name_or_path)
-    if tokenizer.pad_token is None:
-        tokenizer.pad_token = tokenizer.eos_token or tokenizer.unk_token
+    tokenizer = padded_tokenizer(model_name_or_path)
     encoded = {
-        name: encode_stepwise(dataset, tokenizer, step_separator, max_length, name)
-        for name, dataset in splits.items()
-        if dataset is not None
+        name: encode_stepwise(dataset, tokenizer, step_separator, max_length, name) for name, dataset in splits.items()
     }
     model = _load_token_classifier(AutoModelForTokenClassification, model_name_or_path, load_in_4bit)
     if model.config.pad_token_id is None:

@@ -1,5 +1,6 @@
-"""One loader (`models.load_scorer_model`) and one span → token placement (`alignment.spread_span_scores`) for all
-model-backed scorers."""
+"""`trl_token_ext.models`: the one loader of scorer checkpoints (`load_scorer_model`, adapter folders) and its one
+loading argument (`ScorerModelArgs`), which every model-backed scorer goes through. (4-bit + LoRA: test_models.py,
+which needs bitsandbytes; these tests do not.)"""
 
 from __future__ import annotations
 
@@ -9,38 +10,9 @@ import pytest
 import torch
 
 import trl_token_ext.models as models
-from trl_token_ext.alignment import spread_span_scores
 from trl_token_ext.models import ScorerModelArgs
 from trl_token_ext.scorers import ImplicitPRMQuality, LogProbQuality, TokenClassifierQuality
 from trl_token_ext.sentence import SentenceClassifierReward
-
-# Tokens: [0, 2) [2, 5) [5, 5) (empty: a special token) [5, 9).  Spans: A = [1, 6) score 6.0, B = [4, 9) score 2.0.
-TOKENS = [(0, 2), (2, 5), (5, 5), (5, 9)]
-SPANS, SCORES = [(1, 6), (4, 9)], [6.0, 2.0]
-
-
-@pytest.mark.parametrize(
-    "placement, expected",
-    [
-        ("sum", [6.0, 8.0, 0.0, 8.0]),  # A covers tokens 0, 1, 3; B covers 1, 3
-        ("mean", [6.0, 4.0, 0.0, 4.0]),
-        ("split", [6.0 * 1 / 5, 6.0 * 3 / 5 + 2.0 * 1 / 5, 0.0, 6.0 * 1 / 5 + 2.0 * 4 / 5]),  # shared characters
-        ("even", [2.0, 2.0 + 1.0, 0.0, 2.0 + 1.0]),
-        ("last", [0.0, 0.0, 0.0, 8.0]),
-    ],
-)
-def test_spread_span_scores_hand_computed(placement, expected):
-    assert spread_span_scores(TOKENS, SPANS, SCORES, placement=placement) == pytest.approx(expected)
-
-
-def test_spread_span_scores_conserves_totals_and_rejects_unknown_modes():
-    for placement in ("split", "even", "last"):
-        assert sum(spread_span_scores(TOKENS, SPANS, SCORES, placement=placement)) == pytest.approx(8.0)
-    assert spread_span_scores(TOKENS, [(5, 5)], [1.0]) == [0.0] * 4  # a span over no character is dropped
-    with pytest.raises(
-        ValueError, match=r"spread_span_scores: placement must be one of \['sum', 'mean', 'split', 'even', 'last'\]"
-    ):
-        spread_span_scores(TOKENS, SPANS, SCORES, placement="max")
 
 
 @pytest.fixture
