@@ -269,3 +269,52 @@ def test_arithmetic_heatmap_shows_credited_wrong_replies_first():
     rows = heatmap_rows("arithmetic", arms, per_prompt=2)
     assert [row.prompt.split(" — ")[1] for row in rows] == ["p1", "p1", "p0", "p0"]
     assert rows[0].views["A_tok (token advantage)"] == [-1.5, 0] and rows[2].views["line verdict (display)"] == [-1, 1]
+
+
+def test_token_arm_builds_its_rewards_through_the_script_arguments(tmp_path, tiny_model_dir):
+    """The token arm chooses its token reward functions as a user's script does: a `TokenRewardScriptArguments` of
+    registered names, an import path and the demo's own names (``registry=``), with the demo's options."""
+    from transformers import AutoModelForCausalLM
+
+    from trl_token_ext.demo import tasks
+    from trl_token_ext.demo.arithmetic import LineVerifier
+    from trl_token_ext.demo.form import ExtraSentence, RepeatedWord, SharedOpening, Unfinished
+    from trl_token_ext.scorers import EmbeddingConsistency, LexiconQuality, LogProbQuality, RepetitionConsistency
+    from trl_token_ext.script_args import TokenRewardScriptArguments
+    from trl_token_ext.shared_base import SharedBaseModel
+    from trl_token_ext.testing import save_tiny_sequence_classifier
+
+    options = demo.task_options(demo._parse(["--tiny"]), "sentiment")
+    assets = {"classifier": str(save_tiny_sequence_classifier(tmp_path / "classifier"))}
+    recipe = tasks.token_arguments("sentiment", options, assets, policy=None)
+    assert isinstance(recipe, TokenRewardScriptArguments)
+    assert recipe.token_reward_funcs == [
+        "lexicon_quality", "trl_token_ext.scorers:EmbeddingConsistency", "repetition",
+        "extra_sentence", "repeated_word", "shared_opening", "unfinished",
+    ]  # fmt: skip
+    funcs = recipe.build_token_reward_funcs(registry=tasks.own_rewards())
+    kinds = [LexiconQuality, EmbeddingConsistency, RepetitionConsistency, ExtraSentence, RepeatedWord, SharedOpening]
+    assert [type(f) for f in funcs] == [*kinds, Unfinished]
+    assert [f.__name__ for f in funcs] == [
+        "quality_lexicon", "consistency_topic", "consistency_repetition",
+        "extra_sentence", "repeated_word", "shared_opening", "unfinished",
+    ]  # fmt: skip
+    assert funcs[0].lexicon == demo_task.TINY_LEXICON
+    assert (funcs[1].column, funcs[1].offset, funcs[1].level) == ("topic", 0.3, "sentence")
+    assert (funcs[2].n, funcs[2].penalty) == (3, -1.0)
+    assert [f.penalty for f in funcs[3:]] == [-1.0] * 4 and funcs[5].words == 3
+    # --quality logprob: Q is the frozen starting policy's log-prob, shared with the policy (no second copy)
+    policy = AutoModelForCausalLM.from_pretrained(tiny_model_dir)
+    logprob = tasks.token_arguments("sentiment", {**options, "quality": "logprob"}, assets, policy)
+    assert logprob.token_reward_funcs[0] == "logprob_quality"
+    quality = logprob.build_token_reward_funcs(registry=tasks.own_rewards())[0]
+    assert isinstance(quality, LogProbQuality) and quality.__name__ == "quality_logprob"
+    assert isinstance(quality.model, SharedBaseModel) and quality.model.model is policy and quality.clip_min == -10.0
+    # arithmetic: the line verifier, on each line's last token
+    options = demo.task_options(demo._parse(["--tiny"]), "arithmetic")
+    recipe = tasks.token_arguments("arithmetic", options, {}, policy=None)
+    assert recipe.token_reward_funcs == ["line_verifier"] and recipe.token_reward_kwargs == {
+        "line_verifier": {"placement": "last"}
+    }
+    (verifier,) = recipe.build_token_reward_funcs(registry=tasks.own_rewards())
+    assert isinstance(verifier, LineVerifier) and verifier.placement == "last" and verifier.__name__ == "line_verifier"

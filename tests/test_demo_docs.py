@@ -138,3 +138,25 @@ def test_report_blocks_are_refreshed_from_the_summaries(tmp_path, monkeypatch):
     assert table.splitlines()[-1].startswith(
         "| token − control, range over 2 runs | | | -0.050 … +0.200 | +0.000 … +0.000"
     )
+
+
+def test_headline_words_each_task_alike():
+    """One sentence per task, the same words for both: the first measure names the arms, the rest are b → c / t."""
+    from trl_token_ext.demo.report import headline, task_headline
+
+    measures = {
+        "before": {"answer_accuracy": 0.15625, "line_accuracy": 0.5},
+        "control": {"answer_accuracy": 0.5, "line_accuracy": 0.75},
+        "token": {"answer_accuracy": 0.4375, "line_accuracy": 12.345},
+    }
+    assert task_headline("arithmetic", measures) == (
+        "arithmetic answers right 0.156 → 0.500 outcome-only / 0.438 with token rewards, lines right 0.500 → 0.750 / "
+        "12.35"
+    )
+    summary = _summary(0.9)
+    summary["tasks"]["arithmetic"] = {"measures": measures}
+    sentence = headline(summary)  # sentiment first, then arithmetic, joined by "; "
+    assert (
+        sentence.startswith("held-out P(positive) 0.500 → 0.700 outcome-only / 0.900 with token rewards, movie named ")
+        and "template share" in sentence.split("; arithmetic answers right 0.156 → 0.500 outcome-only")[0]
+    )

@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+import trl_token_ext
 from trl_token_ext import extras
 
 
@@ -34,6 +35,13 @@ def test_extras_match_pyproject():
     project = tomllib.loads((Path(__file__).parents[1] / "pyproject.toml").read_text())["project"]
     optional = project["optional-dependencies"]
     assert set(extras.EXTRAS) == set(optional) - {"test", "dev"}
+    included = {  # demo = ["trl-token-ext[sentences,classifier]", ...]
+        extra: tuple(spec.split("[")[1].rstrip("]").split(","))
+        for extra in extras.EXTRAS
+        for spec in optional[extra]
+        if spec.startswith("trl-token-ext[")
+    }
+    assert included == extras.INCLUDES
     core = {spec.split(">")[0].split("=")[0].split("<")[0] for spec in project["dependencies"]}
     assert core == {"torch", "trl", "transformers", "accelerate", "peft", "datasets", "evaluate"}
 
@@ -63,6 +71,59 @@ def test_vader_lexicon_names_the_lexicon_extra(monkeypatch):
     monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "vaderSentiment" else real(name))
     with pytest.raises(ImportError, match=r"LexiconQuality.from_vader needs .*pip install 'trl-token-ext\[lexicon\]'"):
         LexiconQuality.from_vader()
+
+
+def test_extra_modules_and_missing_packages_name_the_extra(monkeypatch):
+    assert extras.extra_modules("demo") == ("pysbd", "sklearn", "gguf", "matplotlib", "rich")  # includes first
+    assert extras.extra_modules("metrics") == ("sacrebleu", "rouge_score")
+    with pytest.raises(ValueError, match="unknown extra 'plots'"):
+        extras.extra_modules("plots")
+    extras.require_extra("demo", "Demo")  # the test environment has every extra: nothing raised
+    _missing(monkeypatch, "gguf", "rich")
+    with pytest.raises(
+        ImportError,
+        match=r"^Demo needs the gguf, rich packages, which are not installed: pip install 'trl-token-ext\[demo\]'$",
+    ):
+        extras.require_extra("demo", "Demo")
+    _missing(monkeypatch, "sklearn")  # a package of an included extra is named too
+    with pytest.raises(ImportError, match=r"needs the sklearn, gguf, rich packages, .*\[demo\]"):
+        extras.require_extra("demo", "Demo")
+
+
+def _forget_demo(monkeypatch):
+    """Unload the demo package for this test (restored after it), so that importing it runs its check again."""
+    for name in [name for name in sys.modules if name.startswith("trl_token_ext.demo")]:
+        monkeypatch.delitem(sys.modules, name)
+    monkeypatch.delattr(trl_token_ext, "demo", raising=False)
+
+
+@pytest.mark.parametrize("absent", [("gguf",), ("matplotlib", "rich"), ("pysbd",)])
+def test_the_demo_without_its_extra_fails_at_once_naming_it(monkeypatch, absent):
+    """`import trl_token_ext.demo` and `trl-token demo` on an install without the [demo] extra: one ImportError that
+    names the extra and every missing package, before any demo module (download, model load) runs."""
+    import importlib
+
+    from trl_token_ext import cli
+
+    _forget_demo(monkeypatch)
+    _missing(monkeypatch, *absent)
+    hint = (
+        rf"needs the {', '.join(absent)} packages?, which (is|are) not installed: pip install 'trl-token-ext\[demo\]'"
+    )
+    with pytest.raises(ImportError, match=hint):
+        importlib.import_module("trl_token_ext.demo")
+    with pytest.raises(SystemExit, match=rf"trl-token demo is not available: .*{hint}"):
+        cli.main(["demo", "--tiny"])
+    with pytest.raises(ImportError, match=hint):
+        importlib.import_module("trl_token_ext.demo.run")  # `python -m trl_token_ext.demo.run`: the package first
+    assert not [name for name in sys.modules if name.startswith("trl_token_ext.demo")]
+
+
+def test_the_demo_imports_with_its_extra(monkeypatch):
+    import importlib
+
+    _forget_demo(monkeypatch)
+    assert importlib.import_module("trl_token_ext.demo").__all__ == ["main"]
 
 
 def _split_uncached(value):
@@ -103,5 +164,7 @@ def test_wheel_installs_with_core_dependencies_trains_and_names_extras():
     )  # fmt: skip
     assert result.returncode == 0, result.stdout[-4000:] + result.stderr[-4000:]
     assert "wheel_check: ok" in result.stdout
-    for extra in ("sentences", "classifier", "quantization", "lexicon", "metrics"):
+    for extra in ("sentences", "classifier", "quantization", "lexicon", "metrics", "demo"):
         assert f"pip install 'trl-token-ext[{extra}]'" in result.stdout
+    assert "core import: TokenGRPOTrainer" in result.stdout  # the library without the demo's packages
+    assert "[demo]: trl-token demo is not available: " in result.stdout

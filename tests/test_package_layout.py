@@ -85,23 +85,78 @@ def _first_party_imports(path):
     return found
 
 
+def _import_graph(package):
+    """First-party module -> the first-party modules it imports (at module top or in a function; ``from pkg import
+    mod`` names ``pkg.mod``), over every ``.py`` file under ``package``."""
+    import ast
+
+    files = {}
+    for path in sorted(package.rglob("*.py")):
+        parts = path.relative_to(package).with_suffix("").parts
+        parts = parts[:-1] if parts[-1] == "__init__" else parts
+        files[".".join(("trl_token_ext", *parts))] = path
+    graph = {}
+    for module, path in files.items():
+        imported = set()
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("trl_token_ext"):
+                for alias in node.names:
+                    name = f"{node.module}.{alias.name}"
+                    imported.add(name if name in files else node.module)
+            elif isinstance(node, ast.Import):
+                imported |= {alias.name for alias in node.names if alias.name.startswith("trl_token_ext")}
+        graph[module] = {name for name in imported if name in files and name != module}
+    return graph
+
+
+def _floors(graph):
+    """Floor of each room (1: imports no other room; else 1 + the highest floor it imports), a room being a module
+    of the package's top level or a subpackage as a whole (as `farm-studio look` draws the house)."""
+
+    def room_of(module):
+        return ".".join(module.split(".")[:2])
+
+    rooms = {}
+    for module, imported in graph.items():
+        rooms.setdefault(room_of(module), set()).update(room_of(name) for name in imported)
+    floors = {}
+
+    def floor(room, path=()):
+        if room not in floors:
+            assert room not in path, f"import cycle: {' -> '.join((*path, room))}"
+            below = [floor(other, (*path, room)) for other in rooms[room] - {room}]
+            floors[room] = 1 + max(below, default=0)
+        return floors[room]
+
+    for room in rooms:
+        floor(room)
+    return floors
+
+
 def test_layers_read_top_down():
-    """No library module imports the entry points (cli, demo); scorers do not import sentence/; the ground modules
-    (text, data, choices, extras) import only each other and alignment (docs/architecture.md)."""
+    """No library module imports the entry points (cli, demo), which stand above every library module (the demo
+    builds its token rewards through `script_args`, the top of the library); scorers do not import sentence/; the
+    ground modules (text, data, choices, extras) import only each other and alignment (docs/architecture.md)."""
     from pathlib import Path
 
     package = Path(trl_token_ext.__file__).parent
     ground = {"trl_token_ext.text", "trl_token_ext.data", "trl_token_ext.choices", "trl_token_ext.extras"}
+    entry_points = ("trl_token_ext.cli", "trl_token_ext.demo")
     for path in sorted(package.rglob("*.py")):
         module = "trl_token_ext." + ".".join(path.relative_to(package).with_suffix("").parts)
-        if module.startswith(("trl_token_ext.cli", "trl_token_ext.demo")):
+        if module.startswith(entry_points):
             continue
         imports = [name for name, _ in _first_party_imports(path)]
-        assert not [n for n in imports if n.startswith(("trl_token_ext.cli", "trl_token_ext.demo"))], module
+        assert not [n for n in imports if n.startswith(entry_points)], module
         if module.startswith("trl_token_ext.scorers"):
             assert not [n for n in imports if n.startswith("trl_token_ext.sentence")], module
         if module in ground:
             assert set(imports) <= ground | {"trl_token_ext.alignment"}, (module, imports)
+    # The floors of the import graph: cli and demo stand above every library room (script_args, registry, ...).
+    floors = _floors(_import_graph(package))
+    library = sorted(((floor, room) for room, floor in floors.items() if room not in entry_points), reverse=True)
+    for entry in entry_points:
+        assert floors[entry] > library[0][0], (entry, floors[entry], library[:3])
 
 
 def test_cli_and_the_ground_layer_import_without_torch_or_trl():

@@ -6,6 +6,7 @@ import pytest
 from scorer_fixtures import policy_tokenizer
 
 from trl_token_ext.text import (
+    chat_transcript,
     completion_text,
     is_conversational,
     last_user_message,
@@ -50,6 +51,14 @@ def test_last_user_message_is_the_request():
     assert last_user_message("a plain prompt") == "a plain prompt"
     assert last_user_message([]) == ""
     assert last_user_message(["a list ", "of strings"]) == "a list of strings"  # not chat messages: joined
+
+
+def test_chat_transcript_has_one_role_line_per_message():
+    assert chat_transcript(CHAT[:2]) == "system: Be brief.\nuser: First question?"
+    assert chat_transcript(CHAT[3:]) == "user: Second one?"  # content parts: their text
+    assert chat_transcript([{"role": "user"}]) == "user: "
+    assert chat_transcript("a plain prompt") == "a plain prompt"
+    assert chat_transcript(["a list ", "of strings"]) == "a list of strings"  # not chat messages: joined
 
 
 def test_split_sentences_spans_and_errors():

@@ -65,6 +65,14 @@ def prompt_text(prompt: Any, tokenizer: Any) -> str:
     return message_text(prompt)
 
 
+def chat_transcript(prompt: Any) -> str:
+    """A prompt as a reader sees it: one ``role: text`` line per chat message (``message_text`` of its content), a
+    plain prompt as its text; what heatmaps show above a completion."""
+    if is_conversational(prompt):
+        return "\n".join(f"{m.get('role', '')}: {message_text(m)}" for m in prompt if isinstance(m, dict))
+    return message_text(prompt)
+
+
 def word_spans(text: str, pattern: re.Pattern = WORD_PATTERN) -> list[tuple[str, Span]]:
     """Words of ``text`` with their character spans."""
     return [(match.group(0), match.span()) for match in pattern.finditer(text)]

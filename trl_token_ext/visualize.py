@@ -25,6 +25,8 @@ from typing import Any
 
 from transformers import TrainerCallback
 
+from trl_token_ext.text import chat_transcript
+
 POSITIVE_RGB = (46, 160, 67)
 NEGATIVE_RGB = (215, 48, 39)
 VALUES = ("reward", "advantage", "token_advantage")
@@ -167,15 +169,7 @@ def completion_heatmap(
     tokens, aux = token_pieces(tokenizer, completion_ids)
     views = {name: [float(v) for v in line] for name, line in views.items()}
     first = next(iter(views.values())) if views else [float(v) for v in values]
-    return HeatmapRow(tokens, first, _prompt_text(prompt), caption, aux, views)
-
-
-def _prompt_text(prompt: Any) -> str | None:
-    if prompt is None or isinstance(prompt, str):
-        return prompt
-    if isinstance(prompt, (list, tuple)):  # conversational
-        return "\n".join(f"{m.get('role', '')}: {m.get('content', '')}" for m in prompt if isinstance(m, dict))
-    return str(prompt)
+    return HeatmapRow(tokens, first, None if prompt is None else chat_transcript(prompt), caption, aux, views)
 
 
 def page_scales(

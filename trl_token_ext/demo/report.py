@@ -227,27 +227,31 @@ def compare_table(runs: dict[str, dict[str, Any]], task: str) -> str:
     return "\n".join(lines)
 
 
+# Per task: the words before its numbers and (label, measure) of each number the README sentence quotes.
+HEADLINE = {
+    "sentiment": ("held-out", (("P(positive)", "p_positive"), ("movie named", "title_rate"),
+                               ("template share", "template_share"))),
+    "arithmetic": ("arithmetic", (("answers right", "answer_accuracy"), ("lines right", "line_accuracy"))),
+}  # fmt: skip
+
+
+def task_headline(task: str, measures: dict[str, dict[str, float]]) -> str:
+    """``<task words> <label> before → control outcome-only / token with token rewards, <label> b → c / t, ...``."""
+    lead, quoted = HEADLINE[task]
+    parts = []
+    for index, (label, key) in enumerate(quoted):
+        before, control, token = (fmt(measures[arm][key]) for arm in COLUMNS)
+        parts.append(
+            f"{label} {before} → {control} outcome-only / {token} with token rewards"
+            if index == 0
+            else f"{label} {before} → {control} / {token}"
+        )
+    return f"{lead} {', '.join(parts)}"
+
+
 def headline(summary: dict[str, Any]) -> str:
     """One sentence of the run's key numbers (what README.md quotes)."""
-    parts = []
-    tasks = summary["tasks"]
-    if "sentiment" in tasks:
-        m = tasks["sentiment"]["measures"]
-        parts.append(
-            f"held-out P(positive) {fmt(m['before']['p_positive'])} → {fmt(m['control']['p_positive'])} outcome-only "
-            f"/ {fmt(m['token']['p_positive'])} with token rewards, movie named {fmt(m['before']['title_rate'])} → "
-            f"{fmt(m['control']['title_rate'])} / {fmt(m['token']['title_rate'])}, template share "
-            f"{fmt(m['before']['template_share'])} → {fmt(m['control']['template_share'])} / "
-            f"{fmt(m['token']['template_share'])}"
-        )
-    if "arithmetic" in tasks:
-        m = tasks["arithmetic"]["measures"]
-        parts.append(
-            f"arithmetic answers right {fmt(m['before']['answer_accuracy'])} → "
-            f"{fmt(m['control']['answer_accuracy'])} / {fmt(m['token']['answer_accuracy'])}, lines right "
-            f"{fmt(m['before']['line_accuracy'])} → {fmt(m['control']['line_accuracy'])} / "
-            f"{fmt(m['token']['line_accuracy'])}"
-        )
+    parts = [task_headline(task, summary["tasks"][task]["measures"]) for task in HEADLINE if task in summary["tasks"]]
     side = "side by side" if summary.get("jobs", 1) > 1 else "one after another"
     load = summary["load_average"]["start"][0]
     return (

@@ -4,10 +4,11 @@ Rewards (see docs/demo.md):
 
 * outcome: ``SentenceClassifierReward`` — P(positive) of each sentence from a MiniLM sentiment classifier trained
   on human-rated VADER sentences (mean over the completion's sentences), a stock TRL reward function;
-* tokens: the seed formula R(s_t, a_t) = w_quality·Q + w_consistency·C with Q = ``LexiconQuality`` on VADER's
-  human-rated word valences (the tokens of "wonderful" earn, those of "boring" lose; ``--quality logprob``: log-prob
-  under the frozen starting policy instead) and C = ``RepetitionConsistency`` (-1 on each token that completes a
-  repeated 3-gram).
+* tokens: the seed formula R(s_t, a_t) = w_quality·Q + w_consistency·C (`seed_formula`, a recipe of registered
+  names and options) with Q = ``LexiconQuality`` on VADER's human-rated word valences (the tokens of "wonderful"
+  earn, those of "boring" lose; ``--quality logprob``: log-prob under the frozen starting policy instead) and C =
+  ``EmbeddingConsistency`` to the movie plus ``RepetitionConsistency`` (-1 on each token that completes a repeated
+  3-gram).
 
 Also here: the prompts (train / validation / held-out), loading the policy, sampling + scoring for the
 before/after comparison (the classifier is prepared in ``classifier.py``).
@@ -89,34 +90,44 @@ def train_dataset_columns() -> dict[str, list]:
     }
 
 
-def build_token_rewards(policy: Any, quality: str = "lexicon", tiny: bool = False, encoder: Any = None) -> list[Any]:
-    """[Q, C_topic, C_repetition]: the seed formula R = w_quality·Q + w_consistency·C with C = w_topic·C_topic +
-    w_repetition·C_repetition (the weights are the trainer's ``token_reward_weights``).
+def seed_formula(
+    policy: Any, quality: str = "lexicon", tiny: bool = False, encoder: Any = None
+) -> dict[str, dict[str, Any]]:
+    """[Q, C_topic, C_repetition] as a script's recipe chooses them (registered name or import path -> options; built
+    by ``TokenRewardScriptArguments``, `demo.tasks.token_arguments`): the seed formula R = w_quality·Q +
+    w_consistency·C with C = w_topic·C_topic + w_repetition·C_repetition (the weights are the trainer's
+    ``token_reward_weights``).
 
-    Q: ``"lexicon"`` — ``LexiconQuality`` with VADER's human-rated word valences / 4 (in [-1, 1]; each word's value
-    split over its tokens; ``TINY_LEXICON`` with ``tiny``), or ``"logprob"`` — ``LogProbQuality`` under the frozen
-    starting policy (adapter disabled, clipped at -10; the held-out perplexity is then no longer held out).
-    C_topic: ``EmbeddingConsistency`` — cosine similarity (minus 0.3) of each sentence to the ``topic`` column
+    Q: ``"lexicon"`` — ``lexicon_quality`` (`LexiconQuality`) with VADER's human-rated word valences / 4 (in [-1, 1];
+    each word's value split over its tokens; ``TINY_LEXICON`` with ``tiny``), or ``"logprob"`` — ``logprob_quality``
+    (`LogProbQuality`) under the frozen starting policy (adapter disabled, clipped at -10; the held-out perplexity is
+    then no longer held out).
+    C_topic: `EmbeddingConsistency` — cosine similarity (minus 0.3) of each sentence to the ``topic`` column
     ("A review of the movie Avatar.") under the sentence encoder ``encoder`` (all-MiniLM-L6-v2), split over the
     sentence's tokens: the review must stay about the asked movie.
-    C_repetition: ``RepetitionConsistency`` (-1 on each token that completes an already generated 3-gram).
+    C_repetition: ``repetition`` (`RepetitionConsistency`: -1 on each token that completes an already generated
+    3-gram).
     """
-    from trl_token_ext.scorers import EmbeddingConsistency, LexiconQuality, LogProbQuality, RepetitionConsistency
-
     if quality == "lexicon":
-        q = LexiconQuality(TINY_LEXICON if tiny else vader_valences(), name="quality_lexicon")
+        q = "lexicon_quality", {"lexicon": TINY_LEXICON if tiny else vader_valences(), "name": "quality_lexicon"}
     elif quality == "logprob":
         from trl_token_ext.models import SharedBaseModel
 
-        q = LogProbQuality(SharedBaseModel(policy), clip_min=-10.0, name="quality_logprob")
+        q = "logprob_quality", {"model": SharedBaseModel(policy), "clip_min": -10.0, "name": "quality_logprob"}
     else:
         raise ValueError(f"Unknown quality scorer {quality!r}; use 'lexicon' or 'logprob'.")
     if encoder is None:
         from trl_token_ext.demo.data import minilm_dir
 
         encoder = str(minilm_dir())
-    on_topic = EmbeddingConsistency(encoder, column="topic", offset=0.3, name="consistency_topic")
-    return [q, on_topic, RepetitionConsistency(n=3, penalty=-1.0, name="consistency_repetition")]
+    on_topic = {"model": encoder, "column": "topic", "offset": 0.3, "name": "consistency_topic"}
+    return dict(
+        [
+            q,
+            ("trl_token_ext.scorers:EmbeddingConsistency", on_topic),
+            ("repetition", {"n": 3, "penalty": -1.0, "name": "consistency_repetition"}),
+        ]
+    )
 
 
 def topic_outcome(on_topic: Any) -> Any:

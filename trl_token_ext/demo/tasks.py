@@ -6,13 +6,18 @@
   verifier verdict on the line (`LineVerifier`): a local signal, the arm (c) of ``benchmarks/verifier_study.py``.
 
 Both arms of a task get the same outcome reward functions and weights, training prompts, budget, seed and learning
-rate; only the token arm adds ``token_funcs`` (``TokenGRPOTrainer``; the control is TRL's ``GRPOTrainer``).
+rate; only the token arm adds ``token_funcs`` (``TokenGRPOTrainer``; the control is TRL's ``GRPOTrainer``). The token
+arm chooses them as a TRL user's script does (README, "Swap it into an existing TRL script"): registered names,
+import paths and the demo's own names (`own_rewards`, a script's ``registry=``) with their options, in a
+`TokenRewardScriptArguments` (`token_arguments`) that builds them.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass, field
 from typing import Any
+
+from trl_token_ext.script_args import TokenRewardScriptArguments
 
 # Per task: the settings of the real run and of --tiny (a command-line value overrides them for every task).
 DEFAULTS: dict[str, dict[str, dict[str, Any]]] = {
@@ -59,8 +64,9 @@ LABELS = {
 
 @dataclass
 class ArmSetup:
-    """What one arm trains with. ``token_funcs`` / ``token_weights`` / ``token_config`` are used by the token arm
-    only; the control arm uses the rest, so both share the outcome and the data."""
+    """What one arm trains with. ``token_funcs`` (built from `token_arguments`) / ``token_weights`` /
+    ``token_config`` are trained on by the token arm only (both arms' heatmaps show them); the control arm uses the
+    rest, so both share the outcome and the data."""
 
     outcome_funcs: list
     outcome_weights: list[float]
@@ -68,6 +74,37 @@ class ArmSetup:
     token_weights: list[float]
     train_columns: dict[str, list]
     token_config: dict[str, Any] = field(default_factory=dict)
+
+
+def own_rewards() -> dict[str, Any]:
+    """The demo's own token reward functions by name: the ``registry=`` a script passes to
+    `TokenRewardScriptArguments.build_token_reward_funcs`, looked up before the registered names."""
+    from trl_token_ext.demo.arithmetic import LineVerifier
+    from trl_token_ext.demo.form import ExtraSentence, RepeatedWord, SharedOpening, Unfinished
+
+    return {
+        "line_verifier": LineVerifier,
+        "extra_sentence": ExtraSentence,
+        "repeated_word": RepeatedWord,
+        "shared_opening": SharedOpening,
+        "unfinished": Unfinished,
+    }
+
+
+def token_arguments(
+    task: str, options: dict[str, Any], assets: dict[str, str], policy: Any
+) -> TokenRewardScriptArguments:
+    """Every token reward function of ``task`` (weight 0 included) with its options, as a script's YAML recipe or
+    command line gives them (``token_reward_funcs`` / ``token_reward_kwargs``)."""
+    if task == "sentiment":
+        from trl_token_ext.demo import task as sentiment
+
+        encoder = assets["classifier"] if options["tiny"] else None  # --tiny: the tiny classifier's encoder
+        recipe = sentiment.seed_formula(policy, options["quality"], tiny=options["tiny"], encoder=encoder)
+        recipe.update({name: {} for name in SENTIMENT_TERMS[3:]})  # the form penalties, by their own names
+    else:
+        recipe = {"line_verifier": {"placement": "last"}}
+    return TokenRewardScriptArguments(token_reward_funcs=list(recipe), token_reward_kwargs=recipe)
 
 
 def eval_set(task: str, options: dict[str, Any]) -> tuple[list, dict[str, list]]:
@@ -96,7 +133,7 @@ def setup(task: str, options: dict[str, Any], assets: dict[str, str], policy: An
     return ArmSetup(
         outcome_funcs=[arithmetic.AnswerCorrect()],
         outcome_weights=[1.0],
-        token_funcs=[arithmetic.LineVerifier(placement="last")],
+        token_funcs=token_arguments(task, options, assets, policy).build_token_reward_funcs(registry=own_rewards()),
         token_weights=[1.0],
         train_columns=arithmetic.columns(train),
         token_config={"token_advantage_coef": options["token_advantage_coef"]},
@@ -105,12 +142,10 @@ def setup(task: str, options: dict[str, Any], assets: dict[str, str], policy: An
 
 def _sentiment_setup(options: dict[str, Any], assets: dict[str, str], policy: Any) -> ArmSetup:
     from trl_token_ext.demo import task as sentiment
-    from trl_token_ext.demo.form import ExtraSentence, RepeatedWord, SharedOpening, Unfinished
     from trl_token_ext.sentence import SentenceClassifierReward
 
-    encoder = assets["classifier"] if options["tiny"] else None  # --tiny: the tiny classifier's encoder
-    funcs = sentiment.build_token_rewards(policy, options["quality"], tiny=options["tiny"], encoder=encoder)
-    funcs += [ExtraSentence(), RepeatedWord(), SharedOpening(), Unfinished()]
+    token_args = token_arguments("sentiment", options, assets, policy)
+    funcs = token_args.build_token_reward_funcs(registry=own_rewards())  # in SENTIMENT_TERMS order
     weights = [options[f"w_{name}"] for name in SENTIMENT_TERMS]
     classifier = SentenceClassifierReward(
         assets["classifier"], label="positive", level="sequence", name="sentence_positive"
