@@ -60,9 +60,9 @@ real-ab: $(STAMP)
 VERIFIER_OUT ?= reports/verifier_study
 verifier-study: $(STAMP)
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/verifier_study.py --out $(VERIFIER_OUT) --lr-file \
-		docs/evidence/verifier_study/learning_rates.json --worker 1/2 & \
+		docs/evidence/verifier_study/selection/learning_rates.json --worker 1/2 & \
 	OMP_NUM_THREADS=1 $(BIN)/python benchmarks/verifier_study.py --out $(VERIFIER_OUT) --lr-file \
-		docs/evidence/verifier_study/learning_rates.json --worker 2/2; wait
+		docs/evidence/verifier_study/selection/learning_rates.json --worker 2/2; wait
 	$(BIN)/python benchmarks/verifier_report.py --out $(VERIFIER_OUT)
 
 # Mutation testing of the math core against its fast tests ([tool.mutmut] in pyproject.toml; docs/testing.md).

@@ -18,10 +18,10 @@ outcome reward (the answer is right, 0/1), prompt stream, steps, completions per
   place).
 
 Runs write one JSON each (``<out>/<arm>_seed<k>.json``, atomically, when the run ends); a rerun skips finished runs,
-so an interrupted study resumes where it stopped. ``--worker i/n`` runs every n-th missing job (two workers, one
-thread each, share the cores). The starting model's evaluation (greedy, so identical for every arm and seed) is
-computed once into ``<out>/start.json``. The analysis is ``benchmarks/verifier_report.py`` (pre-registered in
-docs/evidence/preregistration.md).
+so an interrupted study resumes where it stopped. ``--worker i/n`` runs every n-th missing job first, then takes
+the others' jobs that no worker has claimed yet (two workers, one thread each, share the cores). The starting
+model's evaluation (greedy, so identical for every arm and seed) is computed once into ``<out>/start.json``. The
+analysis is ``benchmarks/verifier_report.py`` (pre-registered in docs/evidence/preregistration.md).
 
     OMP_NUM_THREADS=1 python benchmarks/verifier_study.py --out reports/verifier_study --seeds 0 1 2 3 4
     python benchmarks/verifier_study.py --tiny --steps 2 --out /tmp/vs     # tiny random models, a smoke run
@@ -105,6 +105,29 @@ def jobs(args: argparse.Namespace) -> list[tuple[str, int, float]]:
         for arm in args.arms
         for rate in rates
     ]
+
+
+def worker_order(todo: list, index: int, count: int) -> list:
+    """The order in which worker ``index`` (0-based) of ``count`` tries the missing jobs: its own share
+    (``todo[index::count]``) first, then everyone else's in ``todo`` order, so that a worker that finishes early takes
+    over jobs nobody has started (a job is started by one worker only: ``claim``)."""
+    own = todo[index::count]
+    return own + [job for job in todo if job not in own]
+
+
+def claim(path: Path) -> bool:
+    """Create the ``.running`` claim of a run's result ``path`` atomically; False if it is finished or claimed."""
+    if path.exists():
+        return False
+    marker = path.with_suffix(".running")
+    marker.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        handle = os.open(marker, os.O_CREAT | os.O_EXCL | os.O_WRONLY)
+    except FileExistsError:
+        return False
+    with os.fdopen(handle, "w") as stream:
+        stream.write(str(os.getpid()))
+    return True
 
 
 def result_path(args: argparse.Namespace, arm: str, seed: int, rate: float) -> Path:
@@ -396,21 +419,18 @@ def main(argv: list[str] | None = None) -> None:
     if args.worker_index == 0 and not start.exists():
         write_json(start, start_record(args, model_path))
     todo = [job for job in jobs(args) if not result_path(args, *job).exists()]
-    mine = todo[args.worker_index :: args.worker_count]
-    print(f"{len(todo)} runs missing; worker {args.worker} runs {len(mine)}", flush=True)
-    for arm, seed, rate in mine:
+    own = len(todo[args.worker_index :: args.worker_count])
+    print(f"{len(todo)} runs missing; worker {args.worker} runs {own}, then unclaimed ones", flush=True)
+    for arm, seed, rate in worker_order(todo, args.worker_index, args.worker_count):
         path = result_path(args, arm, seed, rate)
-        claim = path.with_suffix(".running")
-        if path.exists() or claim.exists():
+        if not claim(path):
             continue
-        claim.parent.mkdir(parents=True, exist_ok=True)
-        claim.write_text(str(os.getpid()))
         try:
             record = run_one(arm, seed, rate, args, model_path)
             write_json(path, record)
             print(f"[{arm}/seed{seed}/lr{rate:g}] {record['seconds_per_step']:.1f} s/step -> {path}", flush=True)
         finally:
-            claim.unlink(missing_ok=True)
+            path.with_suffix(".running").unlink(missing_ok=True)
 
 
 if __name__ == "__main__":

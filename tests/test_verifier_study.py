@@ -2,6 +2,7 @@
 
 import json
 import math
+import os
 import sys
 from pathlib import Path
 
@@ -89,3 +90,22 @@ def test_tiny_study_runs_resumes_and_reports(tmp_path, capsys):
     report.main(["--out", str(tmp_path), "--no-plot"])
     lines = capsys.readouterr().out.strip().splitlines()
     assert lines[-2].startswith("verifier_ratio: ") and lines[-1].startswith("prime_real_ratio: nan")
+
+
+def test_worker_order_takes_its_own_share_first_then_the_others_jobs():
+    todo = ["a", "b", "c", "d", "e"]
+    assert study.worker_order(todo, 0, 2) == ["a", "c", "e", "b", "d"]
+    assert study.worker_order(todo, 1, 2) == ["b", "d", "a", "c", "e"]
+    assert study.worker_order(todo, 0, 1) == todo
+
+
+def test_claim_is_exclusive_and_skips_finished_runs(tmp_path):
+    path = tmp_path / "runs" / "outcome_seed0.json"
+    assert study.claim(path)
+    marker = tmp_path / "runs" / "outcome_seed0.running"
+    assert marker.read_text() == str(os.getpid())
+    assert not study.claim(path)  # claimed by a worker
+    marker.unlink()
+    path.write_text("{}")
+    assert not study.claim(path)  # finished
+    assert not marker.exists()
