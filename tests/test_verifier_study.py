@@ -3,12 +3,14 @@
 import json
 import math
 import os
+import statistics
 import sys
 from pathlib import Path
 
 import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent / "benchmarks"))
+import verifier_pairs as pairs  # noqa: E402
 import verifier_report as report  # noqa: E402
 import verifier_study as study  # noqa: E402
 
@@ -109,3 +111,36 @@ def test_claim_is_exclusive_and_skips_finished_runs(tmp_path):
     path.write_text("{}")
     assert not study.claim(path)  # finished
     assert not marker.exists()
+
+
+def test_direct_pairs_are_paired_by_seed_against_arm_a_target(tmp_path):
+    start = {"curve": [{"step": 0, "completions": 0, "test": {"answer_accuracy": 0.2}, "ood": {"answer_accuracy": 0}}]}
+    write(tmp_path, "start.json", start)
+    curves = {  # arm: (seed 0, seed 1); arm (a) ends at 0.4 on both seeds: the target is 0.4
+        "outcome": ([0.2, 0.3, 0.3, 0.4], [0.2, 0.2, 0.3, 0.4]),
+        "verifier": ([0.4, 0.4, 0.4, 0.5], [0.3, 0.4, 0.5, 0.5]),
+        "shuffled": ([0.3, 0.4, 0.4, 0.4], [0.2, 0.2, 0.2, 0.3]),
+        "outcome_lines": ([0.2, 0.2, 0.4, 0.4], [0.2, 0.2, 0.2, 0.2]),
+        "verifier_min": ([0.2, 0.3, 0.3, 0.4], [0.2, 0.3, 0.4, 0.6]),
+    }
+    for arm, by_seed in curves.items():
+        for seed, accuracies in enumerate(by_seed):
+            write(tmp_path, f"{arm}_seed{seed}.json", record(arm, seed, accuracies))
+    runs, loaded = report.load_runs(tmp_path)
+    row = pairs.compare(runs, loaded, "verifier", "shuffled")
+    assert row["seeds"] == [0, 1]
+    # final: verifier 0.5, 0.5; shuffled 0.4, 0.3 → differences 0.1, 0.2
+    assert row["accuracy_difference"][0] == pytest.approx(0.15)
+    assert row["accuracy_difference"][2] - 0.15 == pytest.approx(12.706 * statistics.stdev([0.1, 0.2]) / math.sqrt(2))
+    assert row["ood_difference"][0] == pytest.approx(0.075)  # the fixture's OOD is half the final accuracy
+    # completions to 0.4: verifier 80, 160; shuffled 160 and censored at 320 (never reaches 0.4)
+    assert row["completions_ratio"] == pytest.approx(240 / 480)
+    low, high = row["completions_ratio_bootstrap"]
+    assert low == pytest.approx(80 / 160) and high == pytest.approx(160 / 320)
+    lines = pairs.main(["--out", str(tmp_path)])
+    assert (tmp_path / "pairs.md").read_text().splitlines() == lines
+    assert len(lines) == 2 + len(pairs.PAIRS) and lines[2].startswith("| (c) verifier lines as token rewards − (f)")
+    (tmp_path / "outcome_lines_seed0.json").unlink()
+    (tmp_path / "outcome_lines_seed1.json").unlink()
+    with pytest.raises(SystemExit, match="outcome_lines"):
+        pairs.main(["--out", str(tmp_path)])
