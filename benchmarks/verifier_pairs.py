@@ -7,7 +7,8 @@ names two more questions, read there only through both arms' comparisons with (a
 the credit matters, and (c) vs (b), whether tokens beat one scalar carrying the same information. This script asks
 them directly, with the report's own functions and settings (paired by seed: mean difference with a t interval and a
 paired bootstrap interval, completions to the same target and their ratio with a paired bootstrap interval). Written
-after the reported runs; it adds comparisons and changes none of the report's. Writes ``pairs.md`` in ``--out``.
+while the last reported runs were running, after the first results had been seen; it adds comparisons and changes
+none of the report's. Writes ``pairs.md`` in ``--out``.
 """
 
 from __future__ import annotations
