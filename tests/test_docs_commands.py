@@ -312,8 +312,15 @@ COMMANDS: dict[str, Check] = {
         why="a Hub model on a GPU (neither exists here); the same script runs with --tiny in tests/test_real_ab.py"
     ),
     "python benchmarks/verifier_report.py --out docs/evidence/verifier_study": Check(
-        why="aggregates the study's result files as they land (hours of runs); tests/test_verifier_study.py reports a "
-        "tiny study's files"
+        why="the study's analysis; tests/test_evidence_docs.py reruns it on copies of the committed result files and "
+        "compares with the committed summary, tests/test_verifier_study.py reports a tiny study's files"
+    ),
+    "python benchmarks/verifier_pairs.py --out docs/evidence/verifier_study": Check(
+        why="direct pairs over the committed result files; tests/test_evidence_docs.py reruns it on copies of them "
+        "and compares with the committed pairs.md, tests/test_verifier_study.py checks it on hand-made runs"
+    ),
+    "make verifier-study": Check(
+        why="the pre-registered study (~11 core-hours on 2 cores); tests/test_verifier_study.py runs it tiny"
     ),
     "make mutation": Check(why="mutmut over the math core (~6 min); run before each release, report in testing.md"),
     "python -m pytest": Check(why=CI),
